@@ -1,0 +1,143 @@
+"""Koch et al. (2015) convolutional siamese network, and a triplet variant of its tower.
+
+Backend-agnostic Keras 3 (keras.ops only), so the same builders run with
+KERAS_BACKEND=tensorflow, jax or torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from model.layers import L1Distance, L2Normalize
+
+BASE_FILTERS = (64, 128, 128, 256)
+PAPER_KERNELS = (10, 7, 4, 4)
+
+
+# The paper's initialisation (section 3.3): conv weights N(0, 1e-2), conv biases
+# N(0.5, 1e-2); fully connected weights from the much wider N(0, 2e-1), biases N(0.5, 1e-2).
+def _conv_init() -> dict:
+    return {
+        "kernel_initializer": keras.initializers.RandomNormal(0.0, 1e-2),
+        "bias_initializer": keras.initializers.RandomNormal(0.5, 1e-2),
+    }
+
+
+def _dense_init() -> dict:
+    return {
+        "kernel_initializer": keras.initializers.RandomNormal(0.0, 2e-1),
+        "bias_initializer": keras.initializers.RandomNormal(0.5, 1e-2),
+    }
+
+
+def build_embedding(
+    image_size: int = 105,
+    width: float = 1.0,
+    conv_kernels: Sequence[int] = PAPER_KERNELS,
+    dense_units: int = 4096,
+    l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
+) -> keras.Model:
+    """The twin ("embedding"): image_size^2 x 1 -> dense_units sigmoid features h.
+
+        conv1 64w@k1 ReLU -> maxpool 2
+        conv2 128w@k2 ReLU -> maxpool 2
+        conv3 128w@k3 ReLU -> maxpool 2
+        conv4 256w@k4 ReLU -> flatten
+        dense dense_units sigmoid
+
+    With the defaults (105x105, w=1, kernels 10/7/4/4, 4096) this is exactly the paper's
+    twin: 96 -> 48 -> 42 -> 21 -> 18 -> 9 -> 6, flatten 6x6x256 = 9216.
+    `l2[i]` is the L2 penalty coefficient of layer i (conv1-4, dense).
+    """
+    filters = [max(1, round(f * width)) for f in BASE_FILTERS]
+    if len(conv_kernels) != 4 or len(l2) < 5:
+        raise ValueError("need 4 conv kernel sizes and >= 5 L2 coefficients")
+    side = image_size
+    for i, k in enumerate(conv_kernels):
+        side = side - k + 1
+        if i < 3:
+            side //= 2
+        if side < 1:
+            raise ValueError(f"input {image_size} is too small for kernels {tuple(conv_kernels)}")
+
+    inputs = keras.Input((image_size, image_size, 1), name="image")
+    x = inputs
+    for i, (f, k) in enumerate(zip(filters, conv_kernels, strict=True)):
+        x = keras.layers.Conv2D(
+            f,
+            k,
+            activation="relu",
+            kernel_regularizer=keras.regularizers.L2(l2[i]),
+            name=f"conv{i + 1}",
+            **_conv_init(),
+        )(x)
+        if i < 3:
+            x = keras.layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    h = keras.layers.Dense(
+        dense_units,
+        activation="sigmoid",
+        kernel_regularizer=keras.regularizers.L2(l2[4]),
+        name="dense",
+        **_dense_init(),
+    )(x)
+    return keras.Model(inputs, h, name="embedding")
+
+
+def build_head(dense_units: int, l2: float = 0.0) -> keras.Model:
+    """The siamese join ("head"): (h1, h2) -> p = sigmoid(sum_j alpha_j |h1_j - h2_j| + b)."""
+    h1 = keras.Input((dense_units,), name="h1")
+    h2 = keras.Input((dense_units,), name="h2")
+    d = L1Distance(name="l1_distance")([h1, h2])
+    p = keras.layers.Dense(
+        1,
+        activation="sigmoid",
+        kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
+        name="prediction",
+        **_dense_init(),
+    )(d)
+    return keras.Model([h1, h2], p, name="head")
+
+
+def build_siamese(
+    image_size: int = 105,
+    width: float = 1.0,
+    conv_kernels: Sequence[int] = PAPER_KERNELS,
+    dense_units: int = 4096,
+    l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
+) -> keras.Model:
+    """Koch et al.'s siamese net: one shared `embedding` twin applied to both images,
+    then the `head` (L1 distance -> dense 1 sigmoid) giving P(same character).
+
+    Parameter count at the paper's settings: 38,951,745.
+    """
+    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2)
+    head = build_head(dense_units, l2[5] if len(l2) > 5 else 0.0)
+    a = keras.Input((image_size, image_size, 1), name="left")
+    b = keras.Input((image_size, image_size, 1), name="right")
+    p = head([embedding(a), embedding(b)])  # the same `embedding` object: shared weights
+    return keras.Model([a, b], p, name="siamese")
+
+
+def build_triplet_net(
+    image_size: int = 105,
+    width: float = 1.0,
+    conv_kernels: Sequence[int] = PAPER_KERNELS,
+    dense_units: int = 4096,
+    l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
+) -> keras.Model:
+    """Beyond the paper: the same conv tower + dense layer, L2-normalised output, for a
+    semi-hard triplet loss. One image in, one unit-norm embedding out; the tower is
+    reachable as the sub-model named `embedding`."""
+    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2)
+    x = keras.Input((image_size, image_size, 1), name="image")
+    z = L2Normalize(name="l2_normalize")(embedding(x))
+    return keras.Model(x, z, name="triplet")
+
+
+def build_from_config(cfg) -> keras.Model:
+    """The net a config asks for (cfg: model.config.OmniglotConfig)."""
+    args = (cfg.image_size, cfg.width, cfg.conv_kernels, cfg.dense_units, cfg.l2)
+    return build_triplet_net(*args) if cfg.loss == "triplet" else build_siamese(*args)
