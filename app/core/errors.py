@@ -12,6 +12,8 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -43,6 +45,9 @@ CorruptImage = _error("CorruptImage", 422, "image_corrupt", "The image could not
 ImageTooSmall = _error("ImageTooSmall", 422, "image_too_small", "The image is too small")
 ImageTooManyPixels = _error(
     "ImageTooManyPixels", 413, "image_too_many_pixels", "The image has too many pixels"
+)
+UnsupportedMediaType = _error(
+    "UnsupportedMediaType", 415, "unsupported_media_type", "The request body type is not supported"
 )
 PayloadTooLarge = _error("PayloadTooLarge", 413, "payload_too_large", "The request body is too large")
 # faces
@@ -96,6 +101,16 @@ def install_error_handlers(app: FastAPI) -> None:
         code = phrase.lower().replace(" ", "_").replace("-", "_")
         detail = exc.detail if isinstance(exc.detail, str) else phrase
         return problem(exc.status_code, code, phrase, detail, request.url.path)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(DisconnectionError)
+    @app.exception_handler(PoolTimeout)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    type(exc).__name__)
+        return problem(503, "database_unavailable", "The database is unavailable",
+                       "The database cannot be reached; retry shortly.", request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

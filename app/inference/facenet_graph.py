@@ -74,8 +74,9 @@ def load_graph_def():
     return graph_def
 
 
-def load_graph_function():
-    """A concrete TF function: float32 [N,160,160,3] prewhitened faces -> [N,512] embeddings."""
+def load_graph_function(output: str = "embeddings:0"):
+    """A concrete TF function: float32 [N,160,160,3] prewhitened faces -> the `output` tensor
+    ([N,512] embeddings by default; an inner tensor when a trained head takes over)."""
     import tensorflow as tf
 
     graph_def = load_graph_def()
@@ -86,30 +87,38 @@ def load_graph_function():
     wrapped = tf.compat.v1.wrap_function(_import, [])
     return wrapped.prune(
         wrapped.graph.get_tensor_by_name("input:0"),
-        wrapped.graph.get_tensor_by_name("embeddings:0"),
+        wrapped.graph.get_tensor_by_name(output),
     )
 
 
 class FaceNetGraphEmbedder:
-    """Embedder over the frozen graph: aligned uint8 faces -> L2-normalised 512-D vectors."""
+    """Embedder over the frozen graph: aligned uint8 faces -> L2-normalised vectors.
+
+    With a `head` (a Keras model trained by `python -m model faces finetune`), the
+    graph runs up to `base_output` and the head maps that tensor to the embedding.
+    """
 
     input_size = INPUT_SIZE
-    embedding_dim = EMBEDDING_DIM
 
-    def __init__(self, model_version: str = "facenet-casia-base") -> None:
+    def __init__(self, model_version: str = "facenet-casia-base-v1", base_output: str = "embeddings:0",
+                 head=None, embedding_dim: int = EMBEDDING_DIM) -> None:
         import tensorflow as tf
 
         self._tf = tf
-        self._fn = load_graph_function()
+        self._fn = load_graph_function(base_output)
+        self._head = head
         self.model_version = model_version
+        self.embedding_dim = embedding_dim
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         if faces.ndim != 4 or faces.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
             raise ValueError(f"expected [N,{INPUT_SIZE},{INPUT_SIZE},3] faces, got {faces.shape}")
         if len(faces) == 0:
-            return np.zeros((0, EMBEDDING_DIM), np.float32)
-        out = self._fn(self._tf.constant(prewhiten(faces))).numpy()
-        return l2_normalize(out)
+            return np.zeros((0, self.embedding_dim), np.float32)
+        out = self._fn(self._tf.constant(prewhiten(faces)))
+        if self._head is not None:
+            out = self._head(out, training=False)
+        return l2_normalize(np.asarray(out))
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,71 @@
+"""Operator commands: `python -m app serve|migrate|create-key`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Face verification service")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API (run `migrate` first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    commands.add_parser("migrate", help="bring the database schema to the latest revision")
+    key = commands.add_parser("create-key", help="create an API key; printed once, on the last line")
+    key.add_argument("--role", choices=["admin", "client"], required=True)
+    args = parser.parse_args(argv)
+
+    from app.core.config import load_settings
+    from app.core.telemetry import configure_logging
+
+    settings = load_settings()
+    if args.command == "migrate":
+        from app.core.migrate import upgrade
+
+        upgrade(settings.database_url)
+        print(f"database at the latest schema: {_redact(settings.database_url)}")
+        return 0
+    if args.command == "create-key":
+        return _create_key(settings, args.role)
+
+    import uvicorn
+
+    from app.core.cpu import check_cpu
+
+    check_cpu()
+    configure_logging(settings.log_level, settings.log_json)
+    from app.main import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
+                timeout_graceful_shutdown=30)
+    return 0
+
+
+def _create_key(settings, role_name: str) -> int:
+    from app.core.db import make_engine
+    from app.core.migrate import current_revision, head_revision
+    from app.core.security import Role, new_key
+    from app.repositories import PersonStore
+
+    engine = make_engine(settings.database_url)
+    if current_revision(engine) != head_revision():
+        print("the database is not migrated: run `python -m app migrate` first", file=sys.stderr)
+        return 2
+    key = new_key()
+    PersonStore(engine, "-", 1).create_key(key, Role(role_name))
+    engine.dispose()
+    print(f"New {role_name} API key (shown once; send it as the X-API-Key header):")
+    print(key)
+    return 0
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

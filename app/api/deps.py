@@ -1,0 +1,108 @@
+"""Typed dependencies: the runtime, the caller's role, and the image request body
+(multipart or JSON, one parser for both)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ValidationError
+from fastapi.exceptions import RequestValidationError
+
+from app.core import errors
+from app.core.security import Role
+from app.runtime import Runtime
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="Admin keys enroll and delete; client keys verify and identify")
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def require(needed: Role):
+    async def check(request: Request, runtime: RuntimeDep,
+                    key: Annotated[str | None, Security(api_key_header)] = None) -> Role:
+        if runtime.settings.auth_disabled:
+            return Role.admin
+        if not key:
+            raise errors.Unauthenticated("Send an API key in the X-API-Key header")
+        role = await runtime.db(runtime.store.role_of, key)
+        if role is None:
+            raise errors.Unauthenticated("The API key is not valid")
+        if not role.allows(needed):
+            raise errors.Forbidden(f"This needs an {needed.value} key; yours is a {role.value} key")
+        request.state.api_key_prefix = key[:8]
+        return role
+
+    return check
+
+
+AdminDep = Annotated[Role, Depends(require(Role.admin))]
+ClientDep = Annotated[Role, Depends(require(Role.client))]
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    fields: BaseModel  # the JSON model, with image_base64 emptied
+    image: bytes
+
+
+async def read_image_request(request: Request, model: type[BaseModel]) -> ImageRequest:
+    """Parse multipart/form-data (field `image` is the file) or JSON (`image_base64`)
+    into `model`. Size limits are enforced while the body streams in (app.main)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=10)
+        upload = form.get("image")
+        if upload is None or isinstance(upload, str):
+            raise errors.EmptyImage("Send the photo as the multipart file field `image`")
+        image = await upload.read()
+        raw = {k: v for k, v in form.items() if k != "image" and isinstance(v, str)}
+        raw["image_base64"] = "-"  # placeholder: the bytes travel apart
+    elif content_type == "application/json":
+        body = await request.body()
+        try:
+            parsed = model.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+        try:
+            image = base64.b64decode(parsed.image_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.InvalidBase64("image_base64 is not valid base64") from None
+        return ImageRequest(parsed.model_copy(update={"image_base64": "-"}), image)
+    else:
+        raise errors.UnsupportedMediaType(
+            "Send multipart/form-data (fields person_id, image) or application/json (image_base64)"
+        )
+    try:
+        return ImageRequest(model.model_validate(raw), image)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+def image_request_body(json_model: type[BaseModel], form_fields: dict, required: list[str]) -> dict:
+    """OpenAPI requestBody for endpoints that take multipart or JSON."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["image", *required],
+                        "properties": {"image": {"type": "string", "format": "binary"}, **form_fields},
+                    }
+                },
+                "application/json": {"schema": json_model.model_json_schema()},
+            },
+        }
+    }

@@ -1,0 +1,52 @@
+"""Liveness, readiness (database reachable, model loaded and warm), model info, metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.api.deps import RuntimeDep
+from app.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health/live", response_model=Health, summary="The process is up")
+async def live() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/health/ready", response_model=Health, summary="Database reachable, model warm",
+            responses={503: {"model": Health}})
+async def ready(runtime: RuntimeDep) -> JSONResponse:
+    database = await runtime.db(runtime.database_ok)
+    model = runtime.warm.is_set()
+    checks = {"database": database, "model": model, "model_version": runtime.model_version,
+              "threshold": runtime.threshold}
+    if runtime.startup_error:
+        checks["error"] = runtime.startup_error
+    ok = database and model
+    body = Health(status="ready" if ok else "not_ready", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+@router.get("/model", summary="The running model, its threshold and where the threshold came from")
+async def model_info(runtime: RuntimeDep) -> dict:
+    return {
+        "model_version": runtime.model_version,
+        "embedding_dim": runtime.artifact.embedding_dim,
+        "metric": "cosine_distance",
+        "threshold": runtime.threshold,
+        "threshold_origin": runtime.threshold_origin,
+        "artifact": runtime.artifact.path.name,
+        "provenance": runtime.artifact.threshold_provenance(),
+    }
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(runtime: RuntimeDep) -> Response:
+    runtime.metrics.queue_depth.set(runtime.worker.queue_depth if runtime.worker else 0)
+    if runtime.store is not None and runtime.store.index is not None:
+        runtime.metrics.enrolled.set(len(runtime.store.index))
+    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

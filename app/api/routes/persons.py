@@ -1,0 +1,83 @@
+"""Enroll, list, read and delete persons."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from app.api.deps import AdminDep, ClientDep, RuntimeDep, image_request_body, read_image_request
+from app.core import errors
+from app.repositories import PersonRecord
+from app.schemas import (
+    PERSON_ID_PATTERN, EnrollJson, EnrollResponse, FaceInfo, PersonList, PersonPublic, Problem,
+)
+
+router = APIRouter(tags=["persons"])
+PROBLEMS = {s: {"model": Problem, "content": {"application/problem+json": {}}}
+            for s in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)}
+PersonIdPath = Annotated[str, Path(pattern=PERSON_ID_PATTERN, max_length=128)]
+
+ENROLL_FORM = {
+    "person_id": {"type": "string", "pattern": PERSON_ID_PATTERN, "maxLength": 128},
+    "display_name": {"type": "string", "maxLength": 256},
+    "replace": {"type": "boolean", "default": False},
+}
+
+
+def public(p: PersonRecord) -> PersonPublic:
+    return PersonPublic(person_id=p.person_id, display_name=p.display_name,
+                        model_version=p.model_version, created_at=p.created_at, updated_at=p.updated_at)
+
+
+def face_info(sample) -> FaceInfo:
+    return FaceInfo(box=[round(v, 1) for v in sample.face.box], score=round(sample.face.score, 4),
+                    faces_detected=sample.faces_detected)
+
+
+@router.post(
+    "/enroll", response_model=EnrollResponse, status_code=201, responses=PROBLEMS,
+    summary="Enroll a person from one photo",
+    description="Stores one reference embedding (never the photo). The photo must show exactly "
+                "one clear face. 409 if the person exists, unless `replace=true`.",
+    openapi_extra=image_request_body(EnrollJson, ENROLL_FORM, ["person_id"]),
+)
+async def enroll(request: Request, runtime: RuntimeDep, _: AdminDep) -> EnrollResponse:
+    runtime.require_ready()
+    req = await read_image_request(request, EnrollJson)
+    fields: EnrollJson = req.fields
+    if not fields.replace:  # cheap early answer; the unique constraint is the real guard
+        try:
+            await runtime.db(runtime.store.get, fields.person_id)
+            raise errors.PersonExists(
+                f"Person {fields.person_id!r} is already enrolled; send replace=true to re-enroll")
+        except errors.PersonNotFound:
+            pass
+    sample = await runtime.extract(req.image, enroll=True)
+    embedding = await runtime.embed(sample)
+    record, replaced = await runtime.db(
+        runtime.store.enroll, fields.person_id, fields.display_name, embedding, fields.replace)
+    return EnrollResponse(person=public(record), replaced=replaced, face=face_info(sample))
+
+
+@router.get("/persons", response_model=PersonList, responses=PROBLEMS, summary="List enrolled persons")
+async def list_persons(
+    runtime: RuntimeDep, _: ClientDep,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> PersonList:
+    people, total = await runtime.db(runtime.store.list, offset, limit)
+    return PersonList(items=[public(p) for p in people], total=total, offset=offset, limit=limit)
+
+
+@router.get("/persons/{person_id}", response_model=PersonPublic, responses=PROBLEMS,
+            summary="Read one person")
+async def get_person(person_id: PersonIdPath, runtime: RuntimeDep, _: ClientDep) -> PersonPublic:
+    return public(await runtime.db(runtime.store.get, person_id))
+
+
+@router.delete("/persons/{person_id}", status_code=204, responses=PROBLEMS,
+               summary="Delete a person and their embedding")
+async def delete_person(person_id: PersonIdPath, runtime: RuntimeDep, _: AdminDep) -> Response:
+    await runtime.db(runtime.store.delete, person_id)
+    return Response(status_code=204)

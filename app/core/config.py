@@ -1,0 +1,104 @@
+"""Settings from FACEAPI_* environment variables (and an optional .env), checked at start.
+
+Unknown FACEAPI_* variables are an error too: a typo such as FACEAPI_TRESHOLD
+must not silently leave the default in force.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PREFIX = "FACEAPI_"
+DEFAULT_MODEL = "facenet-casia-base-v1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, env_file=".env", env_file_encoding="utf-8", extra="forbid",
+        frozen=True,
+    )
+
+    database_url: str = Field(
+        default=f"sqlite:///{REPO_ROOT / 'var' / 'faceapi.db'}",
+        description="SQLAlchemy URL: sqlite:///path (embedded default) or postgresql+psycopg://...",
+    )
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="Model artefact: a folder with metadata.json, or a version under model/artifacts/",
+    )
+    threshold: Annotated[float, Field(gt=0.0, lt=2.0)] | None = Field(
+        default=None, description="Override of the artefact's tuned cosine-distance threshold"
+    )
+    max_upload_bytes: Annotated[int, Field(ge=1024, le=200 * 1024 * 1024)] = 10 * 1024 * 1024
+    max_pixels: Annotated[int, Field(ge=1024, le=200_000_000)] = 40_000_000
+    min_image_side: Annotated[int, Field(ge=16, le=4096)] = 32
+    min_face_size: Annotated[int, Field(ge=8, le=1024)] = 20
+    detect_max_side: Annotated[int, Field(ge=64, le=4096)] = 640
+    batch_max_size: Annotated[int, Field(ge=1, le=1024)] = 32
+    batch_max_wait_ms: Annotated[float, Field(ge=0.0, le=1000.0)] = 5.0
+    detect_threads: Annotated[int, Field(ge=1, le=64)] = 2
+    embedder_url: str | None = Field(
+        default=None, description="TensorFlow Serving REST URL of a remote embedder, e.g. "
+        "http://tfserving:8501/v1/models/faceapi"
+    )
+    data_dir: Path = REPO_ROOT.parent / "shared" / "data"
+    auth_disabled: bool = Field(
+        default=False, description="Open API without keys; only for local experiments"
+    )
+    hnsw_ef_search: Annotated[int, Field(ge=1, le=1000)] = 100
+    rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0  # 0 = no limit
+    cors_origins: list[str] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    store_photos: bool = False  # privacy default: embeddings only
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, v: str) -> str:
+        if not (v.startswith("sqlite") or v.startswith("postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return v
+
+    @field_validator("store_photos")
+    @classmethod
+    def _no_photo_storage(cls, v: bool) -> bool:
+        if v:
+            raise ValueError("storing photos is not implemented; this service keeps embeddings only")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_env(cls, values: dict) -> dict:
+        known = {PREFIX + name.upper() for name in cls.model_fields}
+        unknown = sorted(k for k in os.environ if k.upper().startswith(PREFIX) and k.upper() not in known)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return values
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def model_dir(self) -> Path:
+        """The artefact folder named by `model` (a path, or a version under model/artifacts)."""
+        candidate = Path(self.model)
+        if candidate.is_dir():
+            return candidate
+        return REPO_ROOT / "model" / "artifacts" / self.model
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment; a readable message instead of a traceback on error."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [f"  {PREFIX}{'.'.join(map(str, e['loc'])).upper() or '?'}: {e['msg']}" for e in exc.errors()]
+        raise SystemExit("Invalid FACEAPI_ settings:\n" + "\n".join(lines)) from None

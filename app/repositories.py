@@ -1,0 +1,202 @@
+"""Persistence of persons and API keys, and nearest-neighbour search over embeddings.
+
+Search has two strategies behind one method:
+- SQLite (embedded default): an exact in-memory NumPy matrix, loaded at start and
+  updated under the same lock as each committed enroll/delete, so it never shows
+  a person the database does not have (or misses one it has).
+- PostgreSQL: the database is the index; identify is one `ORDER BY embedding <=> q
+  LIMIT k` query served by the HNSW index, with `hnsw.ef_search` from settings.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import Engine, Float, bindparam, delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core import errors
+from app.core.security import Role, hash_key, same_digest
+from app.models import ApiKey, Person
+from app.services.verification import Candidate, top_k_exact
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    person_id: str
+    display_name: str | None
+    embedding: np.ndarray
+    model_version: str
+    created_at: object
+    updated_at: object
+
+    @classmethod
+    def of(cls, p: Person) -> "PersonRecord":
+        return cls(p.person_id, p.display_name, p.embedding, p.model_version, p.created_at, p.updated_at)
+
+
+class ExactIndex:
+    """Rows of L2-normalised embeddings of one model version, searched exactly."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._ids: list[str] = []
+        self._names: list[str | None] = []
+        self._pos: dict[str, int] = {}
+        self._matrix = np.zeros((0, dim), np.float32)
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def upsert(self, person_id: str, name: str | None, embedding: np.ndarray) -> None:
+        with self._lock:
+            row = np.asarray(embedding, np.float32).reshape(1, self.dim)
+            if person_id in self._pos:
+                i = self._pos[person_id]
+                self._matrix[i] = row
+                self._names[i] = name
+                return
+            self._pos[person_id] = len(self._ids)
+            self._ids.append(person_id)
+            self._names.append(name)
+            self._matrix = np.vstack([self._matrix, row])  # amortised by bulk load at start
+
+    def bulk_load(self, ids: list[str], names: list[str | None], matrix: np.ndarray) -> None:
+        with self._lock:
+            self._ids, self._names = list(ids), list(names)
+            self._pos = {p: i for i, p in enumerate(self._ids)}
+            self._matrix = np.asarray(matrix, np.float32).reshape(len(ids), self.dim)
+
+    def remove(self, person_id: str) -> None:
+        with self._lock:
+            i = self._pos.pop(person_id, None)
+            if i is None:
+                return
+            last = len(self._ids) - 1
+            if i != last:  # move the last row into the hole: O(1) delete
+                self._matrix[i] = self._matrix[last]
+                self._ids[i], self._names[i] = self._ids[last], self._names[last]
+                self._pos[self._ids[i]] = i
+            self._ids.pop()
+            self._names.pop()
+            self._matrix = self._matrix[:last]
+
+    def search(self, query: np.ndarray, k: int) -> list[Candidate]:
+        with self._lock:
+            idx, dist = top_k_exact(self._matrix, query, k)
+            return [Candidate(self._ids[i], self._names[i], float(d)) for i, d in zip(idx, dist)]
+
+
+class PersonStore:
+    """Persons in the database, plus the search structure kept coherent with it."""
+
+    def __init__(self, engine: Engine, model_version: str, dim: int, ef_search: int = 100) -> None:
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
+        self.model_version = model_version
+        self.postgres = engine.dialect.name == "postgresql"
+        self.ef_search = ef_search
+        self.index = None if self.postgres else ExactIndex(dim)
+        self._write_lock = threading.Lock()  # commit + index update are one step
+
+    def load_index(self) -> None:
+        if self.index is None:
+            return
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Person.person_id, Person.display_name, Person.embedding)
+                .where(Person.model_version == self.model_version).order_by(Person.id)
+            ).all()
+        matrix = np.stack([r[2] for r in rows]) if rows else np.zeros((0, self.index.dim), np.float32)
+        self.index.bulk_load([r[0] for r in rows], [r[1] for r in rows], matrix)
+
+    # --- persons ---------------------------------------------------------------------------
+
+    def enroll(self, person_id: str, display_name: str | None, embedding: np.ndarray,
+               replace: bool) -> tuple[PersonRecord, bool]:
+        """Store one reference embedding. Returns (record, replaced)."""
+        with self._write_lock, self.sessions() as s:
+            replaced = False
+            try:
+                s.add(Person(person_id=person_id, display_name=display_name,
+                             embedding=embedding, model_version=self.model_version))
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                if not replace:
+                    raise errors.PersonExists(
+                        f"Person {person_id!r} is already enrolled; send replace=true to re-enroll"
+                    ) from None
+                s.execute(update(Person).where(Person.person_id == person_id).values(
+                    display_name=display_name, embedding=embedding,
+                    model_version=self.model_version, updated_at=func.now()))
+                s.commit()
+                replaced = True
+            person = s.scalars(select(Person).where(Person.person_id == person_id)).one()
+            if self.index is not None:
+                self.index.upsert(person_id, display_name, embedding)
+            return PersonRecord.of(person), replaced
+
+    def get(self, person_id: str) -> PersonRecord:
+        with self.sessions() as s:
+            person = s.scalars(select(Person).where(Person.person_id == person_id)).one_or_none()
+        if person is None:
+            raise errors.PersonNotFound(f"No person {person_id!r} is enrolled")
+        return PersonRecord.of(person)
+
+    def list(self, offset: int, limit: int) -> tuple[list[PersonRecord], int]:
+        with self.sessions() as s:
+            total = s.scalar(select(func.count()).select_from(Person)) or 0
+            people = s.scalars(select(Person).order_by(Person.person_id).offset(offset).limit(limit)).all()
+        return [PersonRecord.of(p) for p in people], int(total)
+
+    def delete(self, person_id: str) -> None:
+        with self._write_lock, self.sessions() as s:
+            deleted = s.execute(delete(Person).where(Person.person_id == person_id)).rowcount
+            s.commit()
+            if self.index is not None:
+                self.index.remove(person_id)
+        if not deleted:
+            raise errors.PersonNotFound(f"No person {person_id!r} is enrolled")
+
+    def count_other_versions(self) -> int:
+        with self.sessions() as s:
+            return int(s.scalar(select(func.count()).select_from(Person)
+                                .where(Person.model_version != self.model_version)) or 0)
+
+    # --- search ------------------------------------------------------------------------------
+
+    def nearest(self, query: np.ndarray, k: int) -> list[Candidate]:
+        """The k nearest persons enrolled with this model version, nearest first."""
+        if self.index is not None:
+            return self.index.search(query, k)
+        with self.sessions() as s, s.begin():
+            s.execute(text(f"SET LOCAL hnsw.ef_search = {int(self.ef_search)}"))
+            q = bindparam("q", np.asarray(query, np.float32), type_=Vector(len(query)))
+            distance = Person.embedding.op("<=>", return_type=Float)(q)  # cosine distance
+            rows = s.execute(
+                select(Person.person_id, Person.display_name, distance.label("d"))
+                .where(Person.model_version == self.model_version)
+                .order_by(distance).limit(k)
+            ).all()
+        return [Candidate(r[0], r[1], float(r[2])) for r in rows]
+
+    # --- API keys --------------------------------------------------------------------------
+
+    def create_key(self, key: str, role: Role) -> None:
+        with self.sessions() as s:
+            s.add(ApiKey(key_hash=hash_key(key), prefix=key[:8], role=role.value))
+            s.commit()
+
+    def role_of(self, key: str) -> Role | None:
+        digest = hash_key(key)
+        with self.sessions() as s:
+            row = s.execute(select(ApiKey.key_hash, ApiKey.role).where(ApiKey.key_hash == digest)).first()
+        if row is None or not same_digest(row[0], digest):
+            return None
+        return Role(row[1])

@@ -1,0 +1,71 @@
+"""Everything a request handler needs, built once per app in the lifespan and
+passed to handlers through dependencies (app/api/deps.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import Engine
+
+from app.core import errors
+from app.core.config import Settings
+from app.core.db import ping
+from app.core.telemetry import Metrics
+from app.inference.artifacts import ModelArtifact
+from app.inference.embedder import Embedder
+from app.inference.worker import BatchingWorker
+from app.repositories import PersonStore
+from app.vision.pipeline import FacePipeline, FaceSample
+
+log = logging.getLogger("app.runtime")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    artifact: ModelArtifact
+    metrics: Metrics
+    store: PersonStore | None = None
+    pipeline: FacePipeline | None = None
+    worker: BatchingWorker | None = None
+    embedder: Embedder | None = None
+    detect_pool: ThreadPoolExecutor | None = None
+    warm: asyncio.Event = field(default_factory=asyncio.Event)
+    startup_error: str | None = None
+
+    @property
+    def threshold(self) -> float:
+        return self.settings.threshold if self.settings.threshold is not None else self.artifact.threshold
+
+    @property
+    def threshold_origin(self) -> str:
+        return "settings (FACEAPI_THRESHOLD)" if self.settings.threshold is not None else "model artefact"
+
+    @property
+    def model_version(self) -> str:
+        return self.embedder.model_version if self.embedder else self.artifact.model_version
+
+    def require_ready(self) -> None:
+        if not self.warm.is_set():
+            raise errors.NotReady(self.startup_error or "The model is still loading; retry shortly")
+
+    async def extract(self, data: bytes, enroll: bool) -> FaceSample:
+        """Decode, detect and align in the detection thread pool (off the event loop)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.detect_pool, self.pipeline.extract, data, enroll)
+
+    async def embed(self, sample: FaceSample) -> np.ndarray:
+        return await self.worker.embed(sample.aligned)
+
+    async def db(self, fn, *args):
+        """Run a blocking store call in a thread; a lost database becomes a 503."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, fn, *args)
+
+    def database_ok(self) -> bool:
+        return ping(self.engine)

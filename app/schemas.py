@@ -1,0 +1,111 @@
+"""Request and response models. Requests (…Json) and public views (…Public) are separate:
+nothing internal (embeddings, row ids, key hashes) has a field in a response model."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PERSON_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+PersonId = Annotated[
+    str,
+    Field(pattern=PERSON_ID_PATTERN, min_length=1, max_length=128,
+          description="Your identifier for the person: letters, digits and . _ : @ -, up to 128",
+          examples=["emp-00042"]),
+]
+DisplayName = Annotated[str | None, Field(default=None, max_length=256, examples=["Ada Lovelace"])]
+ImageBase64 = Annotated[
+    str, Field(min_length=1, description="The photo (JPEG, PNG, WebP, BMP), base64-encoded",
+               examples=["/9j/4AAQSkZJRgABAQ..."])
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnrollJson(_Strict):
+    person_id: PersonId
+    image_base64: ImageBase64
+    display_name: DisplayName = None
+    replace: bool = Field(default=False, description="Re-enroll an existing person with this photo")
+
+
+class VerifyJson(_Strict):
+    person_id: PersonId
+    image_base64: ImageBase64
+
+
+class IdentifyJson(_Strict):
+    image_base64: ImageBase64
+    top_k: Annotated[int, Field(ge=1, le=100)] = 5
+
+
+class FaceInfo(BaseModel):
+    box: list[float] = Field(description="x, y, width, height in the photo's pixels")
+    score: float = Field(description="detector confidence")
+    faces_detected: int
+
+
+class PersonPublic(BaseModel):
+    person_id: str
+    display_name: str | None
+    model_version: str
+    created_at: dt.datetime | None
+    updated_at: dt.datetime | None
+
+
+class EnrollResponse(BaseModel):
+    person: PersonPublic
+    replaced: bool
+    face: FaceInfo
+
+
+class VerifyResponse(BaseModel):
+    person_id: str
+    match: bool
+    distance: float = Field(description="cosine distance, 0 (same) .. 2; match when <= threshold")
+    similarity: float = Field(description="cosine similarity, 1 - distance")
+    threshold: float
+    model_version: str
+    face: FaceInfo
+
+
+class CandidatePublic(BaseModel):
+    person_id: str
+    display_name: str | None
+    distance: float
+    similarity: float
+
+
+class IdentifyResponse(BaseModel):
+    match: CandidatePublic | None = Field(description="the nearest person within the threshold, else null")
+    candidates: list[CandidatePublic] = Field(description="nearest enrolled persons, nearest first")
+    threshold: float
+    model_version: str
+    face: FaceInfo
+
+
+class PersonList(BaseModel):
+    items: list[PersonPublic]
+    total: int
+    offset: int
+    limit: int
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; `code` is stable and machine-readable."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, bool | str | int | float | None] = Field(default_factory=dict)

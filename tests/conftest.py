@@ -1,0 +1,183 @@
+"""Shared fixtures: real photos from ../shared/data, a migrated database per test, the real
+model loaded once per session, and API clients that wait until the service is warm."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from app.core.config import REPO_ROOT, Settings  # noqa: E402
+from app.core.security import Role, new_key  # noqa: E402
+
+DATA_DIR = Path(os.environ.get("FACEAPI_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
+YALE = DATA_DIR / "yalefaces"
+
+
+def pytest_report_header(config):
+    return f"data: {DATA_DIR} ({'found' if DATA_DIR.is_dir() else 'MISSING'})"
+
+
+def yale_bytes(name: str) -> bytes:
+    """e.g. yale_bytes('subject01.normal') -> the PNG's bytes."""
+    return (YALE / f"{name}.png").read_bytes()
+
+
+def as_jpeg(data: bytes, quality: int = 92) -> bytes:
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def side_by_side(a: bytes, b: bytes) -> bytes:
+    """Two real photos composed into one image: a photo with two faces."""
+    ia, ib = (Image.open(io.BytesIO(x)).convert("RGB") for x in (a, b))
+    out = Image.new("RGB", (ia.width + ib.width, max(ia.height, ib.height)), (128, 128, 128))
+    out.paste(ia, (0, 0))
+    out.paste(ib, (ia.width, 0))
+    buf = io.BytesIO()
+    out.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def model_artifact():
+    from app.inference.artifacts import load_artifact
+
+    return load_artifact(Settings().model_dir())
+
+
+@pytest.fixture(scope="session")
+def real_embedder(model_artifact):
+    from app.inference.artifacts import build_embedder
+
+    return build_embedder(model_artifact)
+
+
+@pytest.fixture(scope="session")
+def real_detector():
+    from app.vision.detect import MTCNNDetector
+
+    return MTCNNDetector()
+
+
+def migrated_sqlite_url(tmp_path: Path) -> str:
+    from app.core.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'faceapi.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def database_url(tmp_path) -> str:
+    return migrated_sqlite_url(tmp_path)
+
+
+class Api:
+    """A TestClient with an admin and a client key."""
+
+    def __init__(self, client: TestClient, admin_key: str, client_key: str, database_url: str) -> None:
+        self.http = client
+        self.admin = {"X-API-Key": admin_key}
+        self.client = {"X-API-Key": client_key}
+        self.database_url = database_url
+
+    def enroll(self, person_id: str, image: bytes, *, replace: bool | None = None, key=None, **form):
+        data = {"person_id": person_id, **form}
+        if replace is not None:
+            data["replace"] = str(replace).lower()
+        return self.http.post("/enroll", data=data, files={"image": ("photo.png", image)},
+                              headers=self.admin if key is None else key)
+
+    def verify(self, person_id: str, image: bytes, key=None):
+        return self.http.post("/verify", data={"person_id": person_id},
+                              files={"image": ("photo.png", image)},
+                              headers=self.client if key is None else key)
+
+    def identify(self, image: bytes, top_k: int = 5, key=None):
+        return self.http.post("/identify", data={"top_k": str(top_k)},
+                              files={"image": ("photo.png", image)},
+                              headers=self.client if key is None else key)
+
+    def count_persons(self) -> int:
+        return self.http.get("/persons", headers=self.client).json()["total"]
+
+
+def wait_ready(client: TestClient, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get("/health/ready")
+        if r.status_code == 200:
+            return
+        if "error" in r.json().get("checks", {}):
+            raise RuntimeError(r.json()["checks"]["error"])
+        time.sleep(0.05)
+    raise TimeoutError("service not ready")
+
+
+def make_api(database_url: str, embedder, detector, **settings) -> "contextlib.AbstractContextManager[Api]":
+    import contextlib
+
+    from app.main import create_app
+    from app.repositories import PersonStore
+    from app.core.db import make_engine
+
+    @contextlib.contextmanager
+    def _cm():
+        admin_key, client_key = new_key(), new_key()
+        engine = make_engine(database_url)
+        store = PersonStore(engine, "-", 1)
+        store.create_key(admin_key, Role.admin)
+        store.create_key(client_key, Role.client)
+        engine.dispose()
+        app = create_app(Settings(database_url=database_url, **settings), embedder=embedder, detector=detector)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            wait_ready(client)
+            yield Api(client, admin_key, client_key, database_url)
+
+    return _cm()
+
+
+@pytest.fixture
+def api(database_url, real_embedder, real_detector):
+    with make_api(database_url, real_embedder, real_detector) as a:
+        yield a
+
+
+class FakeEmbedder:
+    """For API-shape tests only: a deterministic unit vector per face (no accuracy meaning)."""
+
+    model_version = "fake-v1"
+    embedding_dim = 512
+    input_size = 160
+
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(faces), self.embedding_dim), np.float32)
+        for i, face in enumerate(faces):
+            rng = np.random.default_rng(int(face.astype(np.int64).sum()) % (2**32))
+            v = rng.normal(size=self.embedding_dim)
+            out[i] = v / np.linalg.norm(v)
+        return out
+
+
+class FakeDetector:
+    """For API-shape tests only: one centred face in any image."""
+
+    def detect(self, rgb: np.ndarray):
+        from app.vision.detect import DetectedFace
+
+        h, w = rgb.shape[:2]
+        s = min(h, w) / 2
+        cx, cy = w / 2, h / 2
+        marks = np.array([[cx - s * .3, cy - s * .2], [cx + s * .3, cy - s * .2], [cx, cy],
+                          [cx - s * .25, cy + s * .3], [cx + s * .25, cy + s * .3]])
+        return [DetectedFace((cx - s / 2, cy - s / 2, s, s), 0.999, marks)]

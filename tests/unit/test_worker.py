@@ -1,0 +1,83 @@
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from app.inference.worker import BatchingWorker
+
+
+class RecordingEmbedder:
+    model_version, embedding_dim, input_size = "rec", 4, 2
+
+    def __init__(self):
+        self.batches, self.threads = [], set()
+
+    def embed(self, faces):
+        self.batches.append(len(faces))
+        self.threads.add(threading.get_ident())
+        return np.repeat(faces.reshape(len(faces), -1)[:, :1].astype(np.float32), 4, axis=1)
+
+
+def faces(n):
+    return [np.full((2, 2, 3), i, np.uint8) for i in range(n)]
+
+
+def test_concurrent_requests_are_batched_and_answered_in_order():
+    async def main():
+        emb = RecordingEmbedder()
+        worker = BatchingWorker(emb, max_batch=8, max_wait_ms=50)
+        await worker.start()
+        results = await asyncio.gather(*(worker.embed(f) for f in faces(20)))
+        await worker.stop()
+        return emb, results
+
+    emb, results = asyncio.run(main())
+    assert [r[0] for r in results] == list(range(20))  # each caller gets its own row
+    assert sum(emb.batches) == 20 and max(emb.batches) == 8 and len(emb.batches) == 3
+    assert len(emb.threads) == 1  # one owner thread for the model
+
+
+def test_batch_size_one_disables_batching():
+    async def main():
+        emb = RecordingEmbedder()
+        worker = BatchingWorker(emb, max_batch=1, max_wait_ms=50)
+        await worker.start()
+        await asyncio.gather(*(worker.embed(f) for f in faces(5)))
+        await worker.stop()
+        return emb
+
+    assert asyncio.run(main()).batches == [1] * 5
+
+
+def test_stop_drains_queued_work_and_then_refuses():
+    async def main():
+        worker = BatchingWorker(RecordingEmbedder(), max_batch=4, max_wait_ms=1)
+        await worker.start()
+        pending = [asyncio.create_task(worker.embed(f)) for f in faces(10)]
+        await asyncio.sleep(0)
+        await worker.stop()
+        done = await asyncio.gather(*pending)
+        with pytest.raises(Exception):
+            await worker.embed(faces(1)[0])
+        return done
+
+    assert len(asyncio.run(main())) == 10
+
+
+def test_a_failing_batch_fails_its_requests_only():
+    class Flaky(RecordingEmbedder):
+        def embed(self, faces):
+            if faces[0, 0, 0, 0] == 0:
+                raise RuntimeError("boom")
+            return super().embed(faces)
+
+    async def main():
+        worker = BatchingWorker(Flaky(), max_batch=1, max_wait_ms=0)
+        await worker.start()
+        results = await asyncio.gather(*(worker.embed(f) for f in faces(3)), return_exceptions=True)
+        await worker.stop()
+        return results
+
+    results = asyncio.run(main())
+    assert isinstance(results[0], RuntimeError) and results[1][0] == 1 and results[2][0] == 2
