@@ -1,0 +1,24 @@
+"""Shared fixtures for the Omniglot tests: real data from ../shared/data, read in place."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+from model.data import omniglot as om
+
+
+@pytest.fixture(scope="session")
+def omniglot_28():
+    """Background + evaluation sets at 28x28 (uint8 cache under var/cache)."""
+    if not (om.default_data_dir() / "omniglot" / "images_background.zip").exists():
+        pytest.skip("Omniglot zips not found (set FACEAPI_DATA_DIR)")
+    return om.load_set("background", 28), om.load_set("evaluation", 28)
+
+
+@pytest.fixture(scope="session")
+def splits_28(omniglot_28):
+    return om.paper_splits(*omniglot_28)

@@ -1,0 +1,119 @@
+"""Omniglot data: splits, pair sampling, affine distortions, N-way tasks, Lake's runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.data import omniglot as om
+
+
+def test_sets_have_the_documented_size(omniglot_28):
+    bg, ev = omniglot_28
+    assert bg.images.shape == (964, 20, 28, 28) and len(bg.alphabets) == 30
+    assert ev.images.shape == (659, 20, 28, 28) and len(ev.alphabets) == 20
+    assert bg.images.dtype == np.uint8 and bg.images.max() == 255
+
+
+def test_splits_share_no_alphabet_and_no_drawer(splits_28):
+    tr, va, te = splits_28["train"], splits_28["validation"], splits_28["test"]
+    assert len(tr.alphabets) == 30 and len(va.alphabets) == 10 and len(te.alphabets) == 10
+    assert not set(tr.alphabets) & set(va.alphabets)
+    assert not set(tr.alphabets) & set(te.alphabets)
+    assert not set(va.alphabets) & set(te.alphabets)
+    assert len(tr.drawers) == 12 and len(va.drawers) == 4 and len(te.drawers) == 4
+    assert not set(tr.drawers) & set(va.drawers) | set(tr.drawers) & set(te.drawers)
+    assert not set(va.drawers) & set(te.drawers)
+    # characters: the global ids of the three splits are disjoint too
+    ids = [set(s.char_ids.tolist()) for s in (tr, va, te)]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    # Lake's runs test on exactly our test alphabets, never on a validation alphabet
+    assert set(te.alphabets) == set(om.LAKE_RUN_ALPHABETS)
+
+
+def test_pair_sampler_is_balanced_and_stays_inside_its_split(splits_28):
+    split = splits_28["validation"]
+    rng = np.random.default_rng(0)
+    left, right, same = om.sample_pairs(split, 5001, rng, within_alphabet_negatives=0.5)
+    assert same.sum() == 2500 and (~same).sum() == 2501
+    n_flat = split.n_chars * split.n_drawers
+    assert left.max() < n_flat and right.max() < n_flat
+    cl, cr = om.pair_chars(split, left), om.pair_chars(split, right)
+    assert np.all((cl == cr) == same)  # label = "same character", nothing else
+    dl, dr = left % split.n_drawers, right % split.n_drawers
+    assert np.all(dl[same] != dr[same])  # a same pair is two different drawings
+    diff_within = split.char_alphabet[cl[~same]] == split.char_alphabet[cr[~same]]
+    assert 0.45 < diff_within.mean() < 0.6  # half the negatives are within-alphabet
+    # not trivially ordered: labels are shuffled
+    assert 0.3 < same[:100].mean() < 0.7
+
+
+def test_affine_parameters_stay_in_the_paper_ranges():
+    p = om.sample_affine_params(20000, np.random.default_rng(1))
+    theta, rho, s, t = p[:, 0], p[:, 1:3], p[:, 3:5], p[:, 5:7]
+    assert np.all(np.abs(theta) <= 10) and np.all(np.abs(rho) <= 0.3)
+    assert np.all((s >= 0.8) & (s <= 1.2)) and np.all(np.abs(t) <= 2)
+    identity = np.array([0, 0, 0, 1, 1, 0, 0])
+    active = (p != identity).mean(axis=0)
+    assert np.all(np.abs(active - 0.5) < 0.02)  # each component on with probability 0.5
+    assert np.abs(theta).max() > 9.5 and s.min() < 0.82 and s.max() > 1.18
+
+
+def test_warp_identity_and_translation():
+    img = np.zeros((1, 105, 105), np.float32)
+    img[0, 40:60, 30:50] = 1.0
+    ident = om.affine_matrices(np.array([[0, 0, 0, 1, 1, 0, 0.0]]), 105)
+    np.testing.assert_allclose(om.warp_affine(img, ident), img, atol=1e-6)
+    shifted = om.warp_affine(img, om.affine_matrices(np.array([[0, 0, 0, 1, 1, 2.0, -2.0]]), 105))
+    ys, xs = np.nonzero(shifted[0] > 0.5)
+    assert xs.min() == 32 and ys.min() == 38  # +2 px in x, -2 px in y
+    # rotation keeps the mass (up to interpolation) and the image centre
+    rot = om.warp_affine(img, om.affine_matrices(np.array([[10.0, 0, 0, 1, 1, 0, 0]]), 105))
+    assert abs(rot.sum() - img.sum()) / img.sum() < 0.02
+
+
+@pytest.mark.parametrize("within", [False, True])
+@pytest.mark.parametrize("n_way", [2, 5, 20])
+def test_nway_tasks(splits_28, n_way, within):
+    split = splits_28["test"]
+    tasks = om.make_tasks(split, n_way, 200, within, seed=3)
+    again = om.make_tasks(split, n_way, 200, within, seed=3)
+    np.testing.assert_array_equal(tasks.support, again.support)  # fixed, seeded task sets
+    nd = split.n_drawers
+    for q, sup, ans in zip(tasks.query, tasks.support, tasks.answer):
+        classes = sup // nd
+        assert len(set(classes.tolist())) == n_way  # distinct classes
+        assert np.sum(classes == q // nd) == 1  # right answer present exactly once
+        assert classes[ans] == q // nd
+        assert len(set((sup % nd).tolist())) == 1 and q % nd != sup[0] % nd  # 2 drawers
+        if within:
+            assert len(set(split.char_alphabet[classes].tolist())) == 1
+    assert len(set(tasks.answer.tolist())) > 1  # answer position is random
+
+
+def test_lake_scoring_on_a_constructed_case():
+    rng = np.random.default_rng(0)
+    answer = rng.permutation(20)
+    run = om.LakeRun("runXX", np.zeros((20, 4, 4), np.uint8), np.zeros((20, 4, 4), np.uint8), answer)
+    cost = np.ones((20, 20))
+    cost[np.arange(20), answer] = 0.0  # all right ...
+    cost[:3] = 0.5
+    cost[0, (answer[0] + 1) % 20] = 0.0  # ... except item 0 (wrong class is cheapest)
+    cost[1, answer[1]] = 0.0  # item 1 right, item 2 all tied -> argmin takes class 0
+    right2 = answer[2] == 0
+    perfect = om.score_lake_runs([np.where(np.arange(20)[None] == answer[:, None], 0.0, 1.0)], [run])
+    assert perfect["percent_correct"] == 100.0 and perfect["trials"] == 20
+    res = om.score_lake_runs([cost, cost], [run, run])
+    wrong = 1 + (0 if right2 else 1)
+    assert res["per_run_error"] == [100 * wrong / 20] * 2
+    assert res["percent_correct"] == pytest.approx(100 - 100 * wrong / 20)
+
+
+def test_lake_runs_load_and_match_the_test_alphabets():
+    if not (om.default_data_dir() / "omniglot" / "all_runs.zip").exists():
+        pytest.skip("all_runs.zip not found")
+    runs = om.load_lake_runs(28)
+    assert len(runs) == 20 and all(r.train.shape == (20, 28, 28) for r in runs)
+    assert sum(len(r.answer) for r in runs) == 400
+    for r in runs:  # every training class is the answer of exactly one test item
+        assert sorted(r.answer.tolist()) == list(range(20))

@@ -1,0 +1,89 @@
+"""Koch et al. (2015) network: exact size, initialisation, L1 layer, layer-wise SGD."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from model.layers import L1Distance
+from model.nets import build_siamese, build_triplet_net
+from model.train import LayerwiseSGD
+
+
+@pytest.fixture(scope="module")
+def paper_net():
+    keras.utils.set_random_seed(0)
+    return build_siamese()  # 105x105, the paper's layout
+
+
+def test_parameter_count_is_the_papers(paper_net):
+    assert paper_net.count_params() == 38_951_745
+    emb = paper_net.get_layer("embedding")
+    assert emb.output.shape[-1] == 4096
+    assert emb.get_layer("flatten").output.shape[-1] == 9216  # 6 x 6 x 256
+
+
+def test_paper_initialisation_and_l2(paper_net):
+    emb = paper_net.get_layer("embedding")
+    w, b = emb.get_layer("conv2").get_weights()
+    assert abs(w.std() - 1e-2) < 1e-3 and abs(b.mean() - 0.5) < 5e-3
+    w, b = emb.get_layer("dense").get_weights()
+    assert abs(w.std() - 0.2) < 2e-3 and abs(b.mean() - 0.5) < 2e-3
+    assert all(emb.get_layer(f"conv{i}").kernel_regularizer is not None for i in range(1, 5))
+    assert emb.get_layer("dense").kernel_regularizer is not None
+
+
+def test_koch2015_net_does_one_training_step(paper_net):
+    from model.config import resolve
+    from model.train import compile_model
+
+    cfg = resolve("koch2015")
+    net = build_siamese()
+    compile_model(net, cfg)
+    x = np.random.default_rng(0).random((2, 105, 105, 1)).astype("float32")
+    before = net.get_layer("head").get_weights()[0].copy()
+    logs = net.train_on_batch([x, x[::-1]], np.array([[1.0], [0.0]]), return_dict=True)
+    assert np.isfinite(logs["loss"])
+    assert not np.allclose(before, net.get_layer("head").get_weights()[0])
+
+
+def test_twins_share_weights_and_l1_is_symmetric():
+    keras.utils.set_random_seed(1)
+    net = build_siamese(28, 0.25, (3, 3, 2, 2), 32)
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
+    y = np.random.default_rng(1).random((4, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(net.predict([x, y], verbose=0), net.predict([y, x], verbose=0), rtol=1e-5)
+    # one embedding object serves both inputs
+    assert sum(isinstance(layer, keras.Model) and layer.name == "embedding" for layer in net.layers) == 1
+
+
+def test_l1_distance_layer_is_registered_and_round_trips():
+    layer = L1Distance(name="d")
+    clone = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert isinstance(clone, L1Distance)
+    out = clone([np.array([[1.0, -2.0]]), np.array([[0.5, 1.0]])])
+    np.testing.assert_allclose(np.asarray(out), [[0.5, 3.0]])
+
+
+def test_triplet_net_outputs_unit_vectors():
+    keras.utils.set_random_seed(2)
+    net = build_triplet_net(28, 0.25, (3, 3, 2, 2), 32)
+    z = net.predict(np.random.default_rng(0).random((3, 28, 28, 1)).astype("float32"), verbose=0)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
+
+
+def test_layerwise_sgd_decay_and_momentum_ramp():
+    inputs = keras.Input((2,))
+    out = keras.layers.Dense(1, use_bias=False, name="prediction", kernel_initializer="zeros")(inputs)
+    model = keras.Model(inputs, out)
+    opt = LayerwiseSGD(layer_lrs=(0, 0, 0, 0, 0, 0.1), layer_momenta=(0.9,) * 6,
+                       momentum_start=0.5, ramp_epochs=20, decay=0.99)
+    var = model.trainable_variables[0]
+    g = np.ones((2, 1), np.float32)
+    opt.apply_gradients([(g, var)])  # epoch 0: v = -0.1 g
+    np.testing.assert_allclose(np.asarray(var), -0.1, rtol=1e-6)
+    opt.set_epoch(10)  # lr 0.1 * 0.99^10, momentum 0.5 + 0.4 * 10/20 = 0.7
+    opt.apply_gradients([(g, var)])
+    v2 = 0.7 * -0.1 - 0.1 * 0.99**10
+    np.testing.assert_allclose(np.asarray(var), -0.1 + v2, rtol=1e-5)

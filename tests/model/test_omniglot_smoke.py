@@ -1,0 +1,86 @@
+"""End to end: config overrides, the smoke preset beating chance, seeds, resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from model import evaluate as ev
+from model.config import OmniglotConfig, apply_overrides, resolve
+from model.train import load_trained, train
+
+
+def test_overrides_parse_to_the_field_types():
+    cfg = resolve("cpu", ["image_size=64", "layer_lrs=1e-3,2e-3", "distort_prob=0.25", "loss=triplet",
+                          "eval_ways=2,20", "pairs_per_epoch=1e4"])
+    assert cfg.image_size == 64 and cfg.layer_lrs == (1e-3, 2e-3) and cfg.distort_prob == 0.25
+    assert cfg.loss == "triplet" and cfg.eval_ways == (2, 20) and cfg.pairs_per_epoch == 10000
+    assert OmniglotConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ValueError):
+        apply_overrides(cfg, ["no_such_field=1"])
+    with pytest.raises(ValueError):
+        resolve("gpu9000")
+
+
+def test_presets_build_the_intended_nets():
+    from model.nets import build_from_config
+
+    assert resolve("koch2015").image_size == 105 and resolve("koch2015").dense_units == 4096
+    assert build_from_config(resolve("smoke")).count_params() < 1_000_000
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, omniglot_28):
+    run_dir = tmp_path_factory.mktemp("smoke")
+    cfg = resolve("smoke")
+    state = train(cfg, run_dir, verbose=False, tensorboard=False)
+    return run_dir, cfg, state
+
+
+def test_smoke_training_beats_chance_on_20_way(smoke_run):
+    run_dir, cfg, state = smoke_run
+    assert json.loads((run_dir / "config.json").read_text())["preset"] == "smoke"  # self-describing
+    assert (run_dir / "best.weights.h5").exists() and state["epoch"] >= 1
+    model, loaded_cfg = load_trained(run_dir)
+    assert loaded_cfg == cfg
+    data = ev.EvalData.load(cfg.image_size, (20,), 400, 200)
+    head = model.get_layer("head")
+    emb = model.get_layer("embedding")
+    f = ev.embed(emb, data.splits["test"].flat_images())
+    acc = data.suite.accuracies(f, f, ev.siamese_scorer(head))
+    lake = ev.lake_accuracy(data.runs, lambda im: ev.embed(emb, im), ev.siamese_scorer(head))
+    # chance is 5 %: 400 trials put chance's 99.9th percentile near 8.5 %
+    assert lake["percent_correct"] > 10.0
+    assert acc["random"][20] > 0.10
+    assert acc["within_alphabet"][20] > 0.08
+
+
+def _micro(**kw):
+    return apply_overrides(resolve("smoke"), ["pairs_per_epoch=256", "val_tasks=20",
+                                              *[f"{k}={v}" for k, v in kw.items()]])
+
+
+def test_same_seed_gives_the_same_numbers(tmp_path, omniglot_28):
+    a = train(_micro(epochs=1), tmp_path / "a", verbose=False, tensorboard=False)
+    b = train(_micro(epochs=1), tmp_path / "b", verbose=False, tensorboard=False)
+    c = train(_micro(epochs=1, seed=5), tmp_path / "c", verbose=False, tensorboard=False)
+    assert a["history"][0]["loss"] == b["history"][0]["loss"]
+    assert a["history"][0]["val"] == b["history"][0]["val"]
+    assert a["history"][0]["loss"] != c["history"][0]["loss"]
+
+
+def test_resume_continues_where_it_stopped(tmp_path, omniglot_28):
+    whole = train(_micro(epochs=2, patience=9), tmp_path / "whole", verbose=False, tensorboard=False)
+    # the same run cut after one epoch, then resumed with the full config
+    train(_micro(epochs=1, patience=9), tmp_path / "cut", verbose=False, tensorboard=False)
+    cfg_file = tmp_path / "cut" / "config.json"
+    cfg_file.write_text(_micro(epochs=2, patience=9).to_json())
+    state = json.loads((tmp_path / "cut" / "state.json").read_text())
+    state.pop("stopped")
+    (tmp_path / "cut" / "state.json").write_text(json.dumps(state))
+    resumed = train(_micro(epochs=2, patience=9), tmp_path / "cut", resume=True, verbose=False,
+                    tensorboard=False)
+    assert resumed["epoch"] == 2 and len(resumed["history"]) == 2
+    np.testing.assert_allclose(resumed["history"][1]["loss"], whole["history"][1]["loss"], rtol=1e-4)
