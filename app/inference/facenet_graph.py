@@ -10,6 +10,7 @@ so the file is read through importlib.metadata, never through ``import facenet_c
 from __future__ import annotations
 
 import hashlib
+import logging
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -109,6 +110,9 @@ class FaceNetGraphEmbedder:
         self._head = head
         self.model_version = model_version
         self.embedding_dim = embedding_dim
+        gpus = tf.config.list_physical_devices("GPU")  # TensorFlow places the graph there if any
+        logging.getLogger("app.inference").info(
+            "embedder %s on %s", model_version, ", ".join(g.name for g in gpus) or "CPU")
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         if faces.ndim != 4 or faces.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):

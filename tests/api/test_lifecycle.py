@@ -1,0 +1,52 @@
+"""Start-up and model-version rules: schema must be migrated, readiness waits for the
+model, and embeddings of another model version are never compared silently."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.main import create_app
+from tests.conftest import FakeDetector, FakeEmbedder, make_api, yale_bytes
+
+
+class OtherModel(FakeEmbedder):
+    model_version = "fake-v2"
+
+
+def test_unmigrated_database_is_refused_at_start(tmp_path):
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}"),
+                     embedder=FakeEmbedder(), detector=FakeDetector())
+    with pytest.raises(RuntimeError, match="python -m app migrate"):
+        with TestClient(app):
+            pass
+
+
+def test_other_model_version_is_a_clear_409_and_is_not_searched(database_url):
+    with make_api(database_url, FakeEmbedder(), FakeDetector()) as api:
+        assert api.enroll("old", yale_bytes("subject01.normal")).status_code == 201
+    with make_api(database_url, OtherModel(), FakeDetector()) as api:
+        r = api.verify("old", yale_bytes("subject01.normal"))
+        assert r.status_code == 409 and r.json()["code"] == "model_version_mismatch"
+        assert "re-enroll" in r.json()["detail"]
+        assert api.identify(yale_bytes("subject01.normal")).json()["candidates"] == []
+        # re-enrolling with replace=true moves the person to the running model
+        assert api.enroll("old", yale_bytes("subject01.normal"), replace=True).status_code == 201
+        assert api.verify("old", yale_bytes("subject01.normal")).json()["match"] is True
+
+
+def test_threshold_override_is_reported(database_url):
+    with make_api(database_url, FakeEmbedder(), FakeDetector(), threshold=0.123) as api:
+        info = api.http.get("/model").json()
+        assert info["threshold"] == 0.123 and info["threshold_origin"].startswith("settings")
+        api.enroll("p", yale_bytes("subject02.normal"))
+        assert api.verify("p", yale_bytes("subject02.normal")).json()["threshold"] == 0.123
+
+
+def test_model_info_reports_threshold_provenance(database_url, model_artifact):
+    with make_api(database_url, FakeEmbedder(), FakeDetector()) as api:
+        info = api.http.get("/model").json()
+        assert info["threshold"] == model_artifact.threshold
+        assert info["provenance"]["source"]["criterion"] == "max accuracy"
+        assert info["provenance"]["test_metrics"]["roc_auc"] > 0.9
