@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 PERSON_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 PersonId = Annotated[
@@ -49,12 +49,22 @@ class FaceInfo(BaseModel):
     faces_detected: int
 
 
+def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive UTC timestamps; RFC 3339 (OpenAPI date-time) needs an offset."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+Timestamp = Annotated[dt.datetime | None, AfterValidator(_as_utc)]
+
+
 class PersonPublic(BaseModel):
     person_id: str
     display_name: str | None
     model_version: str
-    created_at: dt.datetime | None
-    updated_at: dt.datetime | None
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class EnrollResponse(BaseModel):

@@ -14,7 +14,10 @@ from app.schemas import (
 )
 
 router = APIRouter(tags=["persons"])
-PROBLEMS = {s: {"model": Problem, "content": {"application/problem+json": {}}}
+# errors are sent as application/problem+json; documenting the schema under that media type
+# lets clients (and the schema fuzzer) validate error bodies
+PROBLEMS = {s: {"model": Problem,
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
             for s in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)}
 PersonIdPath = Annotated[str, Path(pattern=PERSON_ID_PATTERN, max_length=128)]
 
