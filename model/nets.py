@@ -18,14 +18,22 @@ PAPER_KERNELS = (10, 7, 4, 4)
 
 # The paper's initialisation (section 3.3): conv weights N(0, 1e-2), conv biases
 # N(0.5, 1e-2); fully connected weights from the much wider N(0, 2e-1), biases N(0.5, 1e-2).
-def _conv_init() -> dict:
+# init="he" (He-normal convs, Glorot dense, zero biases) is the CPU presets' option: with
+# the paper's biases the input-dependent part of each activation is ~1 % of the
+# constant part by conv4, which a long GPU run can afford to unlearn and a short CPU
+# run cannot (docs/omniglot.md, "Probes").
+def _conv_init(init: str = "paper") -> dict:
+    if init == "he":
+        return {"kernel_initializer": keras.initializers.HeNormal(), "bias_initializer": "zeros"}
     return {
         "kernel_initializer": keras.initializers.RandomNormal(0.0, 1e-2),
         "bias_initializer": keras.initializers.RandomNormal(0.5, 1e-2),
     }
 
 
-def _dense_init() -> dict:
+def _dense_init(init: str = "paper") -> dict:
+    if init == "he":
+        return {"kernel_initializer": keras.initializers.GlorotUniform(), "bias_initializer": "zeros"}
     return {
         "kernel_initializer": keras.initializers.RandomNormal(0.0, 2e-1),
         "bias_initializer": keras.initializers.RandomNormal(0.5, 1e-2),
@@ -38,6 +46,8 @@ def build_embedding(
     conv_kernels: Sequence[int] = PAPER_KERNELS,
     dense_units: int = 4096,
     l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
+    dense_activation: str | None = "sigmoid",
+    init: str = "paper",
 ) -> keras.Model:
     """The twin ("embedding"): image_size^2 x 1 -> dense_units sigmoid features h.
 
@@ -50,6 +60,7 @@ def build_embedding(
     With the defaults (105x105, w=1, kernels 10/7/4/4, 4096) this is exactly the paper's
     twin: 96 -> 48 -> 42 -> 21 -> 18 -> 9 -> 6, flatten 6x6x256 = 9216.
     `l2[i]` is the L2 penalty coefficient of layer i (conv1-4, dense).
+    `dense_activation` is the paper's sigmoid except for the triplet variant.
     """
     filters = [max(1, round(f * width)) for f in BASE_FILTERS]
     if len(conv_kernels) != 4 or len(l2) < 5:
@@ -71,22 +82,22 @@ def build_embedding(
             activation="relu",
             kernel_regularizer=keras.regularizers.L2(l2[i]),
             name=f"conv{i + 1}",
-            **_conv_init(),
+            **_conv_init(init),
         )(x)
         if i < 3:
             x = keras.layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     h = keras.layers.Dense(
         dense_units,
-        activation="sigmoid",
+        activation=dense_activation,
         kernel_regularizer=keras.regularizers.L2(l2[4]),
         name="dense",
-        **_dense_init(),
+        **_dense_init(init),
     )(x)
     return keras.Model(inputs, h, name="embedding")
 
 
-def build_head(dense_units: int, l2: float = 0.0) -> keras.Model:
+def build_head(dense_units: int, l2: float = 0.0, init: str = "paper") -> keras.Model:
     """The siamese join ("head"): (h1, h2) -> p = sigmoid(sum_j alpha_j |h1_j - h2_j| + b)."""
     h1 = keras.Input((dense_units,), name="h1")
     h2 = keras.Input((dense_units,), name="h2")
@@ -96,7 +107,7 @@ def build_head(dense_units: int, l2: float = 0.0) -> keras.Model:
         activation="sigmoid",
         kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
         name="prediction",
-        **_dense_init(),
+        **_dense_init(init),
     )(d)
     return keras.Model([h1, h2], p, name="head")
 
@@ -107,14 +118,15 @@ def build_siamese(
     conv_kernels: Sequence[int] = PAPER_KERNELS,
     dense_units: int = 4096,
     l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
+    init: str = "paper",
 ) -> keras.Model:
     """Koch et al.'s siamese net: one shared `embedding` twin applied to both images,
     then the `head` (L1 distance -> dense 1 sigmoid) giving P(same character).
 
     Parameter count at the paper's settings: 38,951,745.
     """
-    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2)
-    head = build_head(dense_units, l2[5] if len(l2) > 5 else 0.0)
+    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2, init=init)
+    head = build_head(dense_units, l2[5] if len(l2) > 5 else 0.0, init=init)
     a = keras.Input((image_size, image_size, 1), name="left")
     b = keras.Input((image_size, image_size, 1), name="right")
     p = head([embedding(a), embedding(b)])  # the same `embedding` object: shared weights
@@ -127,11 +139,17 @@ def build_triplet_net(
     conv_kernels: Sequence[int] = PAPER_KERNELS,
     dense_units: int = 4096,
     l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
+    init: str = "paper",
 ) -> keras.Model:
-    """Beyond the paper: the same conv tower + dense layer, L2-normalised output, for a
-    semi-hard triplet loss. One image in, one unit-norm embedding out; the tower is
-    reachable as the sub-model named `embedding`."""
-    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2)
+    """Beyond the paper: the same conv tower, then a *linear* dense layer and L2
+    normalisation, for a semi-hard triplet loss. One image in, one unit-norm embedding
+    out; the tower is reachable as the sub-model named `embedding`.
+
+    Linear, not sigmoid: sigmoid features all live in the positive orthant around
+    (0.5, ..., 0.5), so after normalisation every embedding starts nearly parallel
+    and the triplet margin has almost no room to act.
+    """
+    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2, dense_activation=None, init=init)
     x = keras.Input((image_size, image_size, 1), name="image")
     z = L2Normalize(name="l2_normalize")(embedding(x))
     return keras.Model(x, z, name="triplet")
@@ -140,4 +158,5 @@ def build_triplet_net(
 def build_from_config(cfg) -> keras.Model:
     """The net a config asks for (cfg: model.config.OmniglotConfig)."""
     args = (cfg.image_size, cfg.width, cfg.conv_kernels, cfg.dense_units, cfg.l2)
-    return build_triplet_net(*args) if cfg.loss == "triplet" else build_siamese(*args)
+    build = build_triplet_net if cfg.loss == "triplet" else build_siamese
+    return build(*args, init=cfg.init)
