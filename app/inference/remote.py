@@ -1,0 +1,70 @@
+"""An Embedder served by TensorFlow Serving (REST predict API), used when
+FACEAPI_EMBEDDER_URL is set, e.g. ``http://tfserving:8501/v1/models/faceapi``.
+
+The exported SavedModel's `serving_default` signature takes float32 aligned faces
+(0..255, [N, S, S, 3]; prewhitening is inside the model) and returns
+``{"embeddings": [N, D]}``. The request uses the columnar format
+``{"signature_name": ..., "inputs": ...}``; a row-format reply (``predictions``) is
+accepted too. Model version and threshold come from the local artefact, which
+must describe the model that the server runs (the embedding size is checked).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.inference.artifacts import ModelArtifact
+
+
+class RemoteEmbedderError(RuntimeError):
+    pass
+
+
+class RemoteEmbedder:
+    def __init__(self, url: str, artifact: ModelArtifact, *, signature: str = "serving_default",
+                 timeout_s: float = 30.0, client=None) -> None:
+        import httpx
+
+        self.url = url.rstrip("/")
+        self.predict_url = self.url if self.url.endswith(":predict") else self.url + ":predict"
+        self.signature = signature
+        self.model_version = artifact.model_version
+        self.embedding_dim = artifact.embedding_dim
+        self.input_size = int(artifact.metadata.get("embedder", {}).get("input_size", 160))
+        self.threshold = artifact.threshold
+        self._client = client or httpx.Client(timeout=timeout_s)
+
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        s = self.input_size
+        if faces.ndim != 4 or faces.shape[1:] != (s, s, 3):
+            raise ValueError(f"expected [N,{s},{s},3] faces, got {faces.shape}")
+        if len(faces) == 0:
+            return np.zeros((0, self.embedding_dim), np.float32)
+        body = {"signature_name": self.signature, "inputs": faces.astype(np.float32).tolist()}
+        try:
+            r = self._client.post(self.predict_url, json=body)
+        except Exception as exc:  # network errors: say where, not a bare traceback
+            raise RemoteEmbedderError(f"embedder at {self.predict_url} unreachable: {exc}") from exc
+        if r.status_code != 200:
+            raise RemoteEmbedderError(f"embedder at {self.predict_url} answered {r.status_code}: {r.text[:300]}")
+        out = np.asarray(_embeddings_of(r.json()), np.float32)
+        if out.shape != (len(faces), self.embedding_dim):
+            raise RemoteEmbedderError(f"embedder returned shape {out.shape}, expected "
+                                      f"({len(faces)}, {self.embedding_dim}): does the served model "
+                                      f"match artefact {self.model_version}?")
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _embeddings_of(reply: dict):
+    """`outputs` (columnar) or `predictions` (row format); a dict when the signature has
+    several outputs, a bare list when it has one."""
+    if "outputs" in reply:
+        out = reply["outputs"]
+        return out["embeddings"] if isinstance(out, dict) else out
+    if "predictions" in reply:
+        rows = reply["predictions"]
+        return [row["embeddings"] if isinstance(row, dict) else row for row in rows]
+    raise RemoteEmbedderError(f"unexpected TensorFlow Serving reply: {str(reply)[:200]}")

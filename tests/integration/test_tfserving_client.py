@@ -1,0 +1,147 @@
+"""RemoteEmbedder against the TensorFlow Serving REST predict format, with the real exported
+SavedModel behind it in-process (TensorFlow Serving itself cannot run on this machine).
+
+The base embedder (the pretrained FaceNet frozen graph, prewhitening inside) is exported as a
+SavedModel with a `serving_default` signature `images: float32 [None,160,160,3] ->
+{"embeddings": [None,512]}`, reloaded with tf.saved_model.load, and served by a tiny HTTP
+handler that speaks `POST /v1/models/<name>:predict` with `inputs` or `instances`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+MODEL_NAME = "faceapi"
+
+
+def export_base_saved_model(path) -> None:
+    import tensorflow as tf
+
+    from app.inference.facenet_graph import load_graph_function
+
+    class Base(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.graph = load_graph_function()
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 160, 160, 3], tf.float32, name="images")])
+        def serve(self, images):
+            mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+            std = tf.math.reduce_std(images, axis=[1, 2, 3], keepdims=True)
+            std = tf.maximum(std, 1.0 / np.sqrt(160 * 160 * 3))
+            return {"embeddings": tf.math.l2_normalize(self.graph((images - mean) / std), axis=1)}
+
+    module = Base()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+
+
+class FakeTFServing:
+    """POST /v1/models/<name>:predict in TensorFlow Serving's REST format."""
+
+    def __init__(self, saved_model_dir) -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+        self.loaded = tf.saved_model.load(str(saved_model_dir))
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):
+                if self.path != f"/v1/models/{MODEL_NAME}:predict":
+                    return self._reply(404, {"error": f"Servable not found for request: {self.path}"})
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append({k: v for k, v in body.items() if k not in ("inputs", "instances")})
+                sig = outer.loaded.signatures[body.get("signature_name", "serving_default")]
+                if "inputs" in body:
+                    out = sig(images=outer.tf.constant(body["inputs"], outer.tf.float32))
+                    return self._reply(200, {"outputs": out["embeddings"].numpy().tolist()})
+                out = sig(images=outer.tf.constant(body["instances"], outer.tf.float32))
+                return self._reply(200, {"predictions": out["embeddings"].numpy().tolist()})
+
+            def _reply(self, code, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1/models/{MODEL_NAME}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def tfserving(tmp_path_factory):
+    path = tmp_path_factory.mktemp("saved_model") / "1"
+    export_base_saved_model(path)
+    with FakeTFServing(path) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def aligned_faces():
+    from app.vision.decode import decode_image
+    from app.vision.align import align_face
+    from app.vision.detect import MTCNNDetector
+    from tests.conftest import yale_bytes
+
+    detector = MTCNNDetector()
+    faces = []
+    for name in ("subject01.normal", "subject02.happy", "subject05.glasses"):
+        rgb = decode_image(yale_bytes(name))
+        faces.append(align_face(rgb, detector.detect(rgb)[0].landmarks))
+    return np.stack(faces)
+
+
+def test_remote_embeddings_equal_the_local_embedder(tfserving, aligned_faces, model_artifact, real_embedder):
+    from app.inference.embedder import Embedder
+    from app.inference.remote import RemoteEmbedder
+
+    remote = RemoteEmbedder(tfserving.url, model_artifact)
+    assert isinstance(remote, Embedder)
+    assert remote.model_version == model_artifact.model_version == real_embedder.model_version
+    assert remote.threshold == model_artifact.threshold
+    got = remote.embed(aligned_faces)
+    want = real_embedder.embed(aligned_faces)
+    assert got.shape == (3, 512)
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
+    assert tfserving.requests[-1] == {"signature_name": "serving_default"}
+    assert remote.embed(aligned_faces[:0]).shape == (0, 512)
+
+
+def test_row_format_replies_and_errors(tfserving, aligned_faces, model_artifact):
+    import httpx
+
+    from app.inference.remote import RemoteEmbedder, RemoteEmbedderError, _embeddings_of
+
+    assert _embeddings_of({"predictions": [{"embeddings": [1.0, 0.0]}]}) == [[1.0, 0.0]]
+    assert _embeddings_of({"outputs": {"embeddings": [[0.0, 1.0]]}}) == [[0.0, 1.0]]
+    r = httpx.post(tfserving.url + ":predict", json={"instances": aligned_faces[:1].astype(float).tolist()})
+    assert len(r.json()["predictions"][0]) == 512
+    with pytest.raises(RemoteEmbedderError, match="404"):
+        RemoteEmbedder(tfserving.url.replace(MODEL_NAME, "nope"), model_artifact).embed(aligned_faces[:1])
+    with pytest.raises(RemoteEmbedderError, match="unreachable"):
+        RemoteEmbedder("http://127.0.0.1:9/v1/models/x", model_artifact, timeout_s=2).embed(aligned_faces[:1])
