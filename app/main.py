@@ -127,6 +127,9 @@ async def _warm_up(runtime: Runtime, settings: Settings, embedder: Embedder | No
         log.exception("model start-up failed")
 
 
+BODY_LIMIT_EXCEEDED = errors.BODY_LIMIT_EXCEEDED
+
+
 class BodyLimit:
     """Pure ASGI middleware: refuse a body over the limit as it streams in (413),
     without reading it all. The limit allows for base64's 4/3 and form overhead."""
@@ -142,15 +145,22 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await _send_problem(scope, send, errors.PayloadTooLarge(
                 f"The body is {int(declared)} bytes; the limit is {self.max_bytes} bytes"))
-        seen = 0
+        seen, exceeded = 0, False
 
         async def limited_receive():
-            nonlocal seen
+            # Raising here escapes through BaseHTTPMiddleware's task group as a 500. Instead the
+            # app is told the client went away (it stops reading), and the flag turns the
+            # resulting ClientDisconnect into a 413 (app.core.errors).
+            nonlocal seen, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise errors.PayloadTooLarge(f"The body exceeds {self.max_bytes} bytes")
+                    exceeded = True
+                    scope.setdefault("state", {})[BODY_LIMIT_EXCEEDED] = self.max_bytes
+                    return {"type": "http.disconnect"}
             return message
 
         return await self.app(scope, limited_receive, send)

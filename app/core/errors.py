@@ -15,8 +15,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 PROBLEM_JSON = "application/problem+json"
+BODY_LIMIT_EXCEEDED = "body_limit_exceeded"  # request.state key set by app.main.BodyLimit
 log = logging.getLogger("app.errors")
 
 
@@ -101,6 +103,16 @@ def install_error_handlers(app: FastAPI) -> None:
         code = phrase.lower().replace(" ", "_").replace("-", "_")
         detail = exc.detail if isinstance(exc.detail, str) else phrase
         return problem(exc.status_code, code, phrase, detail, request.url.path)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnect(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        limit = getattr(request.state, BODY_LIMIT_EXCEEDED, None)
+        if limit is not None:  # BodyLimit cut the body off while it streamed in
+            return problem(413, PayloadTooLarge.code, PayloadTooLarge.title,
+                           f"The body exceeds {limit} bytes", request.url.path)
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return problem(400, "client_disconnected", "Client disconnected",
+                       "The client went away before the body was read", request.url.path)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
