@@ -80,6 +80,7 @@ def _open_runtime(settings: Settings) -> Runtime:
         raise RuntimeError(f"database schema is at {current or 'nothing'}, the code needs {head}: "
                            "run `python -m app migrate` first")
     artifact = load_artifact(settings.model_dir())
+    artifact.threshold_for(settings.threshold_policy)  # fail at start, not per request
     return Runtime(settings=settings, engine=engine, artifact=artifact, metrics=Metrics())
 
 

@@ -40,11 +40,15 @@ class Runtime:
 
     @property
     def threshold(self) -> float:
-        return self.settings.threshold if self.settings.threshold is not None else self.artifact.threshold
+        if self.settings.threshold is not None:
+            return self.settings.threshold
+        return self.artifact.threshold_for(self.settings.threshold_policy)
 
     @property
     def threshold_origin(self) -> str:
-        return "settings (FACEAPI_THRESHOLD)" if self.settings.threshold is not None else "model artefact"
+        if self.settings.threshold is not None:
+            return "settings (FACEAPI_THRESHOLD)"
+        return f"model artefact, policy {self.settings.threshold_policy}"
 
     @property
     def model_version(self) -> str:

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     threshold: Annotated[float, Field(gt=0.0, lt=2.0)] | None = Field(
         default=None, description="Override of the artefact's tuned cosine-distance threshold"
     )
+    threshold_policy: Literal["far_1e-3", "max_accuracy"] = Field(
+        default="far_1e-3",
+        description="Which tuned threshold of the artefact to use: the one with false-accept rate "
+        "<= 1e-3 on validation pairs (default: a wrong person is the costly error), or the one of "
+        "maximum validation accuracy on balanced pairs",
+    )
     max_upload_bytes: Annotated[int, Field(ge=1024, le=200 * 1024 * 1024)] = 10 * 1024 * 1024
     max_pixels: Annotated[int, Field(ge=1024, le=200_000_000)] = 40_000_000
     min_image_side: Annotated[int, Field(ge=16, le=4096)] = 32

@@ -31,12 +31,23 @@ class ModelArtifact:
 
     @property
     def threshold(self) -> float:
+        """The threshold of maximum validation accuracy."""
         return float(self.metadata["threshold"])
+
+    def threshold_for(self, policy: str) -> float:
+        """`max_accuracy` or `far_1e-3` (false-accept rate <= 1e-3 on validation pairs)."""
+        if policy == "max_accuracy":
+            return self.threshold
+        key = "threshold_" + policy
+        if key not in self.metadata:
+            raise ArtifactError(f"the artefact has no {key}; use FACEAPI_THRESHOLD_POLICY=max_accuracy")
+        return float(self.metadata[key])
 
     def threshold_provenance(self) -> dict:
         m = self.metadata
         return {
             "source": m.get("threshold_source"),
+            "threshold_max_accuracy": m.get("threshold"),
             "threshold_far_1e-3": m.get("threshold_far_1e-3"),
             "test_metrics": (m.get("metrics") or {}).get("test"),
             "command": m.get("command"),

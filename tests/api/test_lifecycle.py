@@ -47,6 +47,15 @@ def test_threshold_override_is_reported(database_url):
 def test_model_info_reports_threshold_provenance(database_url, model_artifact):
     with make_api(database_url, FakeEmbedder(), FakeDetector()) as api:
         info = api.http.get("/model").json()
-        assert info["threshold"] == model_artifact.threshold
+        # default operating point: false-accept rate <= 1e-3 on validation pairs
+        assert info["threshold"] == model_artifact.metadata["threshold_far_1e-3"]
+        assert info["threshold"] < model_artifact.threshold  # stricter than max accuracy
+        assert info["threshold_origin"] == "model artefact, policy far_1e-3"
         assert info["provenance"]["source"]["criterion"] == "max accuracy"
         assert info["provenance"]["test_metrics"]["roc_auc"] > 0.9
+
+
+def test_max_accuracy_policy_uses_that_threshold(database_url, model_artifact):
+    with make_api(database_url, FakeEmbedder(), FakeDetector(), threshold_policy="max_accuracy") as api:
+        api.enroll("p", yale_bytes("subject02.normal"))
+        assert api.verify("p", yale_bytes("subject02.normal")).json()["threshold"] == model_artifact.threshold
