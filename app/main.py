@@ -24,6 +24,7 @@ from app.core import errors
 from app.core.config import Settings, load_settings
 from app.core.db import make_engine
 from app.core.migrate import current_revision, head_revision
+from app.core.ratelimit import RateLimiter
 from app.core.telemetry import Metrics, request_id_var
 from app.inference.artifacts import build_embedder, load_artifact
 from app.inference.embedder import Embedder
@@ -81,7 +82,9 @@ def _open_runtime(settings: Settings) -> Runtime:
                            "run `python -m app migrate` first")
     artifact = load_artifact(settings.model_dir())
     artifact.threshold_for(settings.threshold_policy)  # fail at start, not per request
-    return Runtime(settings=settings, engine=engine, artifact=artifact, metrics=Metrics())
+    limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+    return Runtime(settings=settings, engine=engine, artifact=artifact, metrics=Metrics(),
+                   rate_limiter=limiter)
 
 
 async def _warm_up(runtime: Runtime, settings: Settings, embedder: Embedder | None,

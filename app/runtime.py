@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from app.core import errors
 from app.core.config import Settings
+from app.core.ratelimit import RateLimiter
 from app.core.db import ping
 from app.core.telemetry import Metrics
 from app.inference.artifacts import ModelArtifact
@@ -37,6 +38,7 @@ class Runtime:
     detect_pool: ThreadPoolExecutor | None = None
     warm: asyncio.Event = field(default_factory=asyncio.Event)
     startup_error: str | None = None
+    rate_limiter: RateLimiter | None = None  # None when FACEAPI_RATE_LIMIT_PER_MINUTE is 0
 
     @property
     def threshold(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from fastapi.exceptions import RequestValidationError
 
 from app.core import errors
-from app.core.security import Role
+from app.core.security import Role, hash_key
 from app.runtime import Runtime
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -32,18 +33,31 @@ def require(needed: Role):
     async def check(request: Request, runtime: RuntimeDep,
                     key: Annotated[str | None, Security(api_key_header)] = None) -> Role:
         if runtime.settings.auth_disabled:
+            _rate_limit(runtime, f"ip:{request.client.host if request.client else '-'}")
             return Role.admin
         if not key:
             raise errors.Unauthenticated("Send an API key in the X-API-Key header")
         role = await runtime.db(runtime.store.role_of, key)
         if role is None:
             raise errors.Unauthenticated("The API key is not valid")
+        _rate_limit(runtime, hash_key(key))
         if not role.allows(needed):
             raise errors.Forbidden(f"This needs an {needed.value} key; yours is a {role.value} key")
         request.state.api_key_prefix = key[:8]
         return role
 
     return check
+
+
+def _rate_limit(runtime: Runtime, bucket_id: str) -> None:
+    if runtime.rate_limiter is None:
+        return
+    wait = runtime.rate_limiter.acquire(bucket_id)
+    if wait > 0:
+        runtime.metrics.rate_limited.inc()
+        limit = runtime.settings.rate_limit_per_minute
+        raise errors.RateLimited(f"This API key may make {limit} requests per minute; retry in "
+                                 f"{wait:.1f} s", retry_after=max(1, math.ceil(wait)))
 
 
 AdminDep = Annotated[Role, Depends(require(Role.admin))]

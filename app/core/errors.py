@@ -78,7 +78,7 @@ DatabaseUnavailable = _error(
 def problem(status: int, code: str, title: str, detail: str, instance: str, **extra) -> JSONResponse:
     body = {"type": f"urn:faceapi:problem:{code}", "title": title, "status": status,
             "detail": detail, "code": code, "instance": instance, **extra}
-    headers = {"Retry-After": "1"} if status in (429, 503) else None
+    headers = {"Retry-After": str(extra.get("retry_after", 1))} if status in (429, 503) else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
