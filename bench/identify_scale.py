@@ -242,8 +242,9 @@ def bench_sqlite(gallery, queries, truth, exact_i, threshold, workdir: Path) -> 
     from app.core.migrate import upgrade
     from app.repositories import PersonStore
 
-    path = workdir / "identify_scale.db"
-    path.unlink(missing_ok=True)
+    path = workdir / f"identify_scale_n{len(gallery)}.db"  # one per N: runs may overlap
+    for leftover in workdir.glob(path.name + "*"):
+        leftover.unlink()
     url = f"sqlite:///{path}"
     upgrade(url)
     t0 = time.perf_counter()
@@ -417,7 +418,7 @@ def run(args) -> None:
                       "unenrolled_nearest_distance_p1_p50": np.quantile(exact_d[truth < 0, 0], [0.01, 0.5])
                       .round(4).tolist() if (truth < 0).any() else None,
                   }, "results": []}
-        path = OUT_DIR / f"n{n}.json"
+        path = OUT_DIR / f"n{n}{args.label}.json"
         if args.append and path.exists():
             old = json.loads(path.read_text())
             result["results"] = [r for r in old["results"]]
@@ -504,6 +505,7 @@ def main(argv=None) -> None:
     r.add_argument("--skip-postgres", action="store_true")
     r.add_argument("--append", action="store_true", help="keep earlier results of the same N")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--label", default="", help="suffix of the result file, for runs of one N split in parts")
     r.set_defaults(fn=run)
     rep = sub.add_parser("report")
     rep.set_defaults(fn=report)
