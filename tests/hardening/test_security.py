@@ -262,7 +262,7 @@ def _secrets(cycle) -> list[str]:
     emb = cycle["embedding"]
     assert emb.shape == (512,)
     for v in emb[np.abs(emb) > 0.01][:32]:
-        secrets += [f"{v:.6f}", f"{v:.5f}"[:-1] + "", repr(float(v))[:9]]
+        secrets += [f"{v:.6f}", f"{v:.5f}", repr(float(v))[:9]]
     return [s for s in secrets if len(s) >= 7]
 
 
