@@ -58,6 +58,7 @@ def test_migrations_up_down_up(blank_pg):
             assert coltype == "vector(512)"
             indexdef = c.scalar(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_persons_embedding_hnsw'"))
             assert "USING hnsw" in indexdef and "vector_cosine_ops" in indexdef  # the service's metric
+            assert "m='32'" in indexdef and "ef_construction='128'" in indexdef
         downgrade(blank_pg)
         with engine.connect() as c:
             tables = set(c.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")))
