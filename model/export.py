@@ -123,22 +123,27 @@ def serving_model(head, base_stage: str):
 
 
 def export_saved_model(model, path: Path) -> Path:
-    """SavedModel with `serving_default` (float32) and `serving_uint8` signatures."""
-    import keras
+    """SavedModel with `serving_default` (float32) and `serving_uint8` signatures.
+
+    Written with tf.saved_model.save rather than keras.export.ExportArchive: in Keras 3.15
+    the archive stores every variable twice (180 MB instead of 90 MB).
+    """
     import tensorflow as tf
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
     size = model.input_shape[1]
 
-    def as_float(images):
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
+    def serving_float(images):
+        return {"embeddings": model(images, training=False)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")])
+    def serving_uint8(images):
         return {"embeddings": model(tf.cast(images, tf.float32), training=False)}
 
-    archive.add_endpoint("serving_default", as_float,
-                         input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
-    archive.add_endpoint("serving_uint8", as_float,
-                         input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")])
-    archive.write_out(str(path), verbose=False)
+    module = tf.Module()
+    module.model, module.serving_float, module.serving_uint8 = model, serving_float, serving_uint8
+    tf.saved_model.save(module, str(path),
+                        signatures={"serving_default": serving_float, "serving_uint8": serving_uint8})
     return path
 
 

@@ -80,8 +80,12 @@ class Prewhiten(layers.Layer):
         x = ops.cast(x, "float32")
         mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
         std = ops.std(x, axis=(1, 2, 3), keepdims=True)
-        n = float(np.prod(x.shape[1:]))
-        return (x - mean) / ops.maximum(std, 1.0 / np.sqrt(n))
+        # a Python float, not a NumPy float64: the latter would promote the graph to float64
+        floor = float(1.0 / np.sqrt(np.prod(x.shape[1:])))
+        return (x - mean) / ops.maximum(std, floor)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
 
 # --------------------------------------------------------------------------- architecture
