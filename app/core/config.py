@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "FACEAPI_"
-DEFAULT_MODEL = "facenet-casia-base-v1"
+DEFAULT_MODEL = "facenet-casia-block8-triplet-v1"
 
 
 class Settings(BaseSettings):
