@@ -79,8 +79,20 @@ class OursSystem:
 
         head = self.artifact.metadata["embedder"].get("head")
         head_sha = _sha(self.artifact.path / head) if head else None
+        from app.core.config import Settings
+
+        settings = Settings()
+        if settings.threshold is not None:
+            service_t = settings.threshold
+        elif hasattr(self.artifact, "threshold_for"):
+            service_t = self.artifact.threshold_for(getattr(settings, "threshold_policy", "max_accuracy"))
+        else:
+            service_t = self.artifact.threshold
         return {
             "model_version": self.artifact.model_version, "threshold": self.artifact.threshold,
+            "threshold_far_1e-3": self.artifact.metadata.get("threshold_far_1e-3"),
+            "service_threshold": service_t,
+            "threshold_policy": getattr(settings, "threshold_policy", "max_accuracy"),
             "graph_sha256": graph_sha256()[:12], "head_sha": head_sha,
             "align_sha": _sha(Path(align.__file__)), "detect_sha": _sha(Path(detect.__file__)),
             "mtcnn": _version("mtcnn"), "tensorflow": _version("tensorflow-cpu"),

@@ -49,6 +49,7 @@ from model import metrics  # noqa: E402
 from model.data import faces as facedata  # noqa: E402
 
 BLOCK_START, BLOCK_END = "<!-- peers:start -->", "<!-- peers:end -->"
+CACHE_NEUTRAL = {"threshold_far_1e-3", "service_threshold", "threshold_policy"}
 COLORS = {"dlib": "tab:orange", "sface": "tab:green"}
 
 
@@ -71,10 +72,10 @@ def our_systems(extra: list[str], swap_detector: bool = False) -> list[dict]:
     if not same:
         out.append({"key": "base", "kind": "ours", "arg": str(base_dir), "version": BASE_VERSION,
                     "label": f"ours base-only ({BASE_VERSION})"})
-    if swap_detector:
-        out.append({"key": "default+yunet", "kind": "ours_yunet", "arg": str(default_dir),
-                    "version": d.model_version + "+yunet",
-                    "label": "diagnostic: ours default embedder + YuNet detector"})
+    if swap_detector:  # on the base-only embedder: the detector's share, apart from any fine-tuning
+        out.append({"key": "base+yunet", "kind": "ours_yunet", "arg": str(base_dir),
+                    "version": BASE_VERSION + "+yunet",
+                    "label": "diagnostic: base-only embedder + YuNet detector"})
     for v in extra:
         p = Path(v) if Path(v).is_dir() else APP_ROOT / "model" / "artifacts" / v
         a = load_artifact(p)
@@ -234,7 +235,7 @@ def free_port() -> int:
 
 
 def http_end_to_end(files: list[str], pairs: facedata.Pairs, n_pairs: int, max_seconds: float,
-                    lib: Worker, lib_emb: np.ndarray, lib_found: np.ndarray, threshold: float) -> dict:
+                    lib: Worker, lib_emb: np.ndarray, lib_found: np.ndarray) -> dict:
     """Enroll A / verify B over HTTP on 127.0.0.1 for the first n_pairs pairs (time-bounded)."""
     import httpx
 
@@ -302,10 +303,15 @@ def http_end_to_end(files: list[str], pairs: facedata.Pairs, n_pairs: int, max_s
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
-    return summarize_http(rows, pairs, lib_emb, lib_found, threshold, ready_s)
+    return summarize_http(rows, pairs, lib_emb, lib_found, ready_s)
 
 
-def summarize_http(rows, pairs, emb, found, threshold, ready_s) -> dict:
+def summarize_http(rows, pairs, emb, found, ready_s) -> dict:
+    """Library decisions at the threshold the service reported (one for all responses)."""
+    used = sorted({r["threshold"] for r in rows if "threshold" in r})
+    if len(used) != 1:
+        raise RuntimeError(f"the service reported {len(used)} thresholds: {used}")
+    threshold = used[0]
     n = len(rows)
     k = np.array([r["k"] for r in rows])
     same = pairs.same[k]
@@ -326,7 +332,7 @@ def summarize_http(rows, pairs, emb, found, threshold, ready_s) -> dict:
     vms = np.array([r["verify_ms"] for r in rows if "verify_ms" in r])
     lms = np.array([r["lib_ms"] for r in rows if "lib_ms" in r])
     return {
-        "pairs": n, "service_ready_s": ready_s, "threshold": threshold,
+        "pairs": n, "service_ready_s": ready_s, "threshold": threshold, "rows": rows,
         "library_accuracy": float(np.mean((lib_match == same) & lib_valid)),
         "http_accuracy": float(np.mean((http_match == same) & http_ok)),
         "http_refusals": codes,
@@ -453,7 +459,7 @@ def markdown(results: dict) -> str:
                   f"{h['pairs']} CelebA test pairs, enroll A then verify B. Accuracy over HTTP {h['http_accuracy']:.3f} vs "
                   f"library level {h['library_accuracy']:.3f} on the same pairs, and "
                   f"{h['library_accuracy_with_service_refusals']:.3f} when the pairs the service refused are "
-                  "counted as errors for the library too. On the {h['both_scored']} pairs both "
+                  f"counted as errors for the library too. On the {h['both_scored']} pairs both "
                   f"scored, decisions differ in {h['decisions_differ_where_both_scored']} and distances by at most "
                   f"{h['max_abs_distance_diff']:.1e}. Refusals by the service: {h['http_refusals'] or 'none'} "
                   f"({h['refused_but_library_scored']} pairs the library scored, {h['refused_pairs_library_correct']} "
@@ -512,7 +518,8 @@ def run(args) -> dict:
         k = w.spec["key"]
         tag = w.spec.get("version", k)
         for ds, files in (("celeba", celeba_needed), ("yale", yale_files)):
-            vkey = json.dumps(w.spec["versions"], sort_keys=True)
+            # operating points do not change embeddings: keep them out of the cache key
+            vkey = json.dumps({a: b for a, b in w.spec["versions"].items() if a not in CACHE_NEUTRAL}, sort_keys=True)
             import hashlib
 
             path = cache / f"peers_{tag}_{ds}_{hashlib.sha256(vkey.encode()).hexdigest()[:10]}.npz"
@@ -524,8 +531,13 @@ def run(args) -> dict:
     test_photos = np.unique(np.r_[cp["test"].a, cp["test"].b])
     timing_files = [cfiles[i] for i in rng.choice(test_photos, size=min(args.timing_images, len(test_photos)), replace=False)]
     batch_files = [cfiles[i] for i in rng.choice(test_photos, size=min(args.batch * args.timing_batches, len(test_photos)), replace=False)]
-    print("interleaved timing", file=sys.stderr, flush=True)
-    timing = interleaved_timing(workers, timing_files, args.rounds, args.batch, batch_files)
+    reused = json.loads(args.reuse_timing.read_text()) if args.reuse_timing else None
+    if reused:
+        timing = reused["timing"]
+        print(f"timing and RSS reused from {args.reuse_timing} ({reused['when']})", file=sys.stderr)
+    else:
+        print("interleaved timing", file=sys.stderr, flush=True)
+        timing = interleaved_timing(workers, timing_files, args.rounds, args.batch, batch_files)
 
     # scores
     from bench._peers_systems import DISTANCES
@@ -552,8 +564,8 @@ def run(args) -> dict:
         dt, vt = pair_scores(dist, full_e, full_f, cp["test"])
         M["celeba_test"][k] = scored(dt, vt, cp["test"].same, t)
         if s["kind"].startswith("ours"):
-            M["celeba_test"][k]["accuracy_at_shipped_threshold"] = scored(
-                dt, vt, cp["test"].same, s["versions"]["threshold"])["accuracy"]
+            svc_t = s["versions"]["service_threshold"]
+            M["celeba_test"][k]["at_service_threshold"] = scored(dt, vt, cp["test"].same, svc_t)
         roc["celeba_test"][k] = roc_points(dt, cp["test"].same)
         valid_all[k] = (dt, vt)
         e_y, f_y, _ = load_embeddings(emb[(k, "yale")], yale_files)
@@ -563,6 +575,8 @@ def run(args) -> dict:
         M["yale"][k]["oracle_threshold"], M["yale"][k]["oracle_accuracy"] = ty, float(
             np.mean(((dy <= ty) == yp.same) & vy))
         roc["yale"][k] = roc_points(dy, yp.same)
+        if s["kind"].startswith("ours"):
+            M["yale"][k]["at_service_threshold"] = scored(dy, vy, yp.same, svc_t)
         test_photos_mask = np.zeros(len(cfiles), bool)
         test_photos_mask[test_photos] = True
         no_face[k] = {"celeba_test_photos": int((~full_f & test_photos_mask).sum()),
@@ -579,10 +593,11 @@ def run(args) -> dict:
     default = next(w for w in workers if w.spec["key"] == "default")
     if args.http_pairs > 0:
         print("HTTP end to end", file=sys.stderr, flush=True)
-        http = http_end_to_end(cfiles, cp["test"], args.http_pairs, args.http_seconds, default,
-                               *lib["default"], default.spec["versions"]["threshold"])
+        http = http_end_to_end(cfiles, cp["test"], args.http_pairs, args.http_seconds, default, *lib["default"])
     for w in workers:
         rss[w.spec["key"]] = w.close()
+    if reused:
+        rss = reused["rss"]
 
     return {
         "when": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, shared",
@@ -605,6 +620,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=int, default=None, help="same pairs per CelebA split (as many different)")
     p.add_argument("--peers", nargs="*", default=["dlib", "sface"])
     p.add_argument("--ours", nargs="*", default=[], help="more artefacts (folder or version) to include")
+    p.add_argument("--reuse-timing", type=Path, default=None,
+                   help="take timing and RSS from an earlier results file (recompute accuracy and HTTP)")
     p.add_argument("--swap-detector", action="store_true",
                    help="add a diagnostic system: our alignment + embedder on YuNet detections")
     p.add_argument("--timing-images", type=int, default=60)
