@@ -7,15 +7,13 @@ JSON beside its checkpoints, so a checkpoint says how it was made.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
-from typing import Any, get_type_hints
+from dataclasses import dataclass, replace
+
+from model.configs import JsonConfig, apply_overrides
 
 
 @dataclass(frozen=True)
-class OmniglotConfig:
+class OmniglotConfig(JsonConfig):
     preset: str = "koch2015"
     seed: int = 0
 
@@ -55,24 +53,6 @@ class OmniglotConfig:
     eval_ways: tuple[int, ...] = tuple(range(2, 21))
     verification_pairs: int = 10_000
     proto_augment: int = 8  # distorted copies averaged into each prototype
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> OmniglotConfig:
-        raw = json.loads(text)
-        hints = get_type_hints(cls)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if _is_tuple(hints[k]) else v for k, v in raw.items() if k in known})
-
-    @classmethod
-    def load(cls, path: Path) -> OmniglotConfig:
-        return cls.from_json(Path(path).read_text())
-
-
-def _is_tuple(hint: Any) -> bool:
-    return getattr(hint, "__origin__", None) is tuple
 
 
 def koch2015() -> OmniglotConfig:
@@ -141,36 +121,6 @@ def smoke() -> OmniglotConfig:
 
 
 PRESETS = {"koch2015": koch2015, "cpu": cpu, "smoke": smoke}
-
-
-def parse_value(cfg: OmniglotConfig, name: str, text: str) -> Any:
-    """Convert a command-line string to the type of field `name`."""
-    hints = get_type_hints(OmniglotConfig)
-    if name not in hints:
-        raise ValueError(f"unknown config field {name!r}; fields: {', '.join(hints)}")
-    hint = hints[name]
-    if _is_tuple(hint):
-        elem = hint.__args__[0]
-        parts = [p for p in text.replace("(", "").replace(")", "").split(",") if p.strip()]
-        return tuple(elem(float(p)) if elem is int else elem(p) for p in parts)
-    if hint is bool:
-        if text.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"{name} expects true/false, got {text!r}")
-        return text.lower() in ("true", "1")
-    if hint is int:
-        return int(float(text))  # accepts 1e5
-    return hint(text)
-
-
-def apply_overrides(cfg: OmniglotConfig, overrides: list[str]) -> OmniglotConfig:
-    """Apply `field=value` strings, e.g. ["image_size=64", "layer_lrs=1e-3,1e-3,1e-3,1e-3,1e-3,1e-3"]."""
-    changes = {}
-    for item in overrides or []:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not field=value")
-        name, text = item.split("=", 1)
-        changes[name.strip()] = parse_value(cfg, name.strip(), text.strip())
-    return replace(cfg, **changes)
 
 
 def resolve(preset: str, overrides: list[str] | None = None) -> OmniglotConfig:

@@ -7,15 +7,13 @@ it was made and `--resume` can check it continues the same run.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
-from typing import Any, get_type_hints
+from dataclasses import dataclass, replace
+
+from model.configs import JsonConfig, apply_overrides
 
 
 @dataclass(frozen=True)
-class FaceTuneConfig:
+class FaceTuneConfig(JsonConfig):
     preset: str = "triplet"
     seed: int = 0
 
@@ -51,24 +49,6 @@ class FaceTuneConfig:
     lr: float = 1e-4
     weight_decay: float = 1e-4  # AdamW
     patience: int = 6  # epochs without a better validation ROC AUC before stopping
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> FaceTuneConfig:
-        raw = json.loads(text)
-        hints = get_type_hints(cls)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if _is_tuple(hints[k]) else v for k, v in raw.items() if k in known})
-
-    @classmethod
-    def load(cls, path: Path) -> FaceTuneConfig:
-        return cls.from_json(Path(path).read_text())
-
-
-def _is_tuple(hint: Any) -> bool:
-    return getattr(hint, "__origin__", None) is tuple
 
 
 def triplet() -> FaceTuneConfig:
@@ -122,35 +102,6 @@ PRESETS = {
 }
 
 
-def parse_value(name: str, text: str) -> Any:
-    """Convert a command-line string to the type of field `name`."""
-    hints = get_type_hints(FaceTuneConfig)
-    if name not in hints:
-        raise ValueError(f"unknown config field {name!r}; fields: {', '.join(hints)}")
-    hint = hints[name]
-    if _is_tuple(hint):
-        elem = hint.__args__[0]
-        return tuple(elem(p) for p in text.replace("(", "").replace(")", "").split(",") if p.strip())
-    if hint is bool:
-        if text.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"{name} expects true/false, got {text!r}")
-        return text.lower() in ("true", "1")
-    if hint is int:
-        return int(float(text))
-    return hint(text)
-
-
-def apply_overrides(cfg: FaceTuneConfig, overrides: list[str] | None) -> FaceTuneConfig:
-    """Apply `field=value` strings, e.g. ["embedding_dim=128", "epochs=5"]."""
-    changes = {}
-    for item in overrides or []:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not field=value")
-        name, text = item.split("=", 1)
-        changes[name.strip()] = parse_value(name.strip(), text.strip())
-    return validate(replace(cfg, **changes))
-
-
 def validate(cfg: FaceTuneConfig) -> FaceTuneConfig:
     from model.facenet_keras import STAGE_NAMES
 
@@ -171,7 +122,7 @@ def validate(cfg: FaceTuneConfig) -> FaceTuneConfig:
 def resolve(preset: str, overrides: list[str] | None = None) -> FaceTuneConfig:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    return apply_overrides(PRESETS[preset](), overrides)
+    return validate(apply_overrides(PRESETS[preset](), overrides))
 
 
 __all__ = ["FaceTuneConfig", "PRESETS", "apply_overrides", "resolve"]

@@ -3,6 +3,7 @@ model loaded once per session, and API clients that wait until the service is wa
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import time
@@ -161,21 +162,26 @@ def wait_ready(client: TestClient, timeout: float = 120.0) -> None:
     raise TimeoutError("service not ready")
 
 
-def make_api(database_url: str, embedder, detector, **settings) -> "contextlib.AbstractContextManager[Api]":
-    import contextlib
-
-    from app.main import create_app
-    from app.repositories import PersonStore
+def add_keys(database_url: str) -> tuple[str, str]:
+    """A new admin key and client key in the database: what `python -m app create-key` does."""
     from app.core.db import make_engine
+    from app.repositories import PersonStore
+
+    admin_key, client_key = new_key(), new_key()
+    engine = make_engine(database_url)
+    store = PersonStore(engine, "-", 1)
+    store.create_key(admin_key, Role.admin)
+    store.create_key(client_key, Role.client)
+    engine.dispose()
+    return admin_key, client_key
+
+
+def make_api(database_url: str, embedder, detector, **settings) -> "contextlib.AbstractContextManager[Api]":
+    from app.main import create_app
 
     @contextlib.contextmanager
     def _cm():
-        admin_key, client_key = new_key(), new_key()
-        engine = make_engine(database_url)
-        store = PersonStore(engine, "-", 1)
-        store.create_key(admin_key, Role.admin)
-        store.create_key(client_key, Role.client)
-        engine.dispose()
+        admin_key, client_key = add_keys(database_url)
         app = create_app(Settings(database_url=database_url, **settings), embedder=embedder, detector=detector)
         with TestClient(app, raise_server_exceptions=False) as client:
             wait_ready(client)

@@ -14,10 +14,7 @@ import httpx
 import pytest
 
 from app.core.config import Settings
-from app.core.db import make_engine
-from app.core.security import Role, new_key
-from app.repositories import PersonStore
-from tests.conftest import FakeDetector, FakeEmbedder, migrated_sqlite_url
+from tests.conftest import FakeDetector, FakeEmbedder, add_keys, migrated_sqlite_url
 
 
 @dataclass
@@ -38,16 +35,6 @@ class Live:
     @property
     def runtime(self):
         return self.app.state.runtime
-
-
-def add_keys(database_url: str) -> tuple[str, str]:
-    admin_key, client_key = new_key(), new_key()
-    engine = make_engine(database_url)
-    store = PersonStore(engine, "-", 1)
-    store.create_key(admin_key, Role.admin)
-    store.create_key(client_key, Role.client)
-    engine.dispose()
-    return admin_key, client_key
 
 
 @contextlib.contextmanager
