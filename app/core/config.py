@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     auth_disabled: bool = Field(
         default=False, description="Open API without keys; only for local experiments"
     )
-    hnsw_ef_search: Annotated[int, Field(ge=1, le=1000)] = 100
+    hnsw_ef_search: Annotated[int, Field(ge=1, le=1000)] = 200
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0  # 0 = no limit
     cors_origins: list[str] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
