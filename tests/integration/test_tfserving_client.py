@@ -101,6 +101,23 @@ def tfserving(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def base_artifact():
+    """The served SavedModel is the base export, so compare with the base artefact
+    (the service default may be a fine-tuned one)."""
+    from app.core.config import REPO_ROOT
+    from app.inference.artifacts import load_artifact
+
+    return load_artifact(REPO_ROOT / "model" / "artifacts" / "facenet-casia-base-v1")
+
+
+@pytest.fixture(scope="module")
+def base_embedder(base_artifact):
+    from app.inference.artifacts import build_embedder
+
+    return build_embedder(base_artifact)
+
+
+@pytest.fixture(scope="module")
 def aligned_faces():
     from app.vision.decode import decode_image
     from app.vision.align import align_face
@@ -115,16 +132,16 @@ def aligned_faces():
     return np.stack(faces)
 
 
-def test_remote_embeddings_equal_the_local_embedder(tfserving, aligned_faces, model_artifact, real_embedder):
+def test_remote_embeddings_equal_the_local_embedder(tfserving, aligned_faces, base_artifact, base_embedder):
     from app.inference.embedder import Embedder
     from app.inference.remote import RemoteEmbedder
 
-    remote = RemoteEmbedder(tfserving.url, model_artifact)
+    remote = RemoteEmbedder(tfserving.url, base_artifact)
     assert isinstance(remote, Embedder)
-    assert remote.model_version == model_artifact.model_version == real_embedder.model_version
-    assert remote.threshold == model_artifact.threshold
+    assert remote.model_version == base_artifact.model_version == base_embedder.model_version
+    assert remote.threshold == base_artifact.threshold
     got = remote.embed(aligned_faces)
-    want = real_embedder.embed(aligned_faces)
+    want = base_embedder.embed(aligned_faces)
     assert got.shape == (3, 512)
     np.testing.assert_allclose(got, want, atol=2e-5)
     assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
@@ -132,7 +149,7 @@ def test_remote_embeddings_equal_the_local_embedder(tfserving, aligned_faces, mo
     assert remote.embed(aligned_faces[:0]).shape == (0, 512)
 
 
-def test_row_format_replies_and_errors(tfserving, aligned_faces, model_artifact):
+def test_row_format_replies_and_errors(tfserving, aligned_faces, base_artifact):
     import httpx
 
     from app.inference.remote import RemoteEmbedder, RemoteEmbedderError, _embeddings_of
@@ -142,6 +159,6 @@ def test_row_format_replies_and_errors(tfserving, aligned_faces, model_artifact)
     r = httpx.post(tfserving.url + ":predict", json={"instances": aligned_faces[:1].astype(float).tolist()})
     assert len(r.json()["predictions"][0]) == 512
     with pytest.raises(RemoteEmbedderError, match="404"):
-        RemoteEmbedder(tfserving.url.replace(MODEL_NAME, "nope"), model_artifact).embed(aligned_faces[:1])
+        RemoteEmbedder(tfserving.url.replace(MODEL_NAME, "nope"), base_artifact).embed(aligned_faces[:1])
     with pytest.raises(RemoteEmbedderError, match="unreachable"):
-        RemoteEmbedder("http://127.0.0.1:9/v1/models/x", model_artifact, timeout_s=2).embed(aligned_faces[:1])
+        RemoteEmbedder("http://127.0.0.1:9/v1/models/x", base_artifact, timeout_s=2).embed(aligned_faces[:1])
