@@ -40,14 +40,18 @@ class PersonRecord:
 
 
 class ExactIndex:
-    """Rows of L2-normalised embeddings of one model version, searched exactly."""
+    """Rows of L2-normalised embeddings of one model version, searched exactly.
+
+    Rows live in a buffer that doubles when full, so an enroll appends in amortised
+    O(1) instead of copying the whole gallery; a delete moves the last row into the hole.
+    """
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self._ids: list[str] = []
         self._names: list[str | None] = []
         self._pos: dict[str, int] = {}
-        self._matrix = np.zeros((0, dim), np.float32)
+        self._rows = np.zeros((0, dim), np.float32)  # capacity >= len(self)
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -55,22 +59,27 @@ class ExactIndex:
 
     def upsert(self, person_id: str, name: str | None, embedding: np.ndarray) -> None:
         with self._lock:
-            row = np.asarray(embedding, np.float32).reshape(1, self.dim)
+            row = np.asarray(embedding, np.float32).reshape(self.dim)
             if person_id in self._pos:
                 i = self._pos[person_id]
-                self._matrix[i] = row
+                self._rows[i] = row
                 self._names[i] = name
                 return
-            self._pos[person_id] = len(self._ids)
+            n = len(self._ids)
+            if n == len(self._rows):
+                grown = np.zeros((max(64, 2 * n), self.dim), np.float32)
+                grown[:n] = self._rows[:n]
+                self._rows = grown
+            self._rows[n] = row
+            self._pos[person_id] = n
             self._ids.append(person_id)
             self._names.append(name)
-            self._matrix = np.vstack([self._matrix, row])  # amortised by bulk load at start
 
     def bulk_load(self, ids: list[str], names: list[str | None], matrix: np.ndarray) -> None:
         with self._lock:
             self._ids, self._names = list(ids), list(names)
             self._pos = {p: i for i, p in enumerate(self._ids)}
-            self._matrix = np.asarray(matrix, np.float32).reshape(len(ids), self.dim)
+            self._rows = np.array(matrix, np.float32).reshape(len(ids), self.dim)
 
     def remove(self, person_id: str) -> None:
         with self._lock:
@@ -79,16 +88,15 @@ class ExactIndex:
                 return
             last = len(self._ids) - 1
             if i != last:  # move the last row into the hole: O(1) delete
-                self._matrix[i] = self._matrix[last]
+                self._rows[i] = self._rows[last]
                 self._ids[i], self._names[i] = self._ids[last], self._names[last]
                 self._pos[self._ids[i]] = i
             self._ids.pop()
             self._names.pop()
-            self._matrix = self._matrix[:last]
 
     def search(self, query: np.ndarray, k: int) -> list[Candidate]:
         with self._lock:
-            idx, dist = top_k_exact(self._matrix, query, k)
+            idx, dist = top_k_exact(self._rows[: len(self._ids)], query, k)
             return [Candidate(self._ids[i], self._names[i], float(d)) for i, d in zip(idx, dist)]
 
 
