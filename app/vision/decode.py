@@ -77,10 +77,7 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> np.ndarr
         image = ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block must not reject an otherwise good photo
         pass
-    rgb = to_rgb(image)
-    if min(rgb.shape[:2]) < limits.min_side:  # EXIF rotation cannot change this, but be exact
-        _check_dimensions(rgb.shape[1], rgb.shape[0], limits)
-    return rgb
+    return to_rgb(image)  # EXIF rotation swaps the sides, so the checks above still hold
 
 
 def _check_dimensions(width: int, height: int, limits: DecodeLimits) -> None:
