@@ -18,7 +18,6 @@ import argparse
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,13 +31,8 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACEAPI_DATA_DIR") or REPO.parent / "shared" / "data")
-DOCS = REPO / "docs" / "benchmarks.md"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(REPO))
+from bench._common import free_port, write_docs_block  # noqa: E402
 
 
 def photos() -> tuple[dict[str, list[bytes]], list[bytes]]:
@@ -205,13 +199,10 @@ def main() -> int:
     print(text)
     if args.write_docs:
         command = (f"python bench/load.py --duration {args.duration:g} --clients {args.clients} --write-docs")
-        block = (f"<!-- load:start -->\n### Load (bench/load.py)\n\n`{command}`\n\n{text}\n\n"
-                 "A 422 with a face code (no_face and the like, for CelebA photos MTCNN cannot use) counts "
-                 "as a correct answer; anything else (5xx, 4xx of another kind, transport errors) is an error.\n"
-                 "<!-- load:end -->")
-        doc = DOCS.read_text()
-        doc = re.sub(r"<!-- load:start -->.*?<!-- load:end -->", lambda _: block, doc, flags=re.S)
-        DOCS.write_text(doc)
+        write_docs_block("load", (
+            f"### Load (bench/load.py)\n\n`{command}`\n\n{text}\n\n"
+            "A 422 with a face code (no_face and the like, for CelebA photos MTCNN cannot use) counts "
+            "as a correct answer; anything else (5xx, 4xx of another kind, transport errors) is an error."))
     errors = sum(1 for _, _, ok in results if not ok)
     return 1 if errors else 0
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,10 +44,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench._common import free_port, write_docs_block  # noqa: E402
 from model import metrics  # noqa: E402
 from model.data import faces as facedata  # noqa: E402
 
-BLOCK_START, BLOCK_END = "<!-- peers:start -->", "<!-- peers:end -->"
 CACHE_NEUTRAL = {"threshold_far_1e-3", "service_threshold", "threshold_policy"}
 COLORS = {"dlib": "tab:orange", "sface": "tab:green"}
 
@@ -226,12 +225,6 @@ def interleaved_timing(workers: list[Worker], files: list[str], rounds: int, bat
 
 
 # --------------------------------------------------------------------------- HTTP
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_end_to_end(files: list[str], pairs: facedata.Pairs, n_pairs: int, max_seconds: float,
@@ -472,16 +465,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-NOTES = "<!-- peers:notes (hand-written, kept when the block is regenerated) -->"
-
-
-def write_docs(block: str, path: Path) -> None:
-    """Replace the generated part of the peers block; keep the hand-written notes below NOTES."""
-    text = path.read_text()
-    i, j = text.index(BLOCK_START) + len(BLOCK_START), text.index(BLOCK_END)
-    old = text[i:j]
-    notes = old[old.index(NOTES):].strip() if NOTES in old else NOTES
-    path.write_text(text[:i] + "\n" + block.strip() + "\n\n" + notes + "\n" + text[j:])
 
 
 # --------------------------------------------------------------------------- main
@@ -644,24 +627,19 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = [a for a in argv if a != "--write-docs"]
     if args.from_json:
         results = json.loads(args.from_json.read_text())
-        plots(results, args.img_dir)
-        block = markdown(results)
-        print(block)
-        if args.write_docs:
-            write_docs(block, REPO_ROOT / "docs" / "benchmarks.md")
-        return 0
-    if args.quick:
-        args.timing_images, args.rounds, args.timing_batches = 16, 2, 2
-        args.http_pairs = min(args.http_pairs, 30)
-    results = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1, default=float))
+    else:
+        if args.quick:
+            args.timing_images, args.rounds, args.timing_batches = 16, 2, 2
+            args.http_pairs = min(args.http_pairs, 30)
+        results = run(args)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1, default=float))
     args.img_dir.mkdir(parents=True, exist_ok=True)
     plots(results, args.img_dir)
     block = markdown(results)
     print(block)
-    if args.write_docs:
-        write_docs(block, REPO_ROOT / "docs" / "benchmarks.md")
+    if args.write_docs:  # keeps the hand-written notes under <!-- peers:notes ... -->
+        write_docs_block("peers", block)
     return 0
 
 

@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from bench._common import free_port, write_docs_block  # noqa: E402
 
 
 def percentiles(values, qs=(50, 95)) -> dict:
@@ -100,12 +101,6 @@ def accuracy_and_stages(model: str, n_same: int, seed: int, stage_samples: int) 
 
 
 # --- HTTP throughput ---------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Server:
     """`python -m app migrate`, `create-key`, `serve` in a temp folder: the operator's steps."""
@@ -255,15 +250,6 @@ def reading(result: dict) -> str:
             "at batch 32 than at batch 1.")
 
 
-def write_docs(block: str, name: str = "verify_pairs") -> None:
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text()
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{start}\n{block}\n{end}{tail}")
-
-
 def main() -> int:
     from app.core.config import DEFAULT_MODEL
 
@@ -288,7 +274,7 @@ def main() -> int:
     block = markdown(result, command.strip())
     print(block)
     if args.write_docs:
-        write_docs(block)
+        write_docs_block("verify_pairs", block)
     return 0
 
 
