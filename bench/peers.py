@@ -419,7 +419,7 @@ def markdown(results: dict) -> str:
         "",
         "| system | CelebA acc | AUC | TAR@FAR=1e-3 | no face (photos / pairs) | acc, pairs with faces | "
         "Yale acc @CelebA thr (best) | Yale AUC | Yale TAR@1e-3 | ms/img p50 / p95 (×ours) | "
-        f"img/s batched (×ours) | peak RSS MiB |",
+        "img/s batched (×ours) | peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in s_all:
