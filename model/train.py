@@ -369,7 +369,7 @@ def train(
         callbacks.append(keras.callbacks.TensorBoard(str(run.path / "tb"), update_freq="epoch"))
     elif tensorboard and verbose:
         tqdm.write("TensorBoard logs skipped: the `tensorboard` package is not installed "
-                   "(pip install tensorboard); epoch logs go to log.csv")
+                   "(pip install -e '.[train]'); epoch logs go to log.csv")
     if state["epoch"] < cfg.epochs:
         model.fit(data, epochs=cfg.epochs, initial_epoch=state["epoch"], callbacks=callbacks, verbose=0)
     state.pop("elapsed_before", None)

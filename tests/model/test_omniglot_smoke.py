@@ -84,3 +84,20 @@ def test_resume_continues_where_it_stopped(tmp_path, omniglot_28):
                     tensorboard=False)
     assert resumed["epoch"] == 2 and len(resumed["history"]) == 2
     np.testing.assert_allclose(resumed["history"][1]["loss"], whole["history"][1]["loss"], rtol=1e-4)
+
+
+def test_tensorboard_logs_record_loss_and_validation_accuracy(tmp_path, omniglot_28):
+    # the `test` extra brings the `train` extra, so tensorboard is installed
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    state = train(_micro(epochs=2, patience=9), tmp_path / "run", verbose=False)
+    logs = {}
+    for split in ("train", "validation"):  # keras files val_* metrics under validation/
+        acc = EventAccumulator(str(tmp_path / "run" / "tb" / split))
+        acc.Reload()
+        logs[split] = {tag: [float(make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+                       for tag in acc.Tags()["tensors"] if tag.startswith("epoch_")}
+    assert len(logs["train"]["epoch_loss"]) == 2
+    np.testing.assert_allclose(logs["validation"]["epoch_oneshot20_within"],
+                               [h["val"] for h in state["history"]], rtol=1e-6)
