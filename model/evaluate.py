@@ -228,7 +228,8 @@ def evaluate_model(model, cfg, data: EvalData, scorer: str = "pairwise") -> dict
         def protos(images):
             return normalise(augmented_prototypes(emb, images, cfg.proto_augment, seed=cfg.seed + 99))
 
-        return evaluate_method(f"{cfg.preset}/{cfg.loss}/prototype", data, featurize, prototype_scorer,
+        family = "triplet" if triplet else "siamese"
+        return evaluate_method(f"{cfg.preset}/{family}/prototype", data, featurize, prototype_scorer,
                                distance=None, featurize_support=protos)
     if triplet:
         return evaluate_method(f"{cfg.preset}/triplet/nearest", data, featurize, negative_l2_scorer,
@@ -274,13 +275,15 @@ def plot_accuracy_vs_n(results: list[dict], out_path) -> None:
             style = {"ls": ":", "color": "grey"} if r["method"] == "chance" else {"marker": "o", "ms": 3}
             ax.plot(ns, acc, label=r["method"], **style)
         ax.set_title(title)
+        ax.set_xticks(range(2, 21, 2))
         ax.set_xlabel("N (classes per one-shot task)")
         ax.grid(alpha=0.3)
         ax.set_ylim(0, 100)
     axes[0].set_ylabel("one-shot accuracy (%)")
-    axes[1].legend(fontsize=8, loc="lower left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
     fig.suptitle("Omniglot N-way one-shot accuracy (test split: 10 evaluation alphabets, drawers 17-20)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
