@@ -1,17 +1,90 @@
-"""What the benchmarks share: a free loopback port, and writing one block of docs/benchmarks.md."""
+"""What the benchmarks share: a free loopback port, the service started as an operator
+starts it, and writing one block of docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs" / "benchmarks.md"
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class LocalService:
+    """The README's start-up steps in a temporary folder: `python -m app migrate`, an admin and
+    a client key (`create-key`), then `serve` on a free 127.0.0.1 port until /health/ready is 200.
+
+    The environment is this process's minus every FACEAPI_* variable, plus `settings` (e.g.
+    FACEAPI_MODEL) and a SQLite database in the folder; the server's log is `<tmp>/serve.log`.
+    """
+
+    def __init__(self, settings: dict[str, str] | None = None, *, nice: int = 0,
+                 ready_timeout_s: float = 300.0, prefix: str = "faceapi-bench-") -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix=prefix))
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FACEAPI_")}
+        self.env.update(FACEAPI_DATABASE_URL=f"sqlite:///{self.tmp / 'bench.db'}",
+                        FACEAPI_LOG_LEVEL="WARNING", TF_CPP_MIN_LOG_LEVEL="2", **(settings or {}))
+        self.nice, self.ready_timeout_s = nice, ready_timeout_s
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.keys: dict[str, str] = {}
+        self.proc: subprocess.Popen | None = None
+        self.ready_s = float("nan")
+
+    def _cli(self, *args: str) -> str:
+        return subprocess.run([sys.executable, "-m", "app", *args], env=self.env, cwd=REPO,
+                              check=True, capture_output=True, text=True).stdout
+
+    def __enter__(self) -> "LocalService":
+        import httpx
+
+        self._cli("migrate")
+        for role in ("admin", "client"):
+            self.keys[role] = self._cli("create-key", "--role", role).strip().splitlines()[-1]
+        prefix = ["nice", "-n", str(self.nice)] if self.nice else []
+        log = self.tmp / "serve.log"
+        with log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [*prefix, sys.executable, "-m", "app", "serve", "--host", "127.0.0.1",
+                 "--port", str(self.port)], env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        t0 = time.monotonic()
+        try:
+            while True:
+                try:
+                    if httpx.get(f"{self.url}/health/ready", timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"the service exited with {self.proc.returncode}; see {log}")
+                if time.monotonic() - t0 > self.ready_timeout_s:
+                    raise RuntimeError(f"the service was not ready in {self.ready_timeout_s:.0f} s; see {log}")
+                time.sleep(0.2)
+        except BaseException:
+            self.__exit__()
+            raise
+        self.ready_s = time.monotonic() - t0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def write_docs_block(name: str, body: str, path: Path = DOCS) -> None:

@@ -18,9 +18,7 @@ import argparse
 import os
 import random
 import re
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,7 +30,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACEAPI_DATA_DIR") or REPO.parent / "shared" / "data")
 sys.path.insert(0, str(REPO))
-from bench._common import free_port, write_docs_block  # noqa: E402
+from bench._common import LocalService, write_docs_block  # noqa: E402
 
 
 def photos() -> tuple[dict[str, list[bytes]], list[bytes]]:
@@ -42,14 +40,6 @@ def photos() -> tuple[dict[str, list[bytes]], list[bytes]]:
         yale.setdefault(p.name.split(".")[0], []).append(p.read_bytes())
     celeba = [p.read_bytes() for p in sorted((DATA / "celeba_subset" / "images").glob("*.jpg"))[:200]]
     return yale, celeba
-
-
-def run_cli(env: dict, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "app", *args], env=env, cwd=REPO, capture_output=True,
-                         text=True, timeout=300)
-    if out.returncode != 0:
-        raise SystemExit(f"python -m app {' '.join(args)} failed:\n{out.stderr[-2000:]}")
-    return out.stdout
 
 
 def main() -> int:
@@ -63,30 +53,9 @@ def main() -> int:
     assert 0 < args.duration <= 600 and 0 < args.clients <= 64
 
     yale, celeba = photos()
-    tmp = Path(tempfile.mkdtemp(prefix="faceapi-load-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEAPI_")}
-    env.update(FACEAPI_DATABASE_URL=f"sqlite:///{tmp / 'load.db'}", TF_CPP_MIN_LOG_LEVEL="2",
-               FACEAPI_LOG_LEVEL="WARNING", FACEAPI_DATA_DIR=str(DATA))
-    run_cli(env, "migrate")
-    admin = run_cli(env, "create-key", "--role", "admin").strip().splitlines()[-1]
-    client = run_cli(env, "create-key", "--role", "client").strip().splitlines()[-1]
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "w"))
-    proc = psutil.Process(server.pid)
-    try:
-        t0 = time.monotonic()
-        while True:
-            try:
-                if httpx.get(base + "/health/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() - t0 > 300:
-                raise SystemExit(f"server did not become ready; see {tmp / 'server.log'}")
-            time.sleep(0.2)
-        ready_s = time.monotonic() - t0
+    with LocalService({"FACEAPI_DATA_DIR": str(DATA)}, prefix="faceapi-load-") as service:
+        proc = psutil.Process(service.proc.pid)
+        base, admin, client, ready_s = service.url, service.keys["admin"], service.keys["client"], service.ready_s
         A, C = {"X-API-Key": admin}, {"X-API-Key": client}
         subjects = sorted(yale)
         with httpx.Client(timeout=60) as http:  # the gallery: one photo of each Yale subject
@@ -166,12 +135,6 @@ def main() -> int:
         wall = time.monotonic() - run_started
         rss_end = proc.memory_info().rss
         metrics = httpx.get(base + "/metrics").text
-    finally:
-        server.terminate()
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
     batch_sum = re.search(r"faceapi_embed_batch_size_sum ([0-9.e+]+)", metrics)
     batch_cnt = re.search(r"faceapi_embed_batch_size_count ([0-9.e+]+)", metrics)

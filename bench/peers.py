@@ -34,7 +34,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,7 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench._common import free_port, write_docs_block  # noqa: E402
+from bench._common import LocalService, write_docs_block  # noqa: E402
 from model import metrics  # noqa: E402
 from model.data import faces as facedata  # noqa: E402
 
@@ -232,70 +231,36 @@ def http_end_to_end(files: list[str], pairs: facedata.Pairs, n_pairs: int, max_s
     """Enroll A / verify B over HTTP on 127.0.0.1 for the first n_pairs pairs (time-bounded)."""
     import httpx
 
-    tmp = Path(tempfile.mkdtemp(prefix="faceapi-peers-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEAPI_")}
-    env.update(FACEAPI_DATABASE_URL=f"sqlite:///{tmp / 'faceapi.db'}", FACEAPI_LOG_LEVEL="WARNING",
-               TF_CPP_MIN_LOG_LEVEL="2")
-    py = [sys.executable, "-m", "app"]
-    subprocess.run(py + ["migrate"], cwd=REPO_ROOT, env=env, check=True, capture_output=True)
-    keys = {}
-    for role in ("admin", "client"):
-        r = subprocess.run(py + ["create-key", "--role", role], cwd=REPO_ROOT, env=env, check=True,
-                           capture_output=True, text=True)
-        keys[role] = r.stdout.strip().splitlines()[-1]
-    port = free_port()
-    log = open(tmp / "serve.log", "w")
-    server = subprocess.Popen(["nice", "-n", "10", *py, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                              cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
     rows = []
-    try:
-        with httpx.Client(base_url=base, timeout=60) as http:
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < 180:
-                try:
-                    if http.get("/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None:
-                    raise RuntimeError(f"service exited; see {tmp / 'serve.log'}")
-                time.sleep(0.5)
-            else:
-                raise RuntimeError("service not ready within 180 s")
-            ready_s = time.monotonic() - t0
-            start = time.monotonic()
-            for k in range(min(n_pairs, len(pairs))):
-                if time.monotonic() - start > max_seconds:
-                    break
-                fa, fb = files[pairs.a[k]], files[pairs.b[k]]
-                a, b = Path(fa).read_bytes(), Path(fb).read_bytes()
-                pid = f"peers-{k}"
-                e = http.post("/enroll", data={"person_id": pid}, files={"image": ("a.jpg", a)},
-                              headers={"X-API-Key": keys["admin"]})
-                row = {"k": k, "same": bool(pairs.same[k]), "enroll": e.status_code,
-                       "enroll_code": None if e.status_code < 300 else e.json().get("code")}
-                if e.status_code < 300:
-                    lib_ms = lib.ask("single", files=[fb])["total"][0]  # library pipeline, same photo
-                    t = time.perf_counter()
-                    v = http.post("/verify", data={"person_id": pid}, files={"image": ("b.jpg", b)},
-                                  headers={"X-API-Key": keys["client"]})
-                    row["verify_ms"] = (time.perf_counter() - t) * 1e3
-                    row["lib_ms"] = lib_ms
-                    row["verify"] = v.status_code
-                    if v.status_code == 200:
-                        body = v.json()
-                        row.update(match=body["match"], distance=body["distance"], threshold=body["threshold"])
-                    else:
-                        row["verify_code"] = v.json().get("code")
-                rows.append(row)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+    # nice 10: the library's worker, timed beside it, is not slowed by the service's warm-up
+    with LocalService(nice=10, ready_timeout_s=180, prefix="faceapi-peers-") as service, \
+            httpx.Client(base_url=service.url, timeout=60) as http:
+        keys, ready_s = service.keys, service.ready_s
+        start = time.monotonic()
+        for k in range(min(n_pairs, len(pairs))):
+            if time.monotonic() - start > max_seconds:
+                break
+            fa, fb = files[pairs.a[k]], files[pairs.b[k]]
+            a, b = Path(fa).read_bytes(), Path(fb).read_bytes()
+            pid = f"peers-{k}"
+            e = http.post("/enroll", data={"person_id": pid}, files={"image": ("a.jpg", a)},
+                          headers={"X-API-Key": keys["admin"]})
+            row = {"k": k, "same": bool(pairs.same[k]), "enroll": e.status_code,
+                   "enroll_code": None if e.status_code < 300 else e.json().get("code")}
+            if e.status_code < 300:
+                lib_ms = lib.ask("single", files=[fb])["total"][0]  # library pipeline, same photo
+                t = time.perf_counter()
+                v = http.post("/verify", data={"person_id": pid}, files={"image": ("b.jpg", b)},
+                              headers={"X-API-Key": keys["client"]})
+                row["verify_ms"] = (time.perf_counter() - t) * 1e3
+                row["lib_ms"] = lib_ms
+                row["verify"] = v.status_code
+                if v.status_code == 200:
+                    body = v.json()
+                    row.update(match=body["match"], distance=body["distance"], threshold=body["threshold"])
+                else:
+                    row["verify_code"] = v.json().get("code")
+            rows.append(row)
     return summarize_http(rows, pairs, lib_emb, lib_found, ready_s)
 
 

@@ -18,9 +18,7 @@ import asyncio
 import json
 import os
 import shlex
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench._common import free_port, write_docs_block  # noqa: E402
+from bench._common import LocalService, write_docs_block  # noqa: E402
 
 
 def percentiles(values, qs=(50, 95)) -> dict:
@@ -102,46 +100,6 @@ def accuracy_and_stages(model: str, n_same: int, seed: int, stage_samples: int) 
 
 # --- HTTP throughput ---------------------------------------------------------------------------
 
-class Server:
-    """`python -m app migrate`, `create-key`, `serve` in a temp folder: the operator's steps."""
-
-    def __init__(self, model: str, batch_max_size: int) -> None:
-        self.tmp = tempfile.TemporaryDirectory()
-        self.port = free_port()
-        self.env = {**os.environ, "FACEAPI_DATABASE_URL": f"sqlite:///{self.tmp.name}/bench.db",
-                    "FACEAPI_MODEL": model, "FACEAPI_BATCH_MAX_SIZE": str(batch_max_size),
-                    "FACEAPI_LOG_LEVEL": "WARNING"}
-
-    def __enter__(self) -> "Server":
-        run = lambda *a: subprocess.run([sys.executable, "-m", "app", *a], env=self.env, cwd=REPO,  # noqa: E731
-                                        check=True, capture_output=True, text=True)
-        run("migrate")
-        self.key = run("create-key", "--role", "admin").stdout.strip().splitlines()[-1]
-        self.proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(self.port)],
-                                     env=self.env, cwd=REPO, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        import httpx
-
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError("server did not become ready")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
-        self.tmp.cleanup()
-
-
 async def drive_verify(url: str, key: str, photos: list[tuple[str, bytes]], clients: int,
                        seconds: float) -> dict:
     import httpx
@@ -181,16 +139,16 @@ def throughput(model: str, seconds: float) -> dict:
     photos = [(s, yale_bytes(f"{s}.{c}")) for s in subjects for c in conditions]
     out = {}
     for label, batch in (("batching on (max 32)", 32), ("batching off", 1)):
-        with Server(model, batch) as server:
+        with LocalService({"FACEAPI_MODEL": model, "FACEAPI_BATCH_MAX_SIZE": str(batch)}) as server:
             for s in subjects:
                 r = httpx.post(f"{server.url}/enroll", data={"person_id": s},
                                files={"image": ("e.png", yale_bytes(f"{s}.normal"))},
-                               headers={"X-API-Key": server.key}, timeout=60)
+                               headers={"X-API-Key": server.keys["admin"]}, timeout=60)
                 r.raise_for_status()
-            asyncio.run(drive_verify(server.url, server.key, photos, 4, 3))  # warm both paths
+            asyncio.run(drive_verify(server.url, server.keys["admin"], photos, 4, 3))  # warm both paths
             for clients in (1, 16):
                 out[f"{label}, {clients} client(s)"] = asyncio.run(
-                    drive_verify(server.url, server.key, photos, clients, seconds))
+                    drive_verify(server.url, server.keys["admin"], photos, clients, seconds))
                 print(label, clients, out[f"{label}, {clients} client(s)"], flush=True)
     return out
 
