@@ -354,8 +354,8 @@ def train(
     state = {"epoch": 0, "best_val": -1.0, "best_epoch": 0, "history": [], "elapsed_s": 0.0}
     if resume and run.state.exists():
         state = run.load_state()
-        model.load_weights(run.last)
-        run.load_optimizer(model.optimizer, model)
+        run.load_optimizer(model.optimizer, model)  # builds the optimizer first, so that
+        model.load_weights(run.last)  # the optimizer state in the .weights.h5 loads too, not skipped
         if state.get("stopped"):
             return state
     else:
