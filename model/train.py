@@ -2,8 +2,7 @@
 
 A run directory (runs/omniglot/<name>/) holds:
   config.json           the resolved OmniglotConfig
-  last.weights.h5       weights after the latest epoch    } resume from these
-  optimizer.npz         optimizer variables at that point }
+  last.weights.h5       weights and optimizer variables after the latest epoch (resume)
   best.weights.h5       weights of the best validation one-shot accuracy (early stopping)
   state.json            epoch, best accuracy/epoch, history, elapsed seconds
   log.csv               per-epoch loss and validation accuracy
@@ -14,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,8 +251,7 @@ class EpochControl(keras.callbacks.Callback):
         if val > st["best_val"]:
             st["best_val"], st["best_epoch"] = val, epoch + 1
             self.model.save_weights(self.run.best)
-        self.model.save_weights(self.run.last)
-        self.run.save_optimizer(self.model.optimizer)
+        self.model.save_weights(self.run.last)  # the compiled optimizer's variables too
         self.run.save_state(st)
         if self.verbose:
             tqdm.write(f"epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.4f}  "
@@ -300,17 +299,14 @@ class RunDir:
     def load_state(self) -> dict:
         return json.loads(self.state.read_text())
 
-    def save_optimizer(self, opt) -> None:
-        np.savez(self.path / "optimizer.npz", *[np.asarray(v) for v in opt.variables])
-
-    def load_optimizer(self, opt, model) -> None:
-        opt.build(model.trainable_variables)
-        with np.load(self.path / "optimizer.npz") as z:
-            values = [z[f"arr_{i}"] for i in range(len(z.files))]
-        if len(values) != len(opt.variables):
-            raise ValueError("optimizer checkpoint does not match this model/optimizer")
-        for var, val in zip(opt.variables, values, strict=True):
-            var.assign(val)
+    def load_last(self, model: keras.Model) -> None:
+        """Weights and optimizer state of the latest epoch. The optimizer is built first, so
+        Keras restores its variables; a checkpoint whose optimizer does not match is an error
+        (Keras would only warn and skip it)."""
+        model.optimizer.build(model.trainable_variables)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="Skipping variable loading for optimizer")
+            model.load_weights(self.last)
 
 
 def load_trained(run_dir: Path, which: str = "best") -> tuple[keras.Model, OmniglotConfig]:
@@ -354,8 +350,7 @@ def train(
     state = {"epoch": 0, "best_val": -1.0, "best_epoch": 0, "history": [], "elapsed_s": 0.0}
     if resume and run.state.exists():
         state = run.load_state()
-        run.load_optimizer(model.optimizer, model)  # builds the optimizer first, so that
-        model.load_weights(run.last)  # the optimizer state in the .weights.h5 loads too, not skipped
+        run.load_last(model)
         if state.get("stopped"):
             return state
     else:
