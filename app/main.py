@@ -120,6 +120,11 @@ async def _warm_up(runtime: Runtime, settings: Settings, embedder: Embedder | No
         if stale:
             log.warning("%d persons were enrolled with another model version; they are not searched "
                         "until re-enrolled", stale)
+        if runtime.artifact.impostor_tail is None:
+            log.warning("model %s has no impostor_tail in its metadata.json: identify uses the 1:1 "
+                        "threshold for every gallery size, so strangers are named more often as the "
+                        "gallery grows; re-tune it (python -m model faces tune-threshold)",
+                        runtime.artifact.model_version)
         runtime.warm.set()
         log.info("ready: model %s, threshold %.4f (%s), %s persons indexed", embedder.model_version,
                  runtime.threshold, runtime.threshold_origin,

@@ -11,6 +11,7 @@ Search has two strategies behind one method:
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,6 +112,31 @@ class PersonStore:
         self.ef_search = ef_search
         self.index = None if self.postgres else ExactIndex(dim)
         self._write_lock = threading.Lock()  # commit + index update are one step
+        self._count: tuple[int, float] | None = None  # PostgreSQL: (persons of this version, when)
+
+    # Other replicas enroll into the same PostgreSQL database, so a count held here goes stale;
+    # it is re-read at most this often. The identify threshold moves with log N, so a count a
+    # few seconds old changes it by far less than its own uncertainty.
+    COUNT_MAX_AGE_S = 10.0
+
+    def gallery_size(self) -> int:
+        """Persons enrolled with this model version (the N of the identify threshold), without
+        scanning the gallery per request: the exact index's length on SQLite; on PostgreSQL a
+        count kept up to date by this process's enrolls and deletes and re-read every
+        COUNT_MAX_AGE_S seconds for those of other replicas."""
+        if self.index is not None:
+            return len(self.index)
+        cached = self._count
+        if cached is None or time.monotonic() - cached[1] > self.COUNT_MAX_AGE_S:
+            with self.sessions() as s:
+                n = int(s.scalar(select(func.count()).select_from(Person)
+                                 .where(Person.model_version == self.model_version)) or 0)
+            self._count = cached = (n, time.monotonic())
+        return cached[0]
+
+    def _adjust_count(self, delta: int) -> None:
+        if self._count is not None and delta:
+            self._count = (max(0, self._count[0] + delta), self._count[1])
 
     def load_index(self) -> None:
         if self.index is None:
@@ -129,7 +155,7 @@ class PersonStore:
                replace: bool) -> tuple[PersonRecord, bool]:
         """Store one reference embedding. Returns (record, replaced)."""
         with self._write_lock, self.sessions() as s:
-            replaced = False
+            replaced, before = False, None
             try:
                 s.add(Person(person_id=person_id, display_name=display_name,
                              embedding=embedding, model_version=self.model_version))
@@ -140,11 +166,14 @@ class PersonStore:
                     raise errors.PersonExists(
                         f"Person {person_id!r} is already enrolled; send replace=true to re-enroll"
                     ) from None
+                before = s.scalar(select(Person.model_version).where(Person.person_id == person_id))
                 s.execute(update(Person).where(Person.person_id == person_id).values(
                     display_name=display_name, embedding=embedding,
                     model_version=self.model_version, updated_at=func.now()))
                 s.commit()
                 replaced = True
+            # a re-enroll of someone enrolled with another model version joins this gallery
+            self._adjust_count(0 if replaced and before == self.model_version else 1)
             person = s.scalars(select(Person).where(Person.person_id == person_id)).one()
             if self.index is not None:
                 self.index.upsert(person_id, display_name, embedding)
@@ -172,8 +201,11 @@ class PersonStore:
 
     def delete(self, person_id: str) -> None:
         with self._write_lock, self.sessions() as s:
+            version = s.scalar(select(Person.model_version).where(Person.person_id == person_id))
             deleted = s.execute(delete(Person).where(Person.person_id == person_id)).rowcount
             s.commit()
+            if deleted and version == self.model_version:
+                self._adjust_count(-1)
             if self.index is not None:
                 self.index.remove(person_id)
         if not deleted:

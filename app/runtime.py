@@ -20,6 +20,7 @@ from app.inference.artifacts import ModelArtifact
 from app.inference.embedder import Embedder
 from app.inference.worker import BatchingWorker
 from app.repositories import PersonStore
+from app.services.open_set import IdentifyThreshold, identify_threshold
 from app.vision.pipeline import FacePipeline, FaceSample
 
 log = logging.getLogger("app.runtime")
@@ -39,6 +40,7 @@ class Runtime:
     warm: asyncio.Event = field(default_factory=asyncio.Event)
     startup_error: str | None = None
     rate_limiter: RateLimiter | None = None  # None when FACEAPI_RATE_LIMIT_PER_MINUTE is 0
+    _identify_cache: tuple | None = None  # ((gallery size, 1:1 threshold), IdentifyThreshold)
 
     @property
     def threshold(self) -> float:
@@ -51,6 +53,17 @@ class Runtime:
         if self.settings.threshold is not None:
             return "settings (FACEAPI_THRESHOLD)"
         return f"model artefact, policy {self.settings.threshold_policy}"
+
+    def identify_threshold(self) -> IdentifyThreshold:
+        """The 1:N threshold for the current gallery size and FACEAPI_IDENTIFY_FPIR (O(1): the
+        store keeps the count; the tail is a few dozen points)."""
+        n = self.store.gallery_size() if self.store is not None else 0
+        key = (n, self.threshold)
+        cached = self._identify_cache
+        if cached is None or cached[0] != key:
+            cached = self._identify_cache = (key, identify_threshold(
+                self.artifact.impostor_tail, self.settings.identify_fpir, n, self.threshold))
+        return cached[1]
 
     @property
     def model_version(self) -> str:

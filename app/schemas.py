@@ -93,7 +93,15 @@ class CandidatePublic(BaseModel):
 class IdentifyResponse(BaseModel):
     match: CandidatePublic | None = Field(description="the nearest person within the threshold, else null")
     candidates: list[CandidatePublic] = Field(description="nearest enrolled persons, nearest first")
-    threshold: float
+    threshold: float = Field(description="the identify threshold `match` used: the distance at which "
+                             "a share target_fpir of strangers would be named someone in a gallery of "
+                             "gallery_size people, capped at verify_threshold")
+    gallery_size: int = Field(description="persons enrolled with the running model (searched)")
+    target_fpir: float | None = Field(description="FACEAPI_IDENTIFY_FPIR; null when the artefact has "
+                                      "no impostor tail and the 1:1 threshold is used")
+    verify_threshold: float = Field(description="the 1:1 threshold of POST /verify, for comparison")
+    threshold_source: str = Field(description="`fpir` (computed for target_fpir and gallery_size) "
+                                  "or `verify` (the 1:1 threshold was stricter, or no tail)")
     model_version: str
     face: FaceInfo
 

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
         "<= 1e-3 on validation pairs (default: a wrong person is the costly error), or the one of "
         "maximum validation accuracy on balanced pairs",
     )
+    identify_fpir: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        default=0.01,
+        description="Target false-positive identification rate of POST /identify: the share of "
+        "photos of people who are not enrolled that may be named as someone. With the gallery's "
+        "size N and the artefact's impostor-distance tail F it sets the identify threshold "
+        "t = F^-1(1 - (1 - FPIR)^(1/N)), never looser than the 1:1 threshold. 0.01: one "
+        "stranger in a hundred is named (an operating point NIST FRVT 1:N reports FNIR at); "
+        "docs/benchmarks.md shows what 0.001 costs in missed enrolled people",
+    )
     max_upload_bytes: Annotated[int, Field(ge=1024, le=200 * 1024 * 1024)] = 10 * 1024 * 1024
     max_pixels: Annotated[int, Field(ge=1024, le=200_000_000)] = 40_000_000
     min_image_side: Annotated[int, Field(ge=16, le=4096)] = 32

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from app.inference.embedder import Embedder
+from app.services.open_set import ImpostorTail
 
 REQUIRED = ("model_version", "embedding_dim", "metric", "embedder", "threshold")
 
@@ -43,16 +45,32 @@ class ModelArtifact:
             raise ArtifactError(f"the artefact has no {key}; use FACEAPI_THRESHOLD_POLICY=max_accuracy")
         return float(self.metadata[key])
 
+    @cached_property
+    def impostor_tail(self) -> ImpostorTail | None:
+        """The low tail of impostor-pair distances (for the identify threshold), or None when
+        the artefact was tuned before it was recorded; load_artifact has checked its form."""
+        tail = self.metadata.get("impostor_tail")
+        return ImpostorTail.from_dict(tail) if tail else None
+
     def threshold_provenance(self) -> dict:
         m = self.metadata
         return {
             "source": m.get("threshold_source"),
             "threshold_max_accuracy": m.get("threshold"),
             "threshold_far_1e-3": m.get("threshold_far_1e-3"),
+            "impostor_tail": _tail_summary(m.get("impostor_tail")),
             "test_metrics": (m.get("metrics") or {}).get("test"),
             "command": m.get("command"),
             "git_commit": m.get("git_commit"),
         }
+
+
+def _tail_summary(tail: dict | None) -> dict | None:
+    """Where the impostor tail comes from and how far it was measured (not every point)."""
+    if not tail:
+        return None
+    return {k: tail.get(k) for k in ("split", "identities", "pairs", "extrapolation")} | {
+        "smallest_measured_rate": tail["rates"][0], "distance_at_smallest_rate": tail["distances"][0]}
 
 
 def load_artifact(path: Path) -> ModelArtifact:
@@ -69,6 +87,11 @@ def load_artifact(path: Path) -> ModelArtifact:
         raise ArtifactError(f"{meta_path} lacks {', '.join(missing)}")
     if meta["metric"] != "cosine_distance":
         raise ArtifactError(f"{meta_path}: metric {meta['metric']!r} is not supported")
+    if meta.get("impostor_tail"):
+        try:
+            ImpostorTail.from_dict(meta["impostor_tail"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"{meta_path}: impostor_tail is malformed: {exc}") from None
     return ModelArtifact(Path(path), meta)
 
 

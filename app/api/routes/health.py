@@ -31,7 +31,7 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/model", summary="The running model, its threshold and where the threshold came from")
+@router.get("/model", summary="The running model, its 1:1 and 1:N thresholds and where they came from")
 async def model_info(runtime: RuntimeDep) -> dict:
     return {
         "model_version": runtime.model_version,
@@ -41,6 +41,21 @@ async def model_info(runtime: RuntimeDep) -> dict:
         "threshold_origin": runtime.threshold_origin,
         "artifact": runtime.artifact.path.name,
         "provenance": runtime.artifact.threshold_provenance(),
+        "identify": identify_info(runtime),
+    }
+
+
+def identify_info(runtime) -> dict:
+    """How POST /identify decides now (the 1:1 `threshold` above is /verify's)."""
+    d = runtime.identify_threshold()
+    return {
+        "threshold": d.threshold, "gallery_size": d.gallery_size, "target_fpir": d.target_fpir,
+        "verify_threshold": d.verify_threshold, "threshold_source": d.source,
+        "impostor_pair_rate": d.pair_rate, "extrapolated_beyond_measured_tail": d.extrapolated,
+        "rule": "match when the nearest distance <= min(F^-1(1 - (1 - target_fpir)^(1/gallery_size)), "
+                "verify_threshold), F = the artefact's impostor-pair distance CDF (provenance.impostor_tail)"
+        if d.target_fpir is not None else
+        "the artefact has no impostor tail: identify uses the 1:1 threshold, whatever the gallery size",
     }
 
 

@@ -46,7 +46,9 @@ async def verify(request: Request, runtime: RuntimeDep, _: ClientDep) -> VerifyR
     "/identify", response_model=IdentifyResponse, responses=PROBLEMS,
     summary="Who is this? (1:N)",
     description="Nearest enrolled persons (enrolled with the running model version). `match` is "
-                "the nearest one when within the threshold, else null.",
+                "the nearest one when within the identify threshold, else null. That threshold is "
+                "set for the gallery's size: a share FACEAPI_IDENTIFY_FPIR of photos of people who "
+                "are not enrolled is named someone; it is never looser than /verify's threshold.",
     openapi_extra=image_request_body(
         IdentifyJson, {"top_k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 5}}, []),
 )
@@ -56,10 +58,13 @@ async def identify(request: Request, runtime: RuntimeDep, _: ClientDep) -> Ident
     sample = await runtime.extract(req.image, enroll=False)
     embedding = await runtime.embed(sample)
     candidates = await runtime.db(runtime.store.nearest, embedding, req.fields.top_k)
-    best = best_match(candidates, runtime.threshold)
+    decision = await runtime.db(runtime.identify_threshold)  # may re-read the count (PostgreSQL)
+    best = best_match(candidates, decision.threshold)
     as_public = lambda c: CandidatePublic(  # noqa: E731
         person_id=c.person_id, display_name=c.display_name,
         distance=round(c.distance, 6), similarity=round(c.similarity, 6))
     return IdentifyResponse(
         match=as_public(best) if best else None, candidates=[as_public(c) for c in candidates],
-        threshold=runtime.threshold, model_version=runtime.model_version, face=face_info(sample))
+        threshold=decision.threshold, gallery_size=decision.gallery_size,
+        target_fpir=decision.target_fpir, verify_threshold=decision.verify_threshold,
+        threshold_source=decision.source, model_version=runtime.model_version, face=face_info(sample))
