@@ -33,9 +33,21 @@ def _detector():
     return detect.MTCNNDetector(s.detect_max_side, min_face_size=s.min_face_size)
 
 
+TRAIN_PHOTOS_PER_IDENTITY = 8  # training identities only make up gallery size: fewer photos
+
+
+def selection(celeba, split: dict[str, np.ndarray]) -> np.ndarray:
+    """Photo indices to embed, validation identities first (they carry the impostor tail), then
+    test, then training identities (at most TRAIN_PHOTOS_PER_IDENTITY photos each)."""
+    ids = celeba.identities
+    train = [np.flatnonzero(ids == i)[:TRAIN_PHOTOS_PER_IDENTITY] for i in split["train"]]
+    return np.concatenate([np.flatnonzero(np.isin(ids, split["val"])),
+                           np.flatnonzero(np.isin(ids, split["test"])), *train])
+
+
 def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> dict[str, np.ndarray]:
     """{"embeddings" (n, d), "identities" (n,), "found" (n,), "faces" (n,), "score" (n,), "size" (n,)}
-    for all photos of the subset (rows without a face are zero, found False)."""
+    for the photos of `selection` (other rows, and rows without a face, are zero, found False)."""
     from app.core.config import Settings
     from app.core.errors import DomainError
     from app.inference.artifacts import build_embedder, load_artifact
@@ -48,16 +60,24 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     celeba = facedata.load_celeba(data_dir)
     detector = _detector()
     meta_sha = hashlib.sha256((artifact.path / "metadata.json").read_bytes()).hexdigest()
+    todo = selection(celeba, facedata.split_identities(celeba.identities, 0))
     key = hashlib.sha256("\n".join([type(detector).__name__, artifact.model_version, meta_sha,
-                                    *celeba.files]).encode()).hexdigest()[:12]
+                                    *celeba.files, *map(str, todo)]).encode()).hexdigest()[:12]
     cache = facedata.cache_dir() / f"fpir_celeba_{type(detector).__name__}_{artifact.model_version}_{key}.npz"
     if cache.exists():
         return dict(np.load(cache))
     pipeline = FacePipeline(detector, DecodeLimits(settings.max_upload_bytes, settings.max_pixels,
                                                    settings.min_image_side), settings.min_face_size)
     n = len(celeba.files)
-    aligned = np.zeros((n, 160, 160, 3), np.uint8)
-    found, faces, score, size = np.zeros(n, bool), np.zeros(n, np.int32), np.zeros(n), np.zeros(n)
+    partial = cache.with_suffix(".partial.npz")  # detection is slow: resume after an interruption
+    if partial.exists():
+        z = np.load(partial)
+        aligned, found, faces, score, size, done = (z[k].copy() for k in
+                                                    ("aligned", "found", "faces", "score", "size", "done"))
+    else:
+        aligned = np.zeros((n, 160, 160, 3), np.uint8)
+        found, faces, score, size = np.zeros(n, bool), np.zeros(n, np.int32), np.zeros(n), np.zeros(n)
+        done = np.zeros(n, bool)
 
     def extract(i: int) -> None:
         try:
@@ -68,10 +88,13 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
         score[i], size[i] = s.face.score, s.face.size
 
     t0 = time.perf_counter()
+    left = [int(i) for i in todo if not done[i]]
     with ThreadPoolExecutor(2) as pool:
-        for k, _ in enumerate(pool.map(extract, range(n))):
-            if k % 500 == 0:
-                print(f"  detect {k}/{n} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        for k, i in enumerate(pool.map(lambda i: (extract(i), i)[1], left)):
+            done[i] = True
+            if k % 300 == 299 or k == len(left) - 1:
+                print(f"  detect {int(done.sum())}/{len(todo)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+                np.savez(partial, aligned=aligned, found=found, faces=faces, score=score, size=size, done=done)
     embedder = build_embedder(artifact)
     emb = np.zeros((n, artifact.embedding_dim), np.float32)
     idx = np.flatnonzero(found)
@@ -81,6 +104,7 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     out = {"embeddings": emb, "identities": celeba.identities, "found": found, "faces": faces,
            "score": score, "size": size}
     np.savez(cache, **out)
+    partial.unlink(missing_ok=True)
     return out
 
 
