@@ -4,8 +4,9 @@ Search has two strategies behind one method:
 - SQLite (embedded default): an exact in-memory NumPy matrix, loaded at start and
   updated under the same lock as each committed enroll/delete, so it never shows
   a person the database does not have (or misses one it has).
-- PostgreSQL: the database is the index; identify is one `ORDER BY embedding <=> q
-  LIMIT k` query served by the HNSW index, with `hnsw.ef_search` from settings.
+- PostgreSQL: the database is the index; identify is one `ORDER BY embedding::halfvec <=> q
+  LIMIT k` query served by the halfvec HNSW index, with `hnsw.ef_search` from settings or,
+  by default, chosen for the gallery's size from measured recall (app/services/hnsw.py).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from pgvector.sqlalchemy import Vector
-from sqlalchemy import Engine, Float, bindparam, delete, func, select, text, update
+from pgvector.sqlalchemy import HALFVEC, Vector
+from sqlalchemy import Engine, Float, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import errors
 from app.core.security import Role, hash_key, same_digest
 from app.models import ApiKey, Person
+from app.services.hnsw import ef_search_for
 from app.services.verification import Candidate, top_k_exact
 
 
@@ -104,7 +106,7 @@ class ExactIndex:
 class PersonStore:
     """Persons in the database, plus the search structure kept coherent with it."""
 
-    def __init__(self, engine: Engine, model_version: str, dim: int, ef_search: int = 100) -> None:
+    def __init__(self, engine: Engine, model_version: str, dim: int, ef_search: int | None = None) -> None:
         self.engine = engine
         self.sessions: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
         self.model_version = model_version
@@ -222,21 +224,27 @@ class PersonStore:
         """The k nearest persons enrolled with this model version, nearest first."""
         if self.index is not None:
             return self.index.search(query, k)
+        ef = self.ef_search or ef_search_for(self.gallery_size(), k)
         with self.sessions() as s, s.begin():
             # An HNSW scan yields at most ef_search rows: never fewer than the k asked for.
-            s.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(self.ef_search), int(k))}"))
+            s.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef), int(k))}"))
             # The model_version filter is applied after the index scan; when rows of other
             # versions crowd the nearest ones out, keep scanning (pgvector >= 0.8) rather than
             # return fewer than k, in exact distance order.
             s.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
-            q = bindparam("q", np.asarray(query, np.float32), type_=Vector(len(query)))
-            distance = Person.embedding.op("<=>", return_type=Float)(q)  # cosine distance
-            rows = s.execute(
-                select(Person.person_id, Person.display_name, distance.label("d"))
-                .where(Person.model_version == self.model_version)
-                .order_by(distance).limit(k)
-            ).all()
-        return [Candidate(r[0], r[1], float(r[2])) for r in rows]
+            rows = s.execute(self.nearest_statement(query, k)).all()
+        found = [Candidate(r[0], r[1], float(r[2])) for r in rows]
+        return sorted(found, key=lambda c: c.distance)  # half precision may swap near-ties
+
+    def nearest_statement(self, query: np.ndarray, k: int):
+        """PostgreSQL: order by the half-precision distance, which the halfvec HNSW index
+        (migration 0002) serves; return the full-precision distance of the rows found."""
+        vec = np.asarray(query, np.float32)
+        half = cast(Person.embedding, HALFVEC(len(vec))).op("<=>", return_type=Float)(
+            bindparam("qh", vec, type_=HALFVEC(len(vec))))
+        exact = Person.embedding.op("<=>", return_type=Float)(bindparam("q", vec, type_=Vector(len(vec))))
+        return (select(Person.person_id, Person.display_name, exact.label("d"))
+                .where(Person.model_version == self.model_version).order_by(half).limit(k))
 
     # --- API keys --------------------------------------------------------------------------
 

@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     auth_disabled: bool = Field(
         default=False, description="Open API without keys; only for local experiments"
     )
-    hnsw_ef_search: Annotated[int, Field(ge=1, le=1000)] = 200
+    hnsw_ef_search: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        default=None, description="PostgreSQL HNSW search breadth; unset: chosen for the gallery's "
+        "size from measured recall@1 >= 0.99 (app/services/hnsw.py)")
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0  # 0 = no limit
     cors_origins: list[str] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -56,8 +56,11 @@ def test_migrations_up_down_up(blank_pg):
             coltype = c.scalar(text("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                                     "WHERE attrelid = 'persons'::regclass AND attname = 'embedding'"))
             assert coltype == "vector(512)"
-            indexdef = c.scalar(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_persons_embedding_hnsw'"))
-            assert "USING hnsw" in indexdef and "vector_cosine_ops" in indexdef  # the service's metric
+            indexes = dict(c.execute(text("SELECT indexname, indexdef FROM pg_indexes "
+                                          "WHERE tablename = 'persons' AND indexdef LIKE '%hnsw%'")).all())
+            assert list(indexes) == ["ix_persons_embedding_hnsw_half"]  # 0002 replaced the vector index
+            indexdef = indexes["ix_persons_embedding_hnsw_half"]
+            assert "halfvec(512)" in indexdef and "halfvec_cosine_ops" in indexdef  # the service's metric
             assert "m='32'" in indexdef and "ef_construction='128'" in indexdef
         downgrade(blank_pg)
         with engine.connect() as c:
@@ -81,15 +84,18 @@ def test_nearest_is_exact_order_and_uses_the_hnsw_index(store, pg_url):
     exact = np.argsort(1 - vecs @ q)[:5]
     assert [c.person_id for c in got] == [f"p{i:03d}" for i in exact]
     assert np.allclose([c.distance for c in got], (1 - vecs @ q)[exact], atol=1e-5)
-    # the statement shape PersonStore.nearest sends, planned with the index available
-    with psycopg.connect(pg_url.replace("postgresql+psycopg", "postgresql")) as conn:
-        conn.execute("ANALYZE persons")
-        conn.execute("SET enable_seqscan = off")
-        vec = "[" + ",".join(f"{x:.6f}" for x in q) + "]"
-        plan = "\n".join(r[0] for r in conn.execute(
-            "EXPLAIN SELECT person_id FROM persons WHERE model_version = 'v1' "
-            "ORDER BY embedding <=> %s::vector LIMIT 5", (vec,)))
-    assert "ix_persons_embedding_hnsw" in plan
+    # the very statement PersonStore.nearest sends, planned with the index available
+    from sqlalchemy.dialects import postgresql
+
+    with store.engine.connect() as conn:
+        conn.execute(text("ANALYZE persons"))
+        conn.execute(text("SET enable_seqscan = off"))
+        dialect = postgresql.psycopg.dialect()
+        compiled = store.nearest_statement(q, 5).compile(dialect=dialect)
+        params = {k: (compiled.binds[k].type.bind_processor(dialect) or (lambda v: v))(v)
+                  for k, v in compiled.params.items()}  # as the driver receives them
+        plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + str(compiled), params))
+    assert "ix_persons_embedding_hnsw_half" in plan, plan
 
 
 def test_top_k_above_ef_search_still_returns_k(pg_url):
@@ -117,6 +123,29 @@ def test_other_model_versions_do_not_crowd_out_results(pg_url):
             new.enroll(f"new{i}", None, v, replace=False)
         got = new.nearest(unit(rng)[0], 3)
         assert sorted(c.person_id for c in got) == ["new0", "new1", "new2"]
+    finally:
+        engine.dispose()
+
+
+def test_gallery_size_follows_enrolls_deletes_and_other_replicas(pg_url, monkeypatch):
+    engine = make_engine(pg_url)
+    rng = np.random.default_rng(5)
+    here, other = PersonStore(engine, "v1", DIM), PersonStore(engine, "v1", DIM)
+    old = PersonStore(engine, "v0", DIM)
+    try:
+        old.enroll("moved", None, unit(rng)[0], replace=False)
+        assert here.gallery_size() == 0  # read once, then kept by this process's writes
+        here.enroll("a", None, unit(rng)[0], replace=False)
+        here.enroll("a", None, unit(rng)[0], replace=True)  # same person again: no change
+        here.enroll("moved", None, unit(rng)[0], replace=True)  # joins this model's gallery
+        assert here.gallery_size() == 2
+        other.enroll("b", None, unit(rng)[0], replace=False)  # another replica
+        assert here.gallery_size() == 2  # not seen until the count is re-read
+        monkeypatch.setattr(PersonStore, "COUNT_MAX_AGE_S", 0.0)
+        assert here.gallery_size() == 3
+        monkeypatch.setattr(PersonStore, "COUNT_MAX_AGE_S", 3600.0)
+        here.delete("a")
+        assert here.gallery_size() == 2
     finally:
         engine.dispose()
 
