@@ -19,6 +19,8 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.api.demo import install_demo
+from app.api.docs import install_docs
 from app.api.routes import health, persons, verification
 from app.core import errors
 from app.core.config import Settings, load_settings
@@ -64,11 +66,14 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         description="Errors are application/problem+json with a stable `code`. Send the API key "
                     "in `X-API-Key`. Photos are never stored; one embedding per person is.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # offline pages instead (app/api/docs.py)
     )
     errors.install_error_handlers(app)
     app.include_router(persons.router)
     app.include_router(verification.router)
     app.include_router(health.router)
+    install_docs(app)
+    install_demo(app)
     _install_middleware(app, settings)
     return app
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_serializer
 
 PERSON_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 PersonId = Annotated[
@@ -22,6 +22,10 @@ ImageBase64 = Annotated[
 ]
 
 
+ReturnAligned = Annotated[bool, Field(
+    default=False, description="Add the aligned face the model saw to `face` (PNG, base64)")]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -31,22 +35,36 @@ class EnrollJson(_Strict):
     image_base64: ImageBase64
     display_name: DisplayName = None
     replace: bool = Field(default=False, description="Re-enroll an existing person with this photo")
+    return_aligned: ReturnAligned = False
 
 
 class VerifyJson(_Strict):
     person_id: PersonId
     image_base64: ImageBase64
+    return_aligned: ReturnAligned = False
 
 
 class IdentifyJson(_Strict):
     image_base64: ImageBase64
     top_k: Annotated[int, Field(ge=1, le=100)] = 5
+    return_aligned: ReturnAligned = False
 
 
 class FaceInfo(BaseModel):
     box: list[float] = Field(description="x, y, width, height in the photo's pixels")
     score: float = Field(description="detector confidence")
     faces_detected: int
+    aligned_png_base64: str | None = Field(
+        default=None, description="only with return_aligned=true: the aligned face the embedder "
+                                  "saw, a PNG, base64-encoded")
+
+    @model_serializer(mode="wrap")
+    def _omit_unrequested_crop(self, handler):
+        # the key is absent unless asked for, so ordinary responses keep their shape
+        data = handler(self)
+        if data.get("aligned_png_base64") is None:
+            data.pop("aligned_png_base64", None)
+        return data
 
 
 def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -113,6 +131,12 @@ class PersonList(BaseModel):
     limit: int
 
 
+class ValidationIssue(BaseModel):
+    loc: list[str] = Field(description="where: the field name (JSON) or form field")
+    msg: str
+    type: str = Field(description="pydantic's error type, e.g. missing, string_pattern_mismatch")
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details; `code` is stable and machine-readable."""
 
@@ -122,6 +146,10 @@ class Problem(BaseModel):
     detail: str
     code: str
     instance: str | None = None
+    errors: list[ValidationIssue] | None = Field(
+        default=None, description="422 invalid_request only: one entry per invalid field")
+    faces_detected: int | None = Field(default=None, description="422 multiple_faces only")
+    retry_after: int | None = Field(default=None, description="429 only: seconds, as in Retry-After")
 
 
 class Health(BaseModel):

@@ -113,7 +113,8 @@ def image_request_body(json_model: type[BaseModel], form_fields: dict, required:
                     "schema": {
                         "type": "object",
                         "required": ["image", *required],
-                        "properties": {"image": {"type": "string", "format": "binary"}, **form_fields},
+                        "properties": {"image": {"type": "string", "format": "binary"}, **form_fields,
+                                       "return_aligned": {"type": "boolean", "default": False}},
                     }
                 },
                 "application/json": {"schema": json_model.model_json_schema()},

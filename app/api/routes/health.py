@@ -6,19 +6,21 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.api import examples
 from app.api.deps import RuntimeDep
 from app.schemas import Health
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health/live", response_model=Health, summary="The process is up")
+@router.get("/health/live", response_model=Health, summary="The process is up",
+            responses=examples.LIVE)
 async def live() -> Health:
     return Health(status="ok")
 
 
 @router.get("/health/ready", response_model=Health, summary="Database reachable, model warm",
-            responses={503: {"model": Health}})
+            responses=examples.READY)
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     database = await runtime.db(runtime.database_ok)
     model = runtime.warm.is_set()
@@ -31,7 +33,8 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/model", summary="The running model, its 1:1 and 1:N thresholds and where they came from")
+@router.get("/model", summary="The running model, its 1:1 and 1:N thresholds and where they came from",
+            responses=examples.MODEL_INFO)
 async def model_info(runtime: RuntimeDep) -> dict:
     return {
         "model_version": runtime.model_version,
@@ -59,7 +62,8 @@ def identify_info(runtime) -> dict:
     }
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses=examples.METRICS)
 async def metrics(runtime: RuntimeDep) -> Response:
     runtime.metrics.queue_depth.set(runtime.worker.queue_depth if runtime.worker else 0)
     if runtime.store is not None and runtime.store.index is not None:

@@ -6,19 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from app.api import examples
 from app.api.deps import AdminDep, ClientDep, RuntimeDep, image_request_body, read_image_request
 from app.core import errors
 from app.repositories import PersonRecord
+from app.vision.encode import png_base64
 from app.schemas import (
-    PERSON_ID_PATTERN, EnrollJson, EnrollResponse, FaceInfo, PersonList, PersonPublic, Problem,
+    PERSON_ID_PATTERN, EnrollJson, EnrollResponse, FaceInfo, PersonList, PersonPublic,
 )
 
 router = APIRouter(tags=["persons"])
-# errors are sent as application/problem+json; documenting the schema under that media type
-# lets clients (and the schema fuzzer) validate error bodies
-PROBLEMS = {s: {"model": Problem,
-                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-            for s in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)}
 PersonIdPath = Annotated[str, Path(pattern=PERSON_ID_PATTERN, max_length=128)]
 
 ENROLL_FORM = {
@@ -33,13 +30,14 @@ def public(p: PersonRecord) -> PersonPublic:
                         model_version=p.model_version, created_at=p.created_at, updated_at=p.updated_at)
 
 
-def face_info(sample) -> FaceInfo:
+def face_info(sample, with_aligned: bool = False) -> FaceInfo:
     return FaceInfo(box=[round(v, 1) for v in sample.face.box], score=round(sample.face.score, 4),
-                    faces_detected=sample.faces_detected)
+                    faces_detected=sample.faces_detected,
+                    aligned_png_base64=png_base64(sample.aligned) if with_aligned else None)
 
 
 @router.post(
-    "/enroll", response_model=EnrollResponse, status_code=201, responses=PROBLEMS,
+    "/enroll", response_model=EnrollResponse, status_code=201, responses=examples.ENROLL,
     summary="Enroll a person from one photo",
     description="Stores one reference embedding (never the photo). The photo must show exactly "
                 "one clear face. 409 if the person exists, unless `replace=true`.",
@@ -60,10 +58,12 @@ async def enroll(request: Request, runtime: RuntimeDep, _: AdminDep) -> EnrollRe
     embedding = await runtime.embed(sample)
     record, replaced = await runtime.db(
         runtime.store.enroll, fields.person_id, fields.display_name, embedding, fields.replace)
-    return EnrollResponse(person=public(record), replaced=replaced, face=face_info(sample))
+    return EnrollResponse(person=public(record), replaced=replaced,
+                          face=face_info(sample, fields.return_aligned))
 
 
-@router.get("/persons", response_model=PersonList, responses=PROBLEMS, summary="List enrolled persons")
+@router.get("/persons", response_model=PersonList, responses=examples.LIST_PERSONS,
+            summary="List enrolled persons", description="Paged: `offset` (from 0) and `limit` (1..500, default 50); `total` counts everyone.")
 async def list_persons(
     runtime: RuntimeDep, _: ClientDep,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -73,13 +73,13 @@ async def list_persons(
     return PersonList(items=[public(p) for p in people], total=total, offset=offset, limit=limit)
 
 
-@router.get("/persons/{person_id}", response_model=PersonPublic, responses=PROBLEMS,
+@router.get("/persons/{person_id}", response_model=PersonPublic, responses=examples.GET_PERSON,
             summary="Read one person")
 async def get_person(person_id: PersonIdPath, runtime: RuntimeDep, _: ClientDep) -> PersonPublic:
     return public(await runtime.db(runtime.store.get, person_id))
 
 
-@router.delete("/persons/{person_id}", status_code=204, responses=PROBLEMS,
+@router.delete("/persons/{person_id}", status_code=204, responses=examples.DELETE_PERSON,
                summary="Delete a person and their embedding")
 async def delete_person(person_id: PersonIdPath, runtime: RuntimeDep, _: AdminDep) -> Response:
     await runtime.db(runtime.store.delete, person_id)

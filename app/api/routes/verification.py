@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.api.deps import ClientDep, RuntimeDep, image_request_body, read_image_request
-from app.api.routes.persons import PROBLEMS, face_info
+from app.api import examples
+from app.api.routes.persons import face_info
 from app.core import errors
 from app.schemas import (
     PERSON_ID_PATTERN, CandidatePublic, IdentifyJson, IdentifyResponse, VerifyJson, VerifyResponse,
@@ -16,7 +17,7 @@ router = APIRouter(tags=["verification"])
 
 
 @router.post(
-    "/verify", response_model=VerifyResponse, responses=PROBLEMS,
+    "/verify", response_model=VerifyResponse, responses=examples.VERIFY,
     summary="Is this photo the enrolled person? (1:1)",
     description="Uses the largest face in the photo. `match` is `distance <= threshold`; the "
                 "threshold and model version used are in every response.",
@@ -39,11 +40,11 @@ async def verify(request: Request, runtime: RuntimeDep, _: ClientDep) -> VerifyR
     return VerifyResponse(
         person_id=person.person_id, match=is_match(distance, threshold), distance=round(distance, 6),
         similarity=round(similarity(distance), 6), threshold=threshold,
-        model_version=runtime.model_version, face=face_info(sample))
+        model_version=runtime.model_version, face=face_info(sample, req.fields.return_aligned))
 
 
 @router.post(
-    "/identify", response_model=IdentifyResponse, responses=PROBLEMS,
+    "/identify", response_model=IdentifyResponse, responses=examples.IDENTIFY,
     summary="Who is this? (1:N)",
     description="Nearest enrolled persons (enrolled with the running model version). `match` is "
                 "the nearest one when within the identify threshold, else null. That threshold is "
@@ -67,4 +68,5 @@ async def identify(request: Request, runtime: RuntimeDep, _: ClientDep) -> Ident
         match=as_public(best) if best else None, candidates=[as_public(c) for c in candidates],
         threshold=decision.threshold, gallery_size=decision.gallery_size,
         target_fpir=decision.target_fpir, verify_threshold=decision.verify_threshold,
-        threshold_source=decision.source, model_version=runtime.model_version, face=face_info(sample))
+        threshold_source=decision.source, model_version=runtime.model_version,
+        face=face_info(sample, req.fields.return_aligned))
