@@ -53,7 +53,7 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     from app.inference.artifacts import build_embedder, load_artifact
     from app.vision.decode import DecodeLimits
     from app.vision.pipeline import FacePipeline
-    from model.data import faces as facedata
+    from model.faces import data as facedata
 
     settings = Settings(_env_file=None, **({"model": model} if model else {}))
     artifact = load_artifact(settings.model_dir())

@@ -110,13 +110,13 @@ class OursSystem:
         return Prepared(align(rgb, faces[0]), len(faces), faces[0].size)
 
     def prepare_cached(self, path: str) -> Prepared | None:
-        """Same result as prepare(), from model.data.faces.detect_all's cached MTCNN detections
+        """Same result as prepare(), from model.faces.data.detect_all's cached MTCNN detections
         (made with the same detector settings) when the photo is a CelebA one."""
         from app.vision.align import align_face
         from app.vision.decode import decode_image
 
         if self._celeba_index is None:
-            from model.data import faces as facedata
+            from model.faces import data as facedata
 
             celeba = facedata.load_celeba()
             self._celeba_index = {str(celeba.path(i)): i for i in range(len(celeba.files))}

@@ -54,7 +54,7 @@ MODEL_VERSION = "facenet-casia-base-v1"
 def real_embeddings() -> tuple[np.ndarray, np.ndarray]:
     """(embeddings, identities) of the CelebA subset's usable faces, through the service pipeline."""
     from app.inference.facenet_graph import graph_sha256
-    from model.data import faces as facedata
+    from model.faces import data as facedata
 
     celeba = facedata.load_celeba()
     key = hashlib.sha256(("\n".join(celeba.files) + graph_sha256()).encode()).hexdigest()[:12]

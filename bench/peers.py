@@ -44,8 +44,8 @@ sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench._common import LocalService, write_docs_block  # noqa: E402
-from model import metrics  # noqa: E402
-from model.data import faces as facedata  # noqa: E402
+from model.common import metrics  # noqa: E402
+from model.faces import data as facedata  # noqa: E402
 
 CACHE_NEUTRAL = {"threshold_far_1e-3", "service_threshold", "threshold_policy"}
 COLORS = {"dlib": "tab:orange", "sface": "tab:green"}
@@ -58,7 +58,7 @@ def our_systems(extra: list[str], swap_detector: bool = False) -> list[dict]:
     """The service's default artefact and the base-only one (one entry if they are the same)."""
     from app.core.config import REPO_ROOT as APP_ROOT, Settings
     from app.inference.artifacts import load_artifact
-    from model.faces_cli import BASE_VERSION
+    from model.faces.artifact import BASE_VERSION
 
     base_dir = APP_ROOT / "model" / "artifacts" / BASE_VERSION
     default_dir = Settings().model_dir()

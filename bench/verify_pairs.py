@@ -42,8 +42,8 @@ def accuracy_and_stages(model: str, n_same: int, seed: int, stage_samples: int) 
     from app.vision.decode import DecodeLimits
     from app.vision.detect import MTCNNDetector
     from app.vision.pipeline import FacePipeline
-    from model import metrics
-    from model.data import faces as data
+    from model.common import metrics
+    from model.faces import data as data
     from tqdm import tqdm
 
     from app.core import errors

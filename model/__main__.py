@@ -11,7 +11,8 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from model import faces_cli, omniglot_cli
+    from model.faces import cli as faces_cli
+    from model.omniglot import cli as omniglot_cli
 
     parser = argparse.ArgumentParser(prog="python -m model", description=__doc__)
     families = parser.add_subparsers(dest="family", required=True)

@@ -139,7 +139,7 @@ def _build_facenet(artifact: ModelArtifact) -> Embedder:
     if spec.get("head"):
         import keras
 
-        import model.face_heads  # noqa: F401  registers the head's custom layers
+        import model.faces.heads  # noqa: F401  registers the head's custom layers
 
         head = keras.saving.load_model(artifact.path / spec["head"], compile=False)
     return FaceNetGraphEmbedder(

@@ -8,7 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
-from model.data import omniglot as om
+from model.omniglot import data as om
 
 
 @pytest.fixture(scope="session")

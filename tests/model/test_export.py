@@ -7,14 +7,16 @@ import keras
 import numpy as np
 import pytest
 
-from model import export, face_heads, finetune
+from model.faces import export
+from model.faces import heads as face_heads
+from model.faces.faceset import yale_faces
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def faces() -> np.ndarray:
-    yale = finetune.yale_faces()  # real aligned faces (cached under var/cache)
+    yale = yale_faces()  # real aligned faces (cached under var/cache)
     return yale.faces[np.flatnonzero(yale.usable)[::20]]
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from app.inference.facenet_graph import FaceNetGraphEmbedder, load_graph_function, prewhiten
-from model import facenet_keras as fk
-from model.data.faces import data_dir
+from model.faces import facenet_keras as fk
+from model.faces.data import data_dir
 
 pytestmark = pytest.mark.slow
 

@@ -7,15 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from model import finetune
-from model.faces_config import apply_overrides, resolve
+from model.faces import train as finetune
+from model.faces.augment import augment_images
+from model.faces.config import apply_overrides, resolve
+from model.faces.faceset import yale_faces
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def yale():
-    return finetune.yale_faces()  # detections and aligned faces cached under var/cache
+    return yale_faces()  # detections and aligned faces cached under var/cache
 
 
 def test_pair_objective_loss_falls_and_run_resumes(yale, tmp_path):
@@ -45,11 +47,11 @@ def test_triplet_objective_on_last_block_loss_falls(yale, tmp_path):
 
 
 def test_image_augmentation_keeps_shape_and_changes_pixels():
-    from model.faces_config import FaceTuneConfig
+    from model.faces.config import FaceTuneConfig
 
     faces = np.random.default_rng(0).integers(0, 255, (4, 160, 160, 3), dtype=np.uint8)
     cfg = FaceTuneConfig(base_stage="stem", flip=True, affine=True, color_jitter=True)
-    out = finetune.augment_images(faces, np.random.default_rng(1), cfg)
+    out = augment_images(faces, np.random.default_rng(1), cfg)
     assert out.shape == faces.shape and out.dtype == np.uint8
     assert not np.array_equal(out, faces)
 

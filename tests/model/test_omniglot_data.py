@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.data import omniglot as om
+from model.omniglot import augment
+from model.omniglot import data as om
+from model.omniglot import tasks as oneshot
 
 
 def test_sets_have_the_documented_size(omniglot_28):
@@ -49,7 +51,7 @@ def test_pair_sampler_is_balanced_and_stays_inside_its_split(splits_28):
 
 
 def test_affine_parameters_stay_in_the_paper_ranges():
-    p = om.sample_affine_params(20000, np.random.default_rng(1))
+    p = augment.sample_affine_params(20000, np.random.default_rng(1))
     theta, rho, s, t = p[:, 0], p[:, 1:3], p[:, 3:5], p[:, 5:7]
     assert np.all(np.abs(theta) <= 10) and np.all(np.abs(rho) <= 0.3)
     assert np.all((s >= 0.8) & (s <= 1.2)) and np.all(np.abs(t) <= 2)
@@ -62,13 +64,13 @@ def test_affine_parameters_stay_in_the_paper_ranges():
 def test_warp_identity_and_translation():
     img = np.zeros((1, 105, 105), np.float32)
     img[0, 40:60, 30:50] = 1.0
-    ident = om.affine_matrices(np.array([[0, 0, 0, 1, 1, 0, 0.0]]), 105)
-    np.testing.assert_allclose(om.warp_affine(img, ident), img, atol=1e-6)
-    shifted = om.warp_affine(img, om.affine_matrices(np.array([[0, 0, 0, 1, 1, 2.0, -2.0]]), 105))
+    ident = augment.affine_matrices(np.array([[0, 0, 0, 1, 1, 0, 0.0]]), 105)
+    np.testing.assert_allclose(augment.warp_affine(img, ident), img, atol=1e-6)
+    shifted = augment.warp_affine(img, augment.affine_matrices(np.array([[0, 0, 0, 1, 1, 2.0, -2.0]]), 105))
     ys, xs = np.nonzero(shifted[0] > 0.5)
     assert xs.min() == 32 and ys.min() == 38  # +2 px in x, -2 px in y
     # rotation keeps the mass (up to interpolation) and the image centre
-    rot = om.warp_affine(img, om.affine_matrices(np.array([[10.0, 0, 0, 1, 1, 0, 0]]), 105))
+    rot = augment.warp_affine(img, augment.affine_matrices(np.array([[10.0, 0, 0, 1, 1, 0, 0]]), 105))
     assert abs(rot.sum() - img.sum()) / img.sum() < 0.02
 
 
@@ -76,8 +78,8 @@ def test_warp_identity_and_translation():
 @pytest.mark.parametrize("n_way", [2, 5, 20])
 def test_nway_tasks(splits_28, n_way, within):
     split = splits_28["test"]
-    tasks = om.make_tasks(split, n_way, 200, within, seed=3)
-    again = om.make_tasks(split, n_way, 200, within, seed=3)
+    tasks = oneshot.make_tasks(split, n_way, 200, within, seed=3)
+    again = oneshot.make_tasks(split, n_way, 200, within, seed=3)
     np.testing.assert_array_equal(tasks.support, again.support)  # fixed, seeded task sets
     nd = split.n_drawers
     for q, sup, ans in zip(tasks.query, tasks.support, tasks.answer):
@@ -94,16 +96,16 @@ def test_nway_tasks(splits_28, n_way, within):
 def test_lake_scoring_on_a_constructed_case():
     rng = np.random.default_rng(0)
     answer = rng.permutation(20)
-    run = om.LakeRun("runXX", np.zeros((20, 4, 4), np.uint8), np.zeros((20, 4, 4), np.uint8), answer)
+    run = oneshot.LakeRun("runXX", np.zeros((20, 4, 4), np.uint8), np.zeros((20, 4, 4), np.uint8), answer)
     cost = np.ones((20, 20))
     cost[np.arange(20), answer] = 0.0  # all right ...
     cost[:3] = 0.5
     cost[0, (answer[0] + 1) % 20] = 0.0  # ... except item 0 (wrong class is cheapest)
     cost[1, answer[1]] = 0.0  # item 1 right, item 2 all tied -> argmin takes class 0
     right2 = answer[2] == 0
-    perfect = om.score_lake_runs([np.where(np.arange(20)[None] == answer[:, None], 0.0, 1.0)], [run])
+    perfect = oneshot.score_lake_runs([np.where(np.arange(20)[None] == answer[:, None], 0.0, 1.0)], [run])
     assert perfect["percent_correct"] == 100.0 and perfect["trials"] == 20
-    res = om.score_lake_runs([cost, cost], [run, run])
+    res = oneshot.score_lake_runs([cost, cost], [run, run])
     wrong = 1 + (0 if right2 else 1)
     assert res["per_run_error"] == [100 * wrong / 20] * 2
     assert res["percent_correct"] == pytest.approx(100 - 100 * wrong / 20)
@@ -112,7 +114,7 @@ def test_lake_scoring_on_a_constructed_case():
 def test_lake_runs_load_and_match_the_test_alphabets():
     if not (om.default_data_dir() / "omniglot" / "all_runs.zip").exists():
         pytest.skip("all_runs.zip not found")
-    runs = om.load_lake_runs(28)
+    runs = oneshot.load_lake_runs(28)
     assert len(runs) == 20 and all(r.train.shape == (20, 28, 28) for r in runs)
     assert sum(len(r.answer) for r in runs) == 400
     for r in runs:  # every training class is the answer of exactly one test item

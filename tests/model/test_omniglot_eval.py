@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from model import evaluate as ev
-from model.data import omniglot as om
+from model.omniglot import data as om
+from model.omniglot import evaluate as ev
+from model.omniglot import tasks as oneshot
 
 
 def _toy_split(n_chars=6, n_drawers=2, noise=0.05, seed=0):
@@ -19,7 +20,7 @@ def _toy_split(n_chars=6, n_drawers=2, noise=0.05, seed=0):
 
 def test_one_nn_on_raw_pixels_solves_a_toy_case():
     split = _toy_split()
-    tasks = om.make_tasks(split, 5, 50, within_alphabet=True, seed=0)
+    tasks = oneshot.make_tasks(split, 5, 50, within_alphabet=True, seed=0)
     f = ev.raw_pixels(split.flat_images())
     assert ev.oneshot_accuracy(f, f, tasks, ev.negative_l2_scorer) == 1.0
 
@@ -32,7 +33,7 @@ def test_one_nn_picks_the_nearest_not_the_first():
 
 def test_chance_is_near_one_over_n():
     split = _toy_split(n_chars=30, n_drawers=2)
-    tasks = om.make_tasks(split, 10, 3000, within_alphabet=False, seed=0)
+    tasks = oneshot.make_tasks(split, 10, 3000, within_alphabet=False, seed=0)
     f = ev.raw_pixels(split.flat_images())
     acc = ev.oneshot_accuracy(f, f, tasks, ev.random_scorer(0))
     assert abs(acc - 0.1) < 0.02
@@ -50,6 +51,6 @@ def test_lake_accuracy_with_raw_pixels_on_identical_images():
     rng = np.random.default_rng(0)
     train = (rng.random((20, 6, 6)) * 255).astype(np.uint8)
     answer = rng.permutation(20)
-    run = om.LakeRun("r", train, train[answer], answer)
+    run = oneshot.LakeRun("r", train, train[answer], answer)
     res = ev.lake_accuracy([run], ev.raw_pixels, ev.negative_l2_scorer)
     assert res["percent_correct"] == 100.0

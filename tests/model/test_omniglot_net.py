@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from model.layers import L1Distance
-from model.nets import build_siamese, build_triplet_net
-from model.train import LayerwiseSGD
+from model.omniglot.layers import L1Distance
+from model.omniglot.nets import build_siamese, build_triplet_net
+from model.omniglot.train import LayerwiseSGD
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +35,8 @@ def test_paper_initialisation_and_l2(paper_net):
 
 
 def test_koch2015_net_does_one_training_step(paper_net):
-    from model.config import resolve
-    from model.train import compile_model
+    from model.omniglot.config import resolve
+    from model.omniglot.train import compile_model
 
     cfg = resolve("koch2015")
     net = build_siamese()

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from model import evaluate as ev
-from model.config import OmniglotConfig, apply_overrides, resolve
-from model.train import load_trained, train
+from model.omniglot import evaluate as ev
+from model.omniglot.config import OmniglotConfig, apply_overrides, resolve
+from model.omniglot.train import load_trained, train
 
 
 def test_overrides_parse_to_the_field_types():
@@ -25,7 +25,7 @@ def test_overrides_parse_to_the_field_types():
 
 
 def test_presets_build_the_intended_nets():
-    from model.nets import build_from_config
+    from model.omniglot.nets import build_from_config
 
     assert resolve("koch2015").image_size == 105 and resolve("koch2015").dense_units == 4096
     assert build_from_config(resolve("smoke")).count_params() < 1_000_000

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from model.losses import semi_hard_triplet_loss
+from model.common.losses import semi_hard_triplet_loss
 
 
 def brute_force(y, e, margin):

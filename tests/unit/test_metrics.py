@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from model import metrics
+from model.common import metrics
 
 
 def test_threshold_tuning_on_a_constructed_example():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model import metrics
+from model.common import metrics
 
 
 def clustered_embeddings(n_ids: int, per_id: int, spread: float, seed: int = 0):

@@ -22,10 +22,12 @@ import numpy as np
 from keras import ops
 from tqdm.auto import tqdm
 
-from model import evaluate as ev
-from model.config import OmniglotConfig
-from model.data import omniglot as om
-from model.nets import build_from_config
+from model.omniglot import augment
+from model.omniglot import data as om
+from model.omniglot import evaluate as ev
+from model.omniglot import tasks as oneshot
+from model.omniglot.config import OmniglotConfig
+from model.omniglot.nets import build_from_config
 
 # ----------------------------------------------------------------------------- optimiser
 
@@ -113,7 +115,7 @@ def make_optimizer(cfg: OmniglotConfig) -> keras.optimizers.Optimizer:
 
 def compile_model(model: keras.Model, cfg: OmniglotConfig) -> None:
     if cfg.loss == "triplet":
-        from model.losses import TripletSemiHardLoss
+        from model.common.losses import TripletSemiHardLoss
 
         model.compile(optimizer=make_optimizer(cfg), loss=TripletSemiHardLoss(cfg.triplet_margin))
     else:
@@ -158,8 +160,8 @@ class PairBatches(keras.utils.PyDataset):
         else:
             pick = rng.integers(0, len(self.pool[0]), cfg.batch_size)
             left, right, same = (a[pick] for a in self.pool)
-        a = om.distort(self.flat[left], rng, cfg.distort_prob)
-        b = om.distort(self.flat[right], rng, cfg.distort_prob)
+        a = augment.distort(self.flat[left], rng, cfg.distort_prob)
+        b = augment.distort(self.flat[right], rng, cfg.distort_prob)
         return (a[..., None], b[..., None]), same.astype(np.float32)[:, None]
 
 
@@ -177,7 +179,7 @@ class TripletBatches(PairBatches):
         chars = rng.choice(self.split.n_chars, p, replace=False)
         drawers = np.stack([rng.choice(self.split.n_drawers, k, replace=False) for _ in range(p)])
         idx = (chars[:, None] * self.split.n_drawers + drawers).ravel()
-        x = om.distort(self.flat[idx], rng, cfg.distort_prob)
+        x = augment.distort(self.flat[idx], rng, cfg.distort_prob)
         return x[..., None], np.repeat(chars, k).astype(np.int32)
 
 
@@ -195,12 +197,12 @@ class Validator:
     """20-way within-alphabet one-shot accuracy on the validation split (early stopping)."""
 
     split: om.Split
-    tasks: om.TaskSet
+    tasks: oneshot.TaskSet
     cfg: OmniglotConfig
 
     @classmethod
     def build(cls, split: om.Split, cfg: OmniglotConfig) -> Validator:
-        return cls(split, om.make_tasks(split, 20, cfg.val_tasks, True, seed=cfg.seed + 1000), cfg)
+        return cls(split, oneshot.make_tasks(split, 20, cfg.val_tasks, True, seed=cfg.seed + 1000), cfg)
 
     def __call__(self, model: keras.Model) -> float:
         feats = ev.embed(model.get_layer("embedding"), self.split.flat_images())

@@ -17,35 +17,23 @@ then the head, then L2 normalisation.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from model.data import faces as facedata
+from model.faces import data as facedata
+from model.faces import heads
+from model.faces.artifact import ARTIFACTS, base_embedder_spec, provenance, write_metadata
+from model.faces.config import FaceTuneConfig
+from model.faces.faceset import celeba_faces, yale_faces
+from model.faces.features import base_features
+from model.faces.splits import all_pairs, make_splits, test_pairs
+from model.faces.threshold import tune_threshold
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 EXPORTS = facedata.REPO_ROOT / "var" / "export"
 FIGURES = facedata.REPO_ROOT / "docs" / "img"
-
-
-def register_command(commands: "argparse._SubParsersAction") -> None:
-    p = commands.add_parser("export", help="write model/artifacts/<version>/ and a SavedModel")
-    p.add_argument("--run-dir", type=Path, default=None,
-                   help="a finetune run (uses best_embedding.keras); omit with --base-only")
-    p.add_argument("--base-only", action="store_true", help="export the pretrained base without a head")
-    p.add_argument("--version", required=False, help="artefact name, e.g. facenet-casia-triplet-v1")
-    p.add_argument("--out", type=Path, default=ARTIFACTS, help="artefact root (default model/artifacts)")
-    p.add_argument("--saved-model-dir", type=Path, default=None,
-                   help="default var/export/<version>/saved_model")
-    p.add_argument("--no-saved-model", action="store_true")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--report", nargs="+", metavar="VERSION", default=None,
-                   help="instead of exporting: plot ROC curves and distance histograms of exported "
-                        "versions (var/export/<v>/eval.npz) into docs/img and print the table")
-    p.set_defaults(run=run_export)
 
 
 # --------------------------------------------------------------------------- service-side embedding
@@ -55,7 +43,7 @@ class ServiceEmbedder:
     """Frozen graph to `base_output`, then the head (None: the graph's embeddings), then L2."""
 
     def __init__(self, base_output: str, head=None):
-        from model.facenet_keras import graph_features
+        from model.faces.facenet_keras import graph_features
 
         self.base_output, self.head = base_output, head
         self._fn = graph_features([base_output])
@@ -108,8 +96,8 @@ def serving_model(head, base_stage: str):
     """Keras model: raw aligned faces -> prewhiten -> pretrained port up to `base_stage` -> head -> L2."""
     import keras
 
-    from model import facenet_keras
-    from model.facenet_keras import L2Normalize
+    from model.faces import facenet_keras
+    from model.faces.facenet_keras import L2Normalize
 
     base = facenet_keras.pretrained_facenet("stem", prewhiten=True)
     if base_stage == "Bottleneck":
@@ -152,12 +140,9 @@ def export_saved_model(model, path: Path) -> Path:
 
 def evaluate_variant(emb: ServiceEmbedder, cfg, celeba, yale, celeba_feats=None) -> tuple[dict, dict, dict]:
     """(tuned thresholds + metrics, distances per split, labels per split) on val, test, Yale."""
-    from model import finetune
-    from model.faces_cli import tune_threshold
-
-    splits = finetune.make_splits(celeba, cfg)
-    pairs = {"val": splits.val_pairs, "test": finetune.test_pairs(celeba, cfg),
-             "yale": finetune.all_pairs(yale.identities, yale.usable)}
+    splits = make_splits(celeba, cfg)
+    pairs = {"val": splits.val_pairs, "test": test_pairs(celeba, cfg),
+             "yale": all_pairs(yale.identities, yale.usable)}
     idx = np.unique(np.r_[pairs["val"].a, pairs["val"].b, pairs["test"].a, pairs["test"].b])
     e_celeba = embed_indices(emb, celeba.faces, idx, celeba_feats)
     e_yale = embed_indices(emb, yale.faces, np.flatnonzero(yale.usable))
@@ -172,9 +157,6 @@ def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_mode
     import keras
 
     from app.inference.facenet_graph import graph_sha256
-    from model import face_heads, finetune
-    from model.faces_cli import base_embedder_spec, provenance, write_metadata
-    from model.faces_config import FaceTuneConfig
 
     if run_dir is not None:
         cfg = FaceTuneConfig.load(run_dir / "config.json")
@@ -182,16 +164,16 @@ def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_mode
         state = json.loads((run_dir / "state.json").read_text())
     else:
         cfg, head, state = FaceTuneConfig(preset="base"), None, None
-    base_output = face_heads.base_output_tensor(cfg.base_stage) if head is not None else "embeddings:0"
+    base_output = heads.base_output_tensor(cfg.base_stage) if head is not None else "embeddings:0"
     if cfg.base_stage == "stem" and head is not None:
         base_output = "input:0"  # the head is the whole network (prewhitened faces in)
 
-    celeba = finetune.celeba_faces(data_dir)
-    yale = finetune.yale_faces(data_dir)
+    celeba = celeba_faces(data_dir)
+    yale = yale_faces(data_dir)
     emb = ServiceEmbedder(base_output, head)
     feats = None
     if cfg.base_stage != "stem" or head is None:
-        feats = finetune.base_features(celeba, [base_output], False)[base_output]
+        feats = base_features(celeba, [base_output], False)[base_output]
     tuned, distances, labels = evaluate_variant(emb, cfg, celeba, yale, feats)
     ms = time_per_face(emb, celeba.faces[celeba.usable])
 
@@ -244,76 +226,3 @@ def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_mode
         export_saved_model(serving_model(head, cfg.base_stage), path)
         print(f"SavedModel: {path}")
     return meta
-
-
-def run_export(args: argparse.Namespace) -> int:
-    if args.report:
-        print(report(args.report))
-        return 0
-    if not args.version:
-        raise SystemExit("export: --version is required")
-    if (args.run_dir is None) != args.base_only:
-        raise SystemExit("export: give either --run-dir or --base-only")
-    meta = export(args.run_dir, args.version, args.out, args.saved_model_dir, not args.no_saved_model,
-                  args.data_dir)
-    print(json.dumps({k: meta[k] for k in ("threshold", "threshold_far_1e-3", "metrics",
-                                           "embedding_ms_per_face")}, indent=2))
-    print(f"artefact: {args.out / args.version}")
-    return 0
-
-
-# --------------------------------------------------------------------------- report
-
-
-def report(versions: list[str], exports: Path = EXPORTS, figures: Path = FIGURES) -> str:
-    """ROC curves and same/different histograms (PNG) of exported versions; returns a markdown table."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from model import metrics
-
-    figures.mkdir(parents=True, exist_ok=True)
-    evals = {v: np.load(exports / v / "eval.npz") for v in versions}
-    metas = {v: json.loads((exports / v / "metadata.json").read_text()) for v in versions}
-    for split, title in (("test", "CelebA test identities"), ("yale", "Yale faces, all pairs")):
-        fig, ax = plt.subplots(figsize=(6, 5))
-        for v, z in evals.items():
-            roc = metrics.roc_curve(z[f"d_{split}"], z[f"y_{split}"])
-            auc = metrics.roc_auc(z[f"d_{split}"], z[f"y_{split}"])
-            ax.plot(np.maximum(roc.far, 1e-4), roc.tar, label=f"{v} (AUC {auc:.4f})")
-        ax.set_xscale("log")
-        ax.set_xlim(1e-4, 1)
-        ax.set_xlabel("false-accept rate")
-        ax.set_ylabel("true-accept rate")
-        ax.set_title(f"ROC, {title}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        fig.savefig(figures / f"face_roc_{split}.png", dpi=110)
-        plt.close(fig)
-
-        fig, axes = plt.subplots(1, len(evals), figsize=(4 * len(evals), 3.4), sharey=False, squeeze=False)
-        for ax, (v, z) in zip(axes[0], evals.items()):
-            d, y = z[f"d_{split}"], z[f"y_{split}"].astype(bool)
-            bins = np.linspace(0, max(1.4, float(d.max())), 60)
-            ax.hist(d[y], bins, alpha=0.6, density=True, label="same")
-            ax.hist(d[~y], bins, alpha=0.6, density=True, label="different")
-            ax.axvline(float(z["threshold"]), color="k", ls="--", lw=1, label="val threshold")
-            ax.set_title(v, fontsize=8)
-            ax.set_xlabel("cosine distance")
-        axes[0][0].legend(fontsize=7)
-        fig.suptitle(f"Distance histograms, {title}")
-        fig.tight_layout()
-        fig.savefig(figures / f"face_hist_{split}.png", dpi=110)
-        plt.close(fig)
-
-    rows = ["| variant | split | pairs | threshold (val) | accuracy | ROC AUC | TAR@FAR=1e-3 | ms/face |",
-            "|---|---|---|---|---|---|---|---|"]
-    for v, m in metas.items():
-        for split in ("test", "yale"):
-            r = m["metrics"][split]
-            rows.append(f"| {v} | {split} | {r['pairs']} | {m['threshold']:.4f} | {r['accuracy']:.4f} | "
-                        f"{r['roc_auc']:.4f} | {r['tar_at_far_1e3']:.4f} | {m['embedding_ms_per_face']['value']} |")
-    return "\n".join(rows)

@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from model.data.omniglot import REPO_ROOT
+from model.omniglot.data import REPO_ROOT
 
 DEFAULT_RUNS = REPO_ROOT / "runs" / "omniglot"
 
@@ -79,8 +79,8 @@ def _write(path: Path, result: dict) -> None:
 
 
 def _eval_run(run_dir: Path, scorers: list[str], which: str, data_dir) -> int:
-    from model import evaluate as ev
-    from model.train import load_trained
+    from model.omniglot import evaluate as ev
+    from model.omniglot.train import load_trained
 
     model, cfg = load_trained(run_dir, which)
     data = ev.EvalData.load(cfg.image_size, cfg.eval_ways, cfg.eval_tasks, cfg.verification_pairs,
@@ -99,8 +99,8 @@ def _eval_run(run_dir: Path, scorers: list[str], which: str, data_dir) -> int:
 
 
 def cmd_train(args) -> int:
-    from model.config import resolve
-    from model.train import train
+    from model.omniglot.config import resolve
+    from model.omniglot.train import train
 
     cfg = resolve(args.preset, args.overrides)
     run_dir = args.run_dir or DEFAULT_RUNS / (cfg.preset + ("-triplet" if cfg.loss == "triplet" else ""))
@@ -120,8 +120,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    from model import evaluate as ev
-    from model.config import OmniglotConfig
+    from model.omniglot import evaluate as ev
+    from model.omniglot.config import OmniglotConfig
 
     defaults = OmniglotConfig()
     data = ev.EvalData.load(args.image_size, defaults.eval_ways, defaults.eval_tasks,
@@ -134,7 +134,7 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from model.evaluate import plot_accuracy_vs_n
+    from model.omniglot.evaluate import plot_accuracy_vs_n
 
     inputs = args.inputs or sorted(DEFAULT_RUNS.glob("*/eval_*.json")) + sorted(
         (DEFAULT_RUNS / "baselines").glob("*.json"))

@@ -1,4 +1,4 @@
-"""Siamese fine-tuning of the face embedder: `python -m model faces finetune|export`.
+"""Siamese fine-tuning of the face embedder (`python -m model faces finetune`).
 
 Recipe ("VGGFace-style"): the pretrained FaceNet base is frozen up to a stage, a
 projection (and, for the pair objective, a pair head) is trained on same/different
@@ -19,198 +19,24 @@ drawn from a generator seeded by (seed, epoch), so a resumed run sees the same d
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import importlib.util
 import json
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from model.data import faces as facedata
-from model.faces_config import PRESETS, FaceTuneConfig, resolve
+from model.faces import data as facedata
+from model.faces import heads
+from model.faces.augment import augment_images
+from model.faces.config import FaceTuneConfig
+from model.faces.faceset import FaceSet
+from model.faces.features import base_features
+from model.faces.splits import Splits, make_splits
 
 RUNS = facedata.REPO_ROOT / "runs" / "faces"
-
-
-# --------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class FaceSet:
-    """Aligned faces with identities; `usable` marks faces that were detected."""
-
-    faces: np.ndarray  # (N, 160, 160, 3) uint8
-    identities: np.ndarray  # (N,)
-    usable: np.ndarray  # (N,) bool
-
-
-def celeba_faces(data_dir: str | None = None, cache: Path | None = None) -> FaceSet:
-    """The CelebA subset through the service's detect/align code (aligned faces cached by content
-    of the detections and of app/vision/align.py)."""
-    import app.vision.align as align
-
-    celeba = facedata.load_celeba(data_dir)
-    det = facedata.detect_all(celeba, cache)
-    faces = _cached_alignment("celeba", det, Path(align.__file__), lambda: facedata.aligned_faces(celeba, det), cache)
-    return FaceSet(faces, celeba.identities, det.found)
-
-
-def yale_faces(data_dir: str | None = None, cache: Path | None = None) -> FaceSet:
-    """All 164 Yale faces (15 subjects), detected and aligned like CelebA; cached the same way."""
-    import app.vision.align as align
-    from app.vision.decode import decode_image
-
-    root = facedata.data_dir(data_dir) / "yalefaces"
-    files = sorted(p.name for p in root.glob("subject*.png"))
-    key = hashlib.sha256("\n".join(files).encode()).hexdigest()[:12]
-    det_path = facedata.cache_dir(cache) / f"yale_detections_{key}.npz"
-    if det_path.exists():
-        z = np.load(det_path)
-        det = facedata.Detections(z["n_faces"], z["boxes"], z["scores"], z["landmarks"])
-    else:
-        from app.vision.detect import MTCNNDetector
-
-        detector = MTCNNDetector()
-        n = len(files)
-        det = facedata.Detections(np.zeros(n, np.int32), np.full((n, 4), np.nan), np.full(n, np.nan),
-                                  np.full((n, 5, 2), np.nan))
-        for i, f in enumerate(tqdm(files, desc="detect Yale", unit="img")):
-            found = detector.detect(decode_image((root / f).read_bytes()))
-            det.n_faces[i] = len(found)
-            if found:
-                det.boxes[i], det.scores[i], det.landmarks[i] = found[0].box, found[0].score, found[0].landmarks
-        np.savez(det_path, n_faces=det.n_faces, boxes=det.boxes, scores=det.scores, landmarks=det.landmarks)
-
-    def align_all() -> np.ndarray:
-        out = np.zeros((len(files), 160, 160, 3), np.uint8)
-        for i in np.flatnonzero(det.found):
-            out[i] = align.align_face(decode_image((root / files[i]).read_bytes()), det.landmarks[i])
-        return out
-
-    faces = _cached_alignment("yale", det, Path(align.__file__), align_all, cache)
-    subjects = np.array([int(f.split(".")[0].removeprefix("subject")) for f in files])
-    return FaceSet(faces, subjects, det.found)
-
-
-def _cached_alignment(name, det, align_source: Path, compute, cache) -> np.ndarray:
-    h = hashlib.sha256(det.landmarks.tobytes() + det.found.tobytes() + align_source.read_bytes())
-    path = facedata.cache_dir(cache) / f"{name}_aligned_{h.hexdigest()[:12]}.npy"
-    if path.exists():
-        return np.load(path)
-    faces = compute()
-    np.save(path, faces)
-    return faces
-
-
-def faces_key(faces: np.ndarray) -> str:
-    return hashlib.sha256(faces.tobytes()).hexdigest()[:12]
-
-
-def base_features(fs: FaceSet, tensors: list[str], flip: bool, cache: Path | None = None,
-                  batch: int = 32) -> dict[str, np.ndarray]:
-    """Frozen-graph tensors for every usable face (mirrored faces when `flip`), cached.
-
-    Returns {tensor name: (N, ...) float32}; rows of unusable faces are zero.
-    """
-    from app.inference.facenet_graph import graph_sha256, prewhiten
-
-    key = f"{faces_key(fs.faces)}_{graph_sha256()[:8]}_{'flip' if flip else 'orig'}"
-    paths = {t: facedata.cache_dir(cache) / f"facenet_{t.replace('/', '.').replace(':', '')}_{key}.npy"
-             for t in tensors}
-    missing = [t for t in tensors if not paths[t].exists()]
-    if missing:
-        import tensorflow as tf
-
-        from model.facenet_keras import graph_features
-
-        fn = graph_features(missing)
-        idx = np.flatnonzero(fs.usable)
-        out = {t: None for t in missing}
-        for s in tqdm(range(0, len(idx), batch), desc=f"base features ({'flipped' if flip else 'faces'})",
-                      unit="batch"):
-            chunk = fs.faces[idx[s : s + batch]]
-            if flip:
-                chunk = chunk[:, :, ::-1]
-            values = fn(tf.constant(prewhiten(chunk)))
-            for t, v in zip(missing, values):
-                if out[t] is None:
-                    out[t] = np.zeros((len(fs.faces), *v.shape[1:]), np.float32)
-                out[t][idx[s : s + batch]] = v.numpy()
-        for t in missing:
-            np.save(paths[t], out[t])
-    return {t: np.load(paths[t], mmap_mode="r") for t in tensors}
-
-
-@dataclass(frozen=True)
-class Splits:
-    ids: dict[str, np.ndarray]  # identities per split
-    train_idx: np.ndarray  # usable training faces
-    val_pairs: facedata.Pairs
-
-
-def make_splits(fs: FaceSet, cfg: FaceTuneConfig) -> Splits:
-    ids = facedata.split_identities(fs.identities, cfg.split_seed, tuple(cfg.fractions))
-    train_ids = ids["train"][: cfg.max_train_identities] if cfg.max_train_identities else ids["train"]
-    ids = {**ids, "train": train_ids}
-    idx = []
-    for i in train_ids:
-        members = np.flatnonzero(fs.usable & (fs.identities == i))
-        idx.extend(members[: cfg.max_images_per_identity] if cfg.max_images_per_identity else members)
-    # same pair seeds as `faces tune-threshold` (val: split_seed, test: split_seed + 1)
-    val = facedata.balanced_pairs(fs.identities, fs.usable, ids["val"], cfg.eval_pairs, cfg.split_seed)
-    return Splits(ids, np.array(sorted(idx), np.int64), val)
-
-
-def test_pairs(fs: FaceSet, cfg: FaceTuneConfig) -> facedata.Pairs:
-    ids = facedata.split_identities(fs.identities, cfg.split_seed, tuple(cfg.fractions))
-    return facedata.balanced_pairs(fs.identities, fs.usable, ids["test"], cfg.eval_pairs, cfg.split_seed + 1)
-
-
-def all_pairs(identities: np.ndarray, usable: np.ndarray) -> facedata.Pairs:
-    """Every unordered pair of usable faces (used for Yale)."""
-    idx = np.flatnonzero(usable)
-    a, b = np.triu_indices(len(idx), k=1)
-    return facedata.Pairs(idx[a], idx[b], identities[idx[a]] == identities[idx[b]])
-
-
-# --------------------------------------------------------------------------- augmentation
-
-
-def augment_images(faces: np.ndarray, rng: np.random.Generator, cfg: FaceTuneConfig) -> np.ndarray:
-    """Flip, small affine (rotation +-8 deg, scale +-5 %, shift +-4 px) and colour jitter (+-20 %)."""
-    from PIL import Image
-
-    out = np.empty_like(faces)
-    size = faces.shape[1]
-    for k, face in enumerate(faces):
-        img = face[:, ::-1] if cfg.flip and rng.random() < 0.5 else face
-        if cfg.affine:
-            angle = np.deg2rad(rng.uniform(-8, 8))
-            scale = rng.uniform(0.95, 1.05)
-            tx, ty = rng.uniform(-4, 4, size=2)
-            c = (size - 1) / 2
-            cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
-            # inverse map (output -> input) about the centre, as Pillow wants
-            coeffs = (cos, sin, c - cos * (c + tx) - sin * (c + ty), -sin, cos, c + sin * (c + tx) - cos * (c + ty))
-            img = np.asarray(Image.fromarray(np.ascontiguousarray(img)).transform(
-                (size, size), Image.AFFINE, data=coeffs, resample=Image.BILINEAR))
-        if cfg.color_jitter:
-            x = img.astype(np.float32)
-            gray = x.mean(axis=2, keepdims=True)
-            x = gray + (x - gray) * rng.uniform(0.8, 1.2)  # saturation
-            x = (x - x.mean()) * rng.uniform(0.8, 1.2) + x.mean()  # contrast
-            x = x * rng.uniform(0.8, 1.2)  # brightness
-            img = np.clip(x, 0, 255).astype(np.uint8)
-        out[k] = img
-    return out
-
-
-# --------------------------------------------------------------------------- batches
 
 
 class _Inputs:
@@ -283,17 +109,16 @@ def build_models(cfg: FaceTuneConfig, constants=None):
     """(training model, embedding sub-model), compiled."""
     import keras
 
-    from model import face_heads
-    from model.losses import TripletSemiHardLoss
+    from model.common.losses import TripletSemiHardLoss
 
-    embedding = face_heads.build_embedding(cfg.base_stage, cfg.embedding_dim, cfg.seed,
+    embedding = heads.build_embedding(cfg.base_stage, cfg.embedding_dim, cfg.seed,
                                            cfg.trainable_from or None, constants)
     optimizer = keras.optimizers.AdamW(cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.objective == "pairs":
-        model = face_heads.build_pair_model(embedding, cfg.pair_hidden, cfg.pair_dropout, cfg.seed)
+        model = heads.build_pair_model(embedding, cfg.pair_hidden, cfg.pair_dropout, cfg.seed)
         model.compile(optimizer, keras.losses.BinaryCrossentropy(), metrics=["binary_accuracy"])
     else:
-        model = face_heads.build_triplet_model(embedding)
+        model = heads.build_triplet_model(embedding)
         model.compile(optimizer, TripletSemiHardLoss(cfg.triplet_margin))
     return model, embedding
 
@@ -307,7 +132,7 @@ def embed(embedding, x: np.ndarray, idx: np.ndarray, batch: int = 256) -> np.nda
 
 
 def validate(embedding, x_orig: np.ndarray, pairs: facedata.Pairs) -> dict:
-    from model import metrics
+    from model.common import metrics
 
     idx = np.unique(np.r_[pairs.a, pairs.b])
     emb = embed(embedding, x_orig, idx)
@@ -324,8 +149,6 @@ def train(cfg: FaceTuneConfig, fs: FaceSet, run_dir: Path, resume: bool = False,
           cache: Path | None = None) -> dict:
     """Fine-tune per `cfg` on `fs`; returns the final state (best validation AUC and its epoch)."""
     import keras
-
-    from model import face_heads  # noqa: F401  (registers the custom layers for load_model)
 
     keras.utils.set_random_seed(cfg.seed)
     run_dir = Path(run_dir)
@@ -344,9 +167,7 @@ def train(cfg: FaceTuneConfig, fs: FaceSet, run_dir: Path, resume: bool = False,
     splits = make_splits(fs, cfg)
     feats = None
     if cfg.base_stage != "stem":
-        from model.face_heads import base_output_tensor
-
-        tensor = base_output_tensor(cfg.base_stage)
+        tensor = heads.base_output_tensor(cfg.base_stage)
         feats = {"orig": base_features(fs, [tensor], False, cache)[tensor]}
         if cfg.flip:
             feats["flip"] = base_features(fs, [tensor], True, cache)[tensor]
@@ -412,32 +233,3 @@ def _validation_callback(embedding, x_val, pairs):
                 logs.update(self.last)
 
     return Validation()
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def register_commands(commands: "argparse._SubParsersAction") -> None:
-    """Adds `finetune` and `export` to `python -m model faces`."""
-    p = commands.add_parser("finetune", help="siamese fine-tuning of the face embedder on CelebA")
-    p.add_argument("--preset", default="triplet", choices=sorted(PRESETS))
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a config field, e.g. --set embedding_dim=128 (repeatable)")
-    p.add_argument("--run-dir", type=Path, default=None, help="default runs/faces/<preset>")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    p.add_argument("--data-dir", default=None)
-    p.set_defaults(run=run_finetune)
-
-    from model import export
-
-    export.register_command(commands)
-
-
-def run_finetune(args: argparse.Namespace) -> int:
-    cfg = resolve(args.preset, args.overrides)
-    run_dir = args.run_dir or RUNS / cfg.preset
-    print(cfg.to_json())
-    state = train(cfg, celeba_faces(args.data_dir), run_dir, resume=args.resume)
-    print(f"best val AUC {state['best_val_auc']:.4f} at epoch {state['best_epoch']}; "
-          f"{state['seconds'] / 60:.1f} min; run dir {run_dir}")
-    return 0

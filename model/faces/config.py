@@ -1,6 +1,6 @@
 """Face fine-tuning configuration: one dataclass, presets, `--set field=value` overrides.
 
-As in nanoGPT (and model/config.py for Omniglot), a preset is a plain config object; a
+As in nanoGPT (and model/omniglot/config.py for Omniglot), a preset is a plain config object; a
 run stores its resolved config as JSON beside its checkpoints, so a checkpoint says how
 it was made and `--resume` can check it continues the same run.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from model.configs import JsonConfig, apply_overrides
+from model.common.config import JsonConfig, apply_overrides
 
 
 @dataclass(frozen=True)
@@ -17,14 +17,14 @@ class FaceTuneConfig(JsonConfig):
     preset: str = "triplet"
     seed: int = 0
 
-    # --- data (model/data/faces.py): identities split by split_identities, pairs by balanced_pairs
+    # --- data (model/faces/data.py, splits.py): identities split by split_identities, pairs by balanced_pairs
     split_seed: int = 0
     fractions: tuple[float, ...] = (0.6, 0.2, 0.2)
     eval_pairs: int = 3000  # same pairs per val/test split (as many different), as tune-threshold
     max_train_identities: int = 0  # 0 = all train identities (smoke tests use a few)
     max_images_per_identity: int = 0  # 0 = all
 
-    # --- model (model/face_heads.py)
+    # --- model (model/faces/heads.py)
     objective: str = "triplet"  # "triplet" (semi-hard margin loss) or "pairs" (pair head + BCE)
     base_stage: str = "Bottleneck"  # first trainable stage of the base: "Bottleneck" = frozen base,
     #                                 "Block8" = last block trainable, "stem" = images end to end
@@ -103,7 +103,7 @@ PRESETS = {
 
 
 def validate(cfg: FaceTuneConfig) -> FaceTuneConfig:
-    from model.facenet_keras import STAGE_NAMES
+    from model.faces.facenet_keras import STAGE_NAMES
 
     if cfg.objective not in ("triplet", "pairs"):
         raise ValueError(f"objective must be 'triplet' or 'pairs', got {cfg.objective!r}")

@@ -20,8 +20,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from model import facenet_keras
-from model.facenet_keras import L2Normalize, Prewhiten, ScaledResidual  # noqa: F401  (registers them)
+from model.faces import facenet_keras
+from model.faces.facenet_keras import L2Normalize, Prewhiten, ScaledResidual  # noqa: F401  (registers them)
 
 
 @keras.saving.register_keras_serializable(package="faceapi")

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model import metrics
-from model.data import omniglot as om
+from model.common import metrics
+from model.omniglot import augment
+from model.omniglot import data as om
+from model.omniglot import tasks as oneshot
 
 ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -90,7 +92,7 @@ def augmented_prototypes(
     x = images_u8.astype(np.float32)
     total = feats.astype(np.float64)
     for _ in range(copies):
-        warped = om.distort(x, rng, prob=1.0)
+        warped = augment.distort(x, rng, prob=1.0)
         total += embed(model, np.clip(warped, 0, 255).astype(np.uint8), batch_size)
     return (total / (copies + 1)).astype(np.float32)
 
@@ -99,28 +101,28 @@ def augmented_prototypes(
 
 
 def task_scores(
-    query_feats: np.ndarray, support_feats: np.ndarray, tasks: om.TaskSet, score: ScoreFn
+    query_feats: np.ndarray, support_feats: np.ndarray, tasks: oneshot.TaskSet, score: ScoreFn
 ) -> np.ndarray:
     return score(query_feats[tasks.query], support_feats[tasks.support])
 
 
 def oneshot_accuracy(
-    query_feats: np.ndarray, support_feats: np.ndarray, tasks: om.TaskSet, score: ScoreFn
+    query_feats: np.ndarray, support_feats: np.ndarray, tasks: oneshot.TaskSet, score: ScoreFn
 ) -> float:
-    return om.task_accuracy(task_scores(query_feats, support_feats, tasks, score), tasks.answer)
+    return oneshot.task_accuracy(task_scores(query_feats, support_feats, tasks, score), tasks.answer)
 
 
 @dataclass(frozen=True)
 class TaskSuite:
     """The fixed, seeded task sets of one split: {(within_alphabet, N): TaskSet}."""
 
-    tasks: dict[tuple[bool, int], om.TaskSet]
+    tasks: dict[tuple[bool, int], oneshot.TaskSet]
 
     @classmethod
     def build(cls, split: om.Split, ways, n_tasks: int, seed: int) -> TaskSuite:
         return cls(
             {
-                (within, n): om.make_tasks(split, n, n_tasks, within, seed)
+                (within, n): oneshot.make_tasks(split, n, n_tasks, within, seed)
                 for within in (False, True)
                 for n in ways
             }
@@ -135,7 +137,7 @@ class TaskSuite:
 
 
 def lake_accuracy(
-    runs: list[om.LakeRun], featurize: Callable[[np.ndarray], np.ndarray], score: ScoreFn,
+    runs: list[oneshot.LakeRun], featurize: Callable[[np.ndarray], np.ndarray], score: ScoreFn,
     featurize_support: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict:
     """Lake's 20 runs: each test item is scored against its run's 20 training images."""
@@ -146,7 +148,7 @@ def lake_accuracy(
         s = featurize_support(run.train)
         sims = score(q, np.broadcast_to(s, (len(q), *s.shape)))
         costs.append(-sims)  # Lake's demo minimises a cost
-    return om.score_lake_runs(costs, runs)
+    return oneshot.score_lake_runs(costs, runs)
 
 
 def verification(
@@ -175,7 +177,7 @@ class EvalData:
 
     splits: dict[str, om.Split]
     suite: TaskSuite
-    runs: list[om.LakeRun]
+    runs: list[oneshot.LakeRun]
     val_pairs: tuple[np.ndarray, np.ndarray, np.ndarray]
     test_pairs: tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -189,7 +191,7 @@ class EvalData:
         return cls(
             splits=splits,
             suite=TaskSuite.build(splits["test"], ways, n_tasks, seed),
-            runs=om.load_lake_runs(image_size, data_dir),
+            runs=oneshot.load_lake_runs(image_size, data_dir),
             val_pairs=om.sample_pairs(splits["validation"], n_pairs, np.random.default_rng([seed, 7])),
             test_pairs=om.sample_pairs(splits["test"], n_pairs, np.random.default_rng([seed, 8])),
         )

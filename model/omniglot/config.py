@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from model.configs import JsonConfig, apply_overrides
+from model.common.config import JsonConfig, apply_overrides
 
 
 @dataclass(frozen=True)
@@ -17,21 +17,21 @@ class OmniglotConfig(JsonConfig):
     preset: str = "koch2015"
     seed: int = 0
 
-    # --- data (model/data/omniglot.py)
+    # --- data (model/omniglot/data.py, augment.py)
     image_size: int = 105  # input is image_size x image_size x 1
     train_pairs: int = 150_000  # fixed pool of balanced base pairs; 0 = fresh pairs every epoch
     pairs_per_epoch: int = 1_350_000  # the paper's 150k pairs x (1 + 8 distortions)
     distort_prob: float = 8 / 9  # share of training pairs shown as an affine distortion
     within_alphabet_negatives: float = 0.0  # share of negatives drawn inside one alphabet
 
-    # --- network (model/nets.py)
+    # --- network (model/omniglot/nets.py)
     width: float = 1.0  # multiplier on the conv filters (64, 128, 128, 256)
     conv_kernels: tuple[int, ...] = (10, 7, 4, 4)
     dense_units: int = 4096
     l2: tuple[float, ...] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3)  # per layer: conv1-4, dense
     init: str = "paper"  # "paper" (N(0,1e-2)/N(0.5,1e-2) convs, N(0,0.2) dense) or "he"
 
-    # --- training (model/train.py)
+    # --- training (model/omniglot/train.py)
     loss: str = "bce"  # "bce" (the paper's siamese) or "triplet" (semi-hard, beyond the paper)
     optimizer: str = "sgd"  # "sgd" (the paper's layer-wise SGD) or "adam"
     lr: float = 6e-5  # Adam learning rate (the seed tutorial's)
@@ -48,7 +48,7 @@ class OmniglotConfig(JsonConfig):
     triplet_margin: float = 0.2
     triplet_classes_per_batch: int = 32  # P classes x (batch_size / P) drawers per batch
 
-    # --- evaluation (model/evaluate.py)
+    # --- evaluation (model/omniglot/evaluate.py)
     eval_tasks: int = 400  # tasks per N and task type
     eval_ways: tuple[int, ...] = tuple(range(2, 21))
     verification_pairs: int = 10_000

