@@ -1,4 +1,4 @@
-"""Operator commands: `python -m app serve|migrate|create-key`."""
+"""Operator commands: `python -m app serve|migrate|create-key|enroll-dir`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="bring the database schema to the latest revision")
     key = commands.add_parser("create-key", help="create an API key; printed once, on the last line")
     key.add_argument("--role", choices=["admin", "client"], required=True)
+    from app.cli import enroll_dir
+
+    enroll_dir.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "enroll-dir":  # an HTTP client: no settings, no database
+        return enroll_dir.run(args)
 
     from app.core.config import load_settings
     from app.core.telemetry import configure_logging

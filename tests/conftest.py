@@ -190,6 +190,40 @@ def make_api(database_url: str, embedder, detector, **settings) -> "contextlib.A
     return _cm()
 
 
+@contextlib.contextmanager
+def serve_in_thread(app, timeout: float = 180.0):
+    """A real HTTP server (uvicorn on a free port, in a thread) for clients that need one: the
+    browser, `python -m app enroll-dir`. Yields its base URL once /health/ready says yes."""
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the server did not become ready")
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
 @pytest.fixture
 def api(database_url, real_embedder, real_detector):
     with make_api(database_url, real_embedder, real_detector) as a:

@@ -1,19 +1,15 @@
-"""A real HTTP server (uvicorn on a free port, in a thread, with the real model) and Debian's
+"""A real HTTP server (uvicorn in a thread, with the real model) and Debian's
 headless Chromium driven by Playwright. Playwright's own browser download is never used."""
 
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from app.core.config import REPO_ROOT, Settings
-from tests.conftest import add_keys, migrated_sqlite_url
+from tests.conftest import add_keys, migrated_sqlite_url, serve_in_thread
 
 CHROMIUM = os.environ.get("FACEAPI_CHROMIUM", "/usr/bin/chromium")
 # the flags that keep Chromium off this machine's closed network (see .ci/run)
@@ -37,12 +33,6 @@ def _need_browser() -> None:
         pytest.skip(missing)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LiveServer:
     def __init__(self, url: str, admin_key: str, client_key: str) -> None:
         self.url, self.admin_key, self.client_key = url, admin_key, client_key
@@ -50,33 +40,13 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(tmp_path, real_embedder, real_detector):
-    import uvicorn
-
     from app.main import create_app
 
     database_url = migrated_sqlite_url(tmp_path)
     admin_key, client_key = add_keys(database_url)
     app = create_app(Settings(database_url=database_url), embedder=real_embedder, detector=real_detector)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the server did not become ready")
-        time.sleep(0.2)
-    try:
+    with serve_in_thread(app) as url:
         yield LiveServer(url, admin_key, client_key)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ def _no_horizontal_scroll(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
-def test_demo_page_enroll_verify_identify_delete(live_server, browser, artefacts):
+def test_demo_page_enroll_verify_identify_delete(browser, live_server, artefacts):
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
@@ -93,7 +93,7 @@ def test_demo_page_enroll_verify_identify_delete(live_server, browser, artefacts
     assert not traffic.sent_elsewhere(live_server.url) and not traffic.csp_blocked
 
 
-def test_docs_render_offline_and_load_nothing_from_elsewhere(live_server, browser, artefacts):
+def test_docs_render_offline_and_load_nothing_from_elsewhere(browser, live_server, artefacts):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     traffic = Traffic(page)
     page.goto(live_server.url + "/docs")
