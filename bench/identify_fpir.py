@@ -155,7 +155,7 @@ def tail_extrapolation_check(val_impostor: np.ndarray, seed: int) -> dict:
 def synthetic_galleries(z: dict, sizes: list[int], n_mated: int, n_strangers: int, verify_t: float,
                         seed: int) -> tuple[list[dict], dict]:
     from identify_scale import FaceLikeGenerator
-    from model.metrics import all_pairs
+    from model.common.metrics import all_pairs
 
     found = z["found"]
     gen = FaceLikeGenerator(z["embeddings"][found].astype(np.float64), z["identities"][found], seed=seed)
@@ -202,8 +202,8 @@ def run(args) -> None:
 
     from app.core.config import Settings
     from app.inference.artifacts import load_artifact
-    from model.data import faces as facedata
-    from model.metrics import all_pairs
+    from model.faces import data as facedata
+    from model.common.metrics import all_pairs
 
     settings = Settings(_env_file=None, **({"model": args.model} if args.model else {}))
     artifact = load_artifact(settings.model_dir())

@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from app.core.config import DEFAULT_MODEL
 from model.faces.artifact import ARTIFACTS, BASE_VERSION
 from model.faces.config import PRESETS
 
@@ -30,6 +31,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--version", default=BASE_VERSION)
     p.add_argument("--out", type=Path, default=ARTIFACTS)
     p.set_defaults(run=run_tune_threshold)
+
+    p = commands.add_parser(
+        "all-pairs", help="recompute an artefact's FAR thresholds, TAR@FAR intervals and impostor tail "
+                          "from all pairs of the validation and test identities (current detector)")
+    p.add_argument("--version", default=DEFAULT_MODEL, help="artefact under --out (default: the service's)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--seed", type=int, default=0, help="identity split seed")
+    p.add_argument("--out", type=Path, default=ARTIFACTS)
+    p.set_defaults(run=run_all_pairs)
 
     p = commands.add_parser("finetune", help="siamese fine-tuning of the face embedder on CelebA")
     p.add_argument("--preset", default="triplet", choices=sorted(PRESETS))
@@ -72,6 +82,16 @@ def run_tune_threshold(args: argparse.Namespace) -> int:
 
     meta = tune_base_threshold(args.data_dir, args.seed, args.pairs, args.version, args.out)
     print(json.dumps({k: meta[k] for k in ("threshold", "threshold_far_1e-3", "metrics")}, indent=2))
+    return 0
+
+
+def run_all_pairs(args: argparse.Namespace) -> int:
+    from model.faces.threshold import retune_all_pairs
+
+    meta = retune_all_pairs(args.out / args.version, args.data_dir, args.seed)
+    keys = ("threshold_far_1e-3", "threshold_far_1e-4")
+    print(json.dumps({**{k: meta[k] for k in keys},
+                      **{s: meta["metrics"][s]["all_pairs"]["tar_at_far"] for s in ("val", "test")}}, indent=2))
     return 0
 
 

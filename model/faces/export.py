@@ -30,7 +30,7 @@ from model.faces.config import FaceTuneConfig
 from model.faces.faceset import celeba_faces, yale_faces
 from model.faces.features import base_features
 from model.faces.splits import all_pairs, make_splits, test_pairs
-from model.faces.threshold import tune_threshold
+from model.faces.threshold import all_pairs_statistics, apply_all_pairs, tune_threshold
 
 EXPORTS = facedata.REPO_ROOT / "var" / "export"
 FIGURES = facedata.REPO_ROOT / "docs" / "img"
@@ -143,12 +143,18 @@ def evaluate_variant(emb: ServiceEmbedder, cfg, celeba, yale, celeba_feats=None)
     splits = make_splits(celeba, cfg)
     pairs = {"val": splits.val_pairs, "test": test_pairs(celeba, cfg),
              "yale": all_pairs(yale.identities, yale.usable)}
-    idx = np.unique(np.r_[pairs["val"].a, pairs["val"].b, pairs["test"].a, pairs["test"].b])
+    ids = facedata.split_identities(celeba.identities, cfg.split_seed, tuple(cfg.fractions))
+    # every photo of the validation and test identities: the low-FAR figures use all their pairs
+    held_out = celeba.usable & np.isin(celeba.identities, np.r_[ids["val"], ids["test"]])
+    idx = np.unique(np.r_[pairs["val"].a, pairs["val"].b, pairs["test"].a, pairs["test"].b,
+                          np.flatnonzero(held_out)])
     e_celeba = embed_indices(emb, celeba.faces, idx, celeba_feats)
     e_yale = embed_indices(emb, yale.faces, np.flatnonzero(yale.usable))
     distances = {k: facedata.pair_distances(e_yale if k == "yale" else e_celeba, p) for k, p in pairs.items()}
     labels = {k: p.same for k, p in pairs.items()}
-    return tune_threshold(distances, labels), distances, labels
+    tuned = tune_threshold(distances, labels)
+    tuned["all_pairs"] = all_pairs_statistics(e_celeba, celeba.identities, held_out, ids)
+    return tuned, distances, labels
 
 
 def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_model_dir: Path | None = None,
@@ -214,6 +220,7 @@ def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_mode
     }
     if command:
         meta["command"] = command
+    apply_all_pairs(meta, tuned["all_pairs"])
     write_metadata(folder, meta)
 
     exports = EXPORTS / version

@@ -22,7 +22,7 @@ CELEBA = DATA_DIR / "celeba_subset"
 
 
 def celeba_people() -> tuple[dict[int, list[str]], dict[str, np.ndarray]]:
-    from model.data.faces import load_celeba, split_identities
+    from model.faces.data import load_celeba, split_identities
 
     celeba = load_celeba(str(DATA_DIR))
     by_id: dict[int, list[str]] = {}
