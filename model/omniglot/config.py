@@ -23,6 +23,7 @@ class OmniglotConfig(JsonConfig):
     pairs_per_epoch: int = 1_350_000  # the paper's 150k pairs x (1 + 8 distortions)
     distort_prob: float = 8 / 9  # share of training pairs shown as an affine distortion
     within_alphabet_negatives: float = 0.0  # share of negatives drawn inside one alphabet
+    transform_classes: str = "none"  # "rot" / "rot+flip": quarter turns (and mirrors) of training characters as new classes
 
     # --- network (model/omniglot/nets.py)
     width: float = 1.0  # multiplier on the conv filters (64, 128, 128, 256)
@@ -30,6 +31,7 @@ class OmniglotConfig(JsonConfig):
     dense_units: int = 4096
     l2: tuple[float, ...] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3)  # per layer: conv1-4, dense
     init: str = "paper"  # "paper" (N(0,1e-2)/N(0.5,1e-2) convs, N(0,0.2) dense) or "he"
+    batch_norm: bool = False  # conv -> batch norm -> ReLU (not in the paper)
 
     # --- training (model/omniglot/train.py)
     loss: str = "bce"  # "bce" (the paper's siamese) or "triplet" (semi-hard, beyond the paper)

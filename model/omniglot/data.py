@@ -243,6 +243,50 @@ def paper_splits(background: OmniglotSet, evaluation: OmniglotSet) -> dict[str, 
     }
 
 
+TRANSFORM_CLASSES = {
+    "none": ((0,), False),
+    "rot": ((0, 1, 2, 3), False),  # quarter turns (Vinyals et al. 2016, Santoro et al. 2016)
+    "rot+flip": ((0, 1, 2, 3), True),  # and their mirror images: 8 classes per character
+}
+
+
+def with_transformed_classes(split: Split, which: str = "rot") -> Split:
+    """The training split with each character's quarter turns (and mirror images) as new classes.
+
+    A character turned by 90 degrees is, for a one-shot learner, a character it has not
+    seen: more training classes at no cost in data. Every copy keeps its source's
+    Omniglot id in `char_ids` and gets its own alphabet ("Greek@r90m"), so within-alphabet
+    negatives stay within one visual style. Only a split named "train" is accepted: the
+    copies are made from its own images, so no evaluation image, character or alphabet
+    can enter it.
+    """
+    if which not in TRANSFORM_CLASSES:
+        raise ValueError(f"unknown transform classes {which!r}; choose from {sorted(TRANSFORM_CLASSES)}")
+    if split.name != "train":
+        raise ValueError(f"transformed classes are for the training split only, not {split.name!r}")
+    turns, mirror = TRANSFORM_CLASSES[which]
+    if which == "none":
+        return split
+    images, alphabets, char_alphabet, char_ids = [], [], [], []
+    n_alpha = len(split.alphabets)
+    variants = [(k, m) for m in ((False, True) if mirror else (False,)) for k in turns]
+    for v, (k, m) in enumerate(variants):
+        im = split.images[..., ::-1] if m else split.images
+        images.append(np.rot90(im, k, axes=(-2, -1)))
+        suffix = "" if (k, m) == (0, False) else f"@r{90 * k}{'m' if m else ''}"
+        alphabets.extend(a + suffix for a in split.alphabets)
+        char_alphabet.append(split.char_alphabet + v * n_alpha)
+        char_ids.append(split.char_ids)
+    return Split(
+        name=f"train+{which}",
+        images=np.ascontiguousarray(np.concatenate(images)),
+        alphabets=tuple(alphabets),
+        char_alphabet=np.concatenate(char_alphabet).astype(np.int16),
+        char_ids=np.concatenate(char_ids),
+        drawers=split.drawers,
+    )
+
+
 # ----------------------------------------------------------------------------- pairs
 
 

@@ -136,19 +136,42 @@ class TaskSuite:
         return out
 
 
-def lake_accuracy(
+def lake_costs(
     runs: list[oneshot.LakeRun], featurize: Callable[[np.ndarray], np.ndarray], score: ScoreFn,
     featurize_support: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> dict:
-    """Lake's 20 runs: each test item is scored against its run's 20 training images."""
+) -> list[np.ndarray]:
+    """Per run, the (20 test, 20 training) cost matrix = -score (Lake's demo minimises a cost)."""
     featurize_support = featurize_support or featurize
     costs = []
     for run in runs:
         q = featurize(run.test)
         s = featurize_support(run.train)
-        sims = score(q, np.broadcast_to(s, (len(q), *s.shape)))
-        costs.append(-sims)  # Lake's demo minimises a cost
-    return oneshot.score_lake_runs(costs, runs)
+        costs.append(-score(q, np.broadcast_to(s, (len(q), *s.shape))))
+    return costs
+
+
+def lake_accuracy(
+    runs: list[oneshot.LakeRun], featurize: Callable[[np.ndarray], np.ndarray], score: ScoreFn,
+    featurize_support: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> dict:
+    """Lake's 20 runs: each test item is scored against its run's 20 training images."""
+    return oneshot.score_lake_runs(lake_costs(runs, featurize, score, featurize_support), runs)
+
+
+def transductive_lake(costs: list[np.ndarray], runs: list[oneshot.LakeRun]) -> dict:
+    """NOT a one-shot result: uses the structure of Lake's runs, where the 20 test items of
+    a run are 20 different classes. Each run's items are matched to its training images
+    one-to-one at the lowest total cost (Hungarian algorithm) instead of item by item.
+    Reported beside, never instead of, Lake's scoring."""
+    from scipy.optimize import linear_sum_assignment
+
+    one_to_one = []
+    for cost in costs:
+        rows, cols = linear_sum_assignment(cost)
+        onehot = np.ones_like(cost)
+        onehot[rows, cols] = 0.0  # argmin of this "cost" is the assigned column
+        one_to_one.append(onehot)
+    return oneshot.score_lake_runs(one_to_one, runs)
 
 
 def verification(
@@ -207,18 +230,37 @@ def evaluate_method(
     s = featurize_support(test_flat)
     out = {"method": name}
     out.update(data.suite.accuracies(q, s, score))
-    out["lake"] = lake_accuracy(data.runs, featurize, score, featurize_support)
+    costs = lake_costs(data.runs, featurize, score, featurize_support)
+    out["lake"] = oneshot.score_lake_runs(costs, data.runs)
+    out["lake_transductive"] = transductive_lake(costs, data.runs)  # separate, never the headline
     if distance is not None:
         f_val = featurize(data.splits["validation"].flat_images())
         out["verification"] = verification(distance, f_val, data.val_pairs, q, data.test_pairs)
     return out
 
 
-def evaluate_model(model, cfg, data: EvalData, scorer: str = "pairwise") -> dict:
-    """A trained net through the harness. scorer: "pairwise" (the paper: the siamese head,
-    or -L2 for the triplet net) or "prototype" (support-set-aware, augmented prototypes)."""
+@dataclass(frozen=True)
+class Method:
+    """A trained net as the harness sees it: featurize (uint8 images -> rows), score, distance."""
+
+    name: str
+    featurize: Callable[[np.ndarray], np.ndarray]
+    score: ScoreFn
+    distance: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    featurize_support: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+def model_method(model, cfg, scorer: str = "pairwise", tta: int = 0) -> Method:
+    """The harness's view of a trained net.
+
+    scorer "pairwise" is the paper's (the siamese head's P(same), or -L2 for the triplet
+    net); "prototype" is support-set-aware (centred, augmented prototypes). tta > 0 is
+    test-time augmentation: every image, support and query alike, is embedded as the mean
+    of itself and `tta` paper-style distortions (a fixed seed), then scored pairwise.
+    """
     emb = model.get_layer("embedding")
     triplet = cfg.loss == "triplet"
+    family = "triplet" if triplet else "siamese"
 
     def normalise(f):
         return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12) if triplet else f
@@ -226,33 +268,87 @@ def evaluate_model(model, cfg, data: EvalData, scorer: str = "pairwise") -> dict
     def featurize(images):
         return normalise(embed(emb, images))
 
+    def augmented(copies):
+        return lambda images: normalise(augmented_prototypes(emb, images, copies, seed=cfg.seed + 99))
+
     if scorer == "prototype":
-        def protos(images):
-            return normalise(augmented_prototypes(emb, images, cfg.proto_augment, seed=cfg.seed + 99))
-
-        family = "triplet" if triplet else "siamese"
-        return evaluate_method(f"{cfg.preset}/{family}/prototype", data, featurize, prototype_scorer,
-                               distance=None, featurize_support=protos)
+        return Method(f"{cfg.preset}/{family}/prototype", featurize, prototype_scorer,
+                      featurize_support=augmented(cfg.proto_augment))
+    if scorer != "pairwise":
+        raise ValueError(f"unknown scorer {scorer!r}")
     if triplet:
-        return evaluate_method(f"{cfg.preset}/triplet/nearest", data, featurize, negative_l2_scorer,
-                               distance=lambda a, b: np.sum((a - b) ** 2, axis=1))
-    head = model.get_layer("head")
-    score = siamese_scorer(head)
+        score, distance = negative_l2_scorer, (lambda a, b: np.sum((a - b) ** 2, axis=1))
+    else:
+        head = model.get_layer("head")
+        score = siamese_scorer(head)
 
-    def one_minus_p(a, b):
-        return 1.0 - np.asarray(head.predict([a, b], batch_size=8192, verbose=0)).ravel()
+        def distance(a, b):
+            return 1.0 - np.asarray(head.predict([a, b], batch_size=8192, verbose=0)).ravel()
 
-    return evaluate_method(f"{cfg.preset}/siamese/pairwise", data, featurize, score, distance=one_minus_p)
+    name = f"{cfg.preset}/{family}/nearest" if triplet else f"{cfg.preset}/siamese/pairwise"
+    if tta:
+        return Method(f"{name}+tta{tta}", augmented(tta), score, distance)
+    return Method(name, featurize, score, distance)
+
+
+def ensemble_method(methods: list[Method], name: str) -> Method:
+    """Seed ensemble: each member scores with its own features; the scores are averaged.
+
+    Features are the members' rows side by side, so the harness's index-based task
+    lookup is unchanged; each member's score sees only its own columns.
+    """
+    dims: list[int] = []
+
+    def featurize(images):
+        parts = [m.featurize(images) for m in methods]
+        dims[:] = [p.shape[1] for p in parts]
+        return np.concatenate(parts, axis=1)
+
+    def split(x):
+        return np.split(x, np.cumsum(dims)[:-1], axis=-1)
+
+    def score(q, s):
+        return np.mean([m.score(qi, si) for m, qi, si in zip(methods, split(q), split(s), strict=True)], axis=0)
+
+    return Method(name, featurize, score)
+
+
+def evaluate_model(model, cfg, data: EvalData, scorer: str = "pairwise", tta: int = 0) -> dict:
+    """A trained net through the harness (see `model_method` for the scorers)."""
+    m = model_method(model, cfg, scorer, tta)
+    return evaluate_method(m.name, data, m.featurize, m.score, m.distance, m.featurize_support)
 
 
 def evaluate_baseline(which: str, data: EvalData, seed: int = 0) -> dict:
-    """"1nn": nearest neighbour on raw pixels (L2); "chance": random guessing."""
+    """"1nn": nearest neighbour on raw pixels (L2); "mhd": modified Hausdorff distance on
+    stroke pixels (Lake et al. 2015's baseline, `model.omniglot.mhd`); "chance": random guessing."""
+    if which == "mhd":
+        from model.omniglot.mhd import PointClouds
+
+        clouds = PointClouds()
+        return evaluate_method("modified Hausdorff distance (MHD)", data, clouds.featurize, clouds.score,
+                               distance=clouds.pair_distance)
     if which == "1nn":
         return evaluate_method("1-NN raw pixels (L2)", data, raw_pixels, negative_l2_scorer,
                                distance=lambda a, b: np.sum((a - b) ** 2, axis=1))
     if which == "chance":
         return evaluate_method("chance", data, raw_pixels, random_scorer(seed), distance=None)
     raise ValueError(f"unknown baseline {which!r}")
+
+
+def mnist_oneshot(method: Method, images_u8: np.ndarray, labels: np.ndarray, n_tasks: int = 1000,
+                  seed: int = 0, n_way: int = 10) -> dict:
+    """Koch et al.'s transfer trial: N-way one-shot tasks over MNIST digits (seeded, so
+    every method sees the same tasks), scored by `method` without any fine-tuning.
+    `images_u8` must already be at the method's input size (`model.omniglot.mnist.resize`)."""
+    from model.omniglot.mnist import make_label_tasks
+
+    tasks = make_label_tasks(labels, n_way, n_tasks, seed)
+    feats = method.featurize(images_u8)
+    support = method.featurize_support(images_u8) if method.featurize_support else feats
+    acc = oneshot_accuracy(feats, support, tasks, method.score)
+    return {"method": method.name, "n_way": n_way, "tasks": n_tasks, "seed": seed, "accuracy": acc,
+            "stderr": float(np.sqrt(acc * (1 - acc) / n_tasks))}
 
 
 # ----------------------------------------------------------------------------- plot

@@ -48,6 +48,7 @@ def build_embedding(
     l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
     dense_activation: str | None = "sigmoid",
     init: str = "paper",
+    batch_norm: bool = False,
 ) -> keras.Model:
     """The twin ("embedding"): image_size^2 x 1 -> dense_units sigmoid features h.
 
@@ -61,6 +62,7 @@ def build_embedding(
     twin: 96 -> 48 -> 42 -> 21 -> 18 -> 9 -> 6, flatten 6x6x256 = 9216.
     `l2[i]` is the L2 penalty coefficient of layer i (conv1-4, dense).
     `dense_activation` is the paper's sigmoid except for the triplet variant.
+    `batch_norm` (not in the paper) puts a batch norm between each conv and its ReLU.
     """
     filters = [max(1, round(f * width)) for f in BASE_FILTERS]
     if len(conv_kernels) != 4 or len(l2) < 5:
@@ -79,11 +81,14 @@ def build_embedding(
         x = keras.layers.Conv2D(
             f,
             k,
-            activation="relu",
+            activation=None if batch_norm else "relu",
             kernel_regularizer=keras.regularizers.L2(l2[i]),
             name=f"conv{i + 1}",
             **_conv_init(init),
         )(x)
+        if batch_norm:  # named conv<i>_bn so the layer-wise SGD gives it its conv's rate
+            x = keras.layers.BatchNormalization(name=f"conv{i + 1}_bn")(x)
+            x = keras.layers.ReLU(name=f"conv{i + 1}_relu")(x)
         if i < 3:
             x = keras.layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
@@ -119,13 +124,14 @@ def build_siamese(
     dense_units: int = 4096,
     l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
     init: str = "paper",
+    batch_norm: bool = False,
 ) -> keras.Model:
     """Koch et al.'s siamese net: one shared `embedding` twin applied to both images,
     then the `head` (L1 distance -> dense 1 sigmoid) giving P(same character).
 
     Parameter count at the paper's settings: 38,951,745.
     """
-    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2, init=init)
+    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2, init=init, batch_norm=batch_norm)
     head = build_head(dense_units, l2[5] if len(l2) > 5 else 0.0, init=init)
     a = keras.Input((image_size, image_size, 1), name="left")
     b = keras.Input((image_size, image_size, 1), name="right")
@@ -140,6 +146,7 @@ def build_triplet_net(
     dense_units: int = 4096,
     l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
     init: str = "paper",
+    batch_norm: bool = False,
 ) -> keras.Model:
     """Beyond the paper: the same conv tower, then a *linear* dense layer and L2
     normalisation, for a semi-hard triplet loss. One image in, one unit-norm embedding
@@ -149,14 +156,15 @@ def build_triplet_net(
     (0.5, ..., 0.5), so after normalisation every embedding starts nearly parallel
     and the triplet margin has almost no room to act.
     """
-    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2, dense_activation=None, init=init)
+    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2, dense_activation=None, init=init,
+                                batch_norm=batch_norm)
     x = keras.Input((image_size, image_size, 1), name="image")
     z = L2Normalize(name="l2_normalize")(embedding(x))
     return keras.Model(x, z, name="triplet")
 
 
 def build_from_config(cfg) -> keras.Model:
-    """The net a config asks for (cfg: model.config.OmniglotConfig)."""
+    """The net a config asks for (cfg: model.omniglot.config.OmniglotConfig)."""
     args = (cfg.image_size, cfg.width, cfg.conv_kernels, cfg.dense_units, cfg.l2)
     build = build_triplet_net if cfg.loss == "triplet" else build_siamese
-    return build(*args, init=cfg.init)
+    return build(*args, init=cfg.init, batch_norm=cfg.batch_norm)

@@ -75,7 +75,7 @@ class LayerwiseSGD(keras.optimizers.Optimizer):
     def _layer_index(variable) -> int:
         parts = variable.path.split("/")
         for j, key in enumerate(LAYER_KEYS):
-            if key in parts:
+            if any(p == key or p.startswith(key + "_") for p in parts):  # conv1, conv1_bn
                 return j
         raise ValueError(f"no layer-wise rate for variable {variable.path}")
 
@@ -345,6 +345,7 @@ def train(
     bg = om.load_set("background", cfg.image_size, data_dir)
     evs = om.load_set("evaluation", cfg.image_size, data_dir)
     splits = om.paper_splits(bg, evs)
+    splits["train"] = om.with_transformed_classes(splits["train"], cfg.transform_classes)
 
     model = build_from_config(cfg)
     compile_model(model, cfg)

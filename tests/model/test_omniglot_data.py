@@ -119,3 +119,48 @@ def test_lake_runs_load_and_match_the_test_alphabets():
     assert sum(len(r.answer) for r in runs) == 400
     for r in runs:  # every training class is the answer of exactly one test item
         assert sorted(r.answer.tolist()) == list(range(20))
+
+
+def test_within_alphabet_sampler_draws_every_negative_from_the_anchors_alphabet(splits_28):
+    split = splits_28["train"]
+    left, right, same = om.sample_pairs(split, 4000, np.random.default_rng(2), within_alphabet_negatives=1.0)
+    cl, cr = om.pair_chars(split, left[~same]), om.pair_chars(split, right[~same])
+    assert np.all(cl != cr)  # still a different character
+    assert np.all(split.char_alphabet[cl] == split.char_alphabet[cr])
+    # and with 0.0, negatives cross alphabets about as often as random pairs of characters do
+    left, right, same = om.sample_pairs(split, 4000, np.random.default_rng(2), within_alphabet_negatives=0.0)
+    within = split.char_alphabet[om.pair_chars(split, left[~same])] == split.char_alphabet[om.pair_chars(split, right[~same])]
+    assert within.mean() < 0.1
+
+
+def test_rotation_classes_are_turned_copies_of_training_characters(splits_28):
+    train = splits_28["train"]
+    rot = om.with_transformed_classes(train, "rot")
+    n = train.n_chars
+    assert rot.n_chars == 4 * n and rot.n_drawers == train.n_drawers
+    for k in range(4):
+        np.testing.assert_array_equal(rot.images[k * n + 5, 3], np.rot90(train.images[5, 3], k))
+        assert rot.alphabets[rot.char_alphabet[k * n + 5]].startswith(train.alphabets[train.char_alphabet[5]])
+    flip = om.with_transformed_classes(train, "rot+flip")
+    assert flip.n_chars == 8 * n and len(set(flip.alphabets)) == 8 * len(train.alphabets)
+    np.testing.assert_array_equal(flip.images[4 * n + 5, 0], train.images[5, 0][:, ::-1])
+    assert om.with_transformed_classes(train, "none") is train
+
+
+def test_rotation_classes_never_leak_evaluation_characters(omniglot_28, splits_28):
+    _, evaluation = omniglot_28
+    rot = om.with_transformed_classes(splits_28["train"], "rot+flip")
+    # ids and alphabets all come from the background set
+    assert set(rot.char_ids.tolist()) == set(splits_28["train"].char_ids.tolist())
+    assert max(rot.char_ids) <= 964
+    assert {a.split("@")[0] for a in rot.alphabets} == set(splits_28["train"].alphabets)
+    # and no image of the evaluation set, in any turn or mirror, is a training image
+    train_keys = {im.tobytes() for im in rot.flat_images()}
+    for im in evaluation.images.reshape(-1, 28, 28):
+        for m in (im, im[:, ::-1]):
+            for k in range(4):
+                assert np.ascontiguousarray(np.rot90(m, k)).tobytes() not in train_keys
+    # the guard: only the training split may be turned into new classes
+    for name in ("validation", "test"):
+        with pytest.raises(ValueError, match="training split only"):
+            om.with_transformed_classes(splits_28[name], "rot")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from model.omniglot import data as om
 from model.omniglot import evaluate as ev
@@ -54,3 +55,61 @@ def test_lake_accuracy_with_raw_pixels_on_identical_images():
     run = oneshot.LakeRun("r", train, train[answer], answer)
     res = ev.lake_accuracy([run], ev.raw_pixels, ev.negative_l2_scorer)
     assert res["percent_correct"] == 100.0
+
+
+def test_transductive_assignment_fixes_a_shared_nearest_image_and_stays_separate():
+    # items 0 and 1 both have training image 0 as nearest; item 1 is really class 1.
+    # Lake's item-by-item scoring gets item 1 wrong; the one-to-one assignment cannot.
+    train = np.zeros((3, 4, 4), np.uint8)
+    run = oneshot.LakeRun("r", train, train, np.array([0, 1, 2]))
+    cost = np.array([[0.0, 5.0, 5.0],
+                     [1.0, 2.0, 5.0],
+                     [5.0, 5.0, 0.0]])
+    assert oneshot.score_lake_runs([cost], [run])["percent_correct"] == pytest.approx(100 * 2 / 3)
+    assert ev.transductive_lake([cost], [run])["percent_correct"] == 100.0
+
+
+def test_evaluate_method_reports_transductive_lake_beside_not_instead():
+    split = _toy_split(n_chars=20, n_drawers=2)
+    imgs = split.images[:, 0]
+    answer = np.random.default_rng(1).permutation(20)
+    run = oneshot.LakeRun("r", imgs, split.images[answer, 1], answer)
+    data = ev.EvalData(splits={"test": split}, suite=ev.TaskSuite({}), runs=[run],
+                       val_pairs=None, test_pairs=None)
+    out = ev.evaluate_method("1nn", data, ev.raw_pixels, ev.negative_l2_scorer, distance=None)
+    assert out["lake"]["percent_correct"] == 100.0 and out["lake_transductive"]["percent_correct"] == 100.0
+    assert set(out) >= {"lake", "lake_transductive"}
+
+
+def test_ensemble_averages_its_members_scores():
+    rng = np.random.default_rng(0)
+    images = (rng.random((6, 5, 5)) * 255).astype(np.uint8)
+    a = ev.Method("a", ev.raw_pixels, ev.negative_l2_scorer)
+    b = ev.Method("b", lambda im: 2 * ev.raw_pixels(im), ev.negative_l2_scorer)
+    ens = ev.ensemble_method([a, b], "a+b")
+    f = ens.featurize(images)
+    assert f.shape == (6, 50)
+    q, s = f[[0]], f[None, [1, 2, 3]]
+    fa, fb = a.featurize(images), b.featurize(images)
+    expected = (ev.negative_l2_scorer(fa[[0]], fa[None, [1, 2, 3]])
+                + ev.negative_l2_scorer(fb[[0]], fb[None, [1, 2, 3]])) / 2
+    np.testing.assert_allclose(ens.score(q, s), expected, rtol=1e-6)
+
+
+def test_test_time_augmentation_averages_distorted_copies():
+    import keras
+
+    from model.omniglot.config import resolve
+    from model.omniglot.nets import build_from_config
+
+    cfg = resolve("smoke", ["loss=triplet"])
+    keras.utils.set_random_seed(0)
+    net = build_from_config(cfg)
+    images = (np.random.default_rng(0).random((4, cfg.image_size, cfg.image_size)) > 0.9).astype(np.uint8) * 255
+    plain = ev.model_method(net, cfg, "pairwise")
+    tta = ev.model_method(net, cfg, "pairwise", tta=3)
+    assert tta.name == plain.name + "+tta3"
+    f, g = plain.featurize(images), tta.featurize(images)
+    np.testing.assert_allclose(np.linalg.norm(g, axis=1), 1.0, rtol=1e-5)  # renormalised
+    assert not np.allclose(f, g)  # the copies changed the features
+    np.testing.assert_allclose(tta.featurize(images), g, rtol=1e-6)  # fixed seed: the same copies each time

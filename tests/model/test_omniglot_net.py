@@ -87,3 +87,18 @@ def test_layerwise_sgd_decay_and_momentum_ramp():
     opt.apply_gradients([(g, var)])
     v2 = 0.7 * -0.1 - 0.1 * 0.99**10
     np.testing.assert_allclose(np.asarray(var), -0.1 + v2, rtol=1e-5)
+
+
+def test_batch_norm_tower_trains_with_layerwise_sgd():
+    keras.utils.set_random_seed(2)
+    net = build_siamese(28, 0.25, (3, 3, 2, 2), 32, init="he", batch_norm=True)
+    emb = net.get_layer("embedding")
+    bns = [layer.name for layer in emb.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns == ["conv1_bn", "conv2_bn", "conv3_bn", "conv4_bn"]
+    assert all(emb.get_layer(f"conv{i}").activation.__name__ == "linear" for i in range(1, 5))
+    opt = LayerwiseSGD(layer_lrs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6))
+    net.compile(optimizer=opt, loss="binary_crossentropy")
+    x = np.random.default_rng(0).random((8, 28, 28, 1)).astype("float32")
+    net.fit([x, x[::-1]], np.ones((8, 1), "float32"), epochs=1, verbose=0)  # every variable has a rate
+    gamma = next(v for v in net.trainable_variables if v.path.startswith("conv3_bn"))
+    assert opt._layer_of[opt._get_variable_index(gamma)] == 2  # conv3's rate
