@@ -41,10 +41,16 @@ def main(argv: list[str] | None = None) -> int:
 
     check_cpu()
     configure_logging(settings.log_level, settings.log_json)
+    from app.cli.quiet import silence_third_party_noise
+    from app.cli.serve_progress import report_progress
+
+    if settings.log_level != "DEBUG":
+        silence_third_party_noise()
     from app.main import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
-                timeout_graceful_shutdown=30)
+    app = create_app(settings)
+    report_progress(app, args.host, args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, timeout_graceful_shutdown=30)
     return 0
 
 
