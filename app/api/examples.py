@@ -125,6 +125,8 @@ MODEL_INFO = {200: {"content": {"application/json": {"example": {
                          "accuracy": 0.935167, "roc_auc": 0.98272, "tar_at_far_1e3": 0.719,
                          "far_at_threshold": 0.029667, "tar_at_threshold": 0.9},
         "command": "python -m model faces tune-threshold ...", "git_commit": "52e79f0"},
+    "test_metrics_at_threshold": {"measured_on": "all pairs of the test identities", "threshold": 0.524245,
+                                  "far": 0.0012, "tar": 0.71},
     "identify": {"threshold": 0.524245, "gallery_size": 2, "target_fpir": None,
                  "verify_threshold": 0.524245, "threshold_source": "verify",
                  "impostor_pair_rate": None, "extrapolated_beyond_measured_tail": False,

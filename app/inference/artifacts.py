@@ -45,6 +45,15 @@ class ModelArtifact:
             raise ArtifactError(f"the artefact has no {key}; use FACEAPI_THRESHOLD_POLICY=max_accuracy")
         return float(self.metadata[key])
 
+    def test_metrics_at(self, policy: str) -> dict | None:
+        """Held-out test metrics at the threshold `policy` picks, or None where the artefact
+        has not measured them (an older one, before the all-pairs statistics)."""
+        test = (self.metadata.get("metrics") or {}).get("test") or {}
+        if policy == "max_accuracy":  # the balanced test pairs were scored at that threshold
+            return {"measured_on": "balanced test pairs", **test} if test else None
+        at = (test.get("all_pairs") or {}).get("threshold_" + policy)
+        return {"measured_on": "all pairs of the test identities", **at} if at else None
+
     @cached_property
     def impostor_tail(self) -> ImpostorTail | None:
         """The low tail of impostor-pair distances (for the identify threshold), or None when

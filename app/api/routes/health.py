@@ -44,6 +44,9 @@ async def model_info(runtime: RuntimeDep) -> dict:
         "threshold_origin": runtime.threshold_origin,
         "artifact": runtime.artifact.path.name,
         "provenance": runtime.artifact.threshold_provenance(),
+        # provenance.test_metrics are at the max-accuracy threshold; these at the one in use
+        "test_metrics_at_threshold": None if runtime.settings.threshold is not None
+        else runtime.artifact.test_metrics_at(runtime.settings.threshold_policy),
         "identify": identify_info(runtime),
     }
 
