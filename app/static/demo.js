@@ -147,14 +147,14 @@ function showProblem(p) {
   setVerdict(p.status ? `refused (${p.status})` : "refused", "nomatch");
 }
 
-function showDistance(distance, threshold, match) {
+function showDistance(distance, threshold, match, label) {
   const scale = Math.max(1, distance * 1.1, threshold * 1.25);  // cosine distance is 0..2
   const fill = $("distance-fill");
   fill.style.width = `${Math.min(100, (distance / scale) * 100)}%`;
   fill.className = `fill ${match ? "match" : "nomatch"}`;
   $("threshold-mark").style.left = `${(threshold / scale) * 100}%`;
   $("distance-text").textContent =
-    `distance ${distance.toFixed(3)} ${match ? "≤" : ">"} threshold ${threshold.toFixed(3)} (0 = same face)`;
+    `distance ${distance.toFixed(3)} ${match ? "≤" : ">"} ${label || "threshold"} ${threshold.toFixed(3)} (0 = same face)`;
   $("distance").hidden = false;
 }
 
@@ -222,7 +222,9 @@ async function send(kind) {
     if (b.match) setVerdict(`identified: ${b.match.person_id}`, "match");
     else setVerdict(b.candidates.length ? "unknown: nobody enrolled is within the threshold"
       : "unknown: nobody is enrolled", "nomatch");
-    if (b.candidates.length) showDistance(b.candidates[0].distance, threshold, Boolean(b.match));
+    const label = b.gallery_size === undefined ? "threshold"
+      : `identify threshold (gallery of ${b.gallery_size})`;
+    if (b.candidates.length) showDistance(b.candidates[0].distance, threshold, Boolean(b.match), label);
     showCandidates(b.candidates, threshold);
   }
 }

@@ -84,6 +84,17 @@ def test_readme_walkthrough_gives_the_responses_it_shows(server):
     assert not {c: p for c, p in problems.items() if p}, problems
 
 
+def test_readme_threshold_is_the_one_the_service_uses(model_artifact):
+    from app.core.config import Settings
+
+    text = walkthrough.README.read_text()
+    stated = re.search(r"default model's FAR 1e-3 threshold, ([0-9.]+)", text)
+    assert stated, "the README no longer states the default threshold"
+    policy = Settings().threshold_policy
+    assert policy == "far_1e-3"
+    assert float(stated.group(1)) == model_artifact.threshold_for(policy)
+
+
 def test_agree_catches_a_changed_decision():
     shown = {"match": True, "distance": 0.2, "face": {"box": [1.0, 2.0], "faces_detected": 1}}
     assert not walkthrough.agree(shown, {**shown, "distance": 0.3})
