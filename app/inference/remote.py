@@ -7,17 +7,35 @@ The exported SavedModel's `serving_default` signature takes float32 aligned face
 ``{"signature_name": ..., "inputs": ...}``; a row-format reply (``predictions``) is
 accepted too. Model version and threshold come from the local artefact, which
 must describe the model that the server runs (the embedding size is checked).
+
+A predict call is idempotent, so a dropped connection, a timeout or an answer saying the
+server is busy (429, 502, 503, 504) is retried with exponential backoff and jitter
+(tenacity), a few times within a bounded delay; then the batch fails and its requests
+get 503 `embedder_unavailable`.
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+from tenacity import (
+    before_sleep_log, retry, retry_if_exception_type, stop_after_attempt, stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from app.inference.artifacts import ModelArtifact
+
+log = logging.getLogger("app.remote")
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class RemoteEmbedderError(RuntimeError):
     pass
+
+
+class TransientRemoteError(RemoteEmbedderError):
+    """Worth another try: the server was unreachable or said it is busy."""
 
 
 class RemoteEmbedder:
@@ -41,18 +59,29 @@ class RemoteEmbedder:
         if len(faces) == 0:
             return np.zeros((0, self.embedding_dim), np.float32)
         body = {"signature_name": self.signature, "inputs": faces.astype(np.float32).tolist()}
-        try:
-            r = self._client.post(self.predict_url, json=body)
-        except Exception as exc:  # network errors: say where, not a bare traceback
-            raise RemoteEmbedderError(f"embedder at {self.predict_url} unreachable: {exc}") from exc
-        if r.status_code != 200:
-            raise RemoteEmbedderError(f"embedder at {self.predict_url} answered {r.status_code}: {r.text[:300]}")
-        out = np.asarray(_embeddings_of(r.json()), np.float32)
+        out = np.asarray(_embeddings_of(self._predict(body)), np.float32)
         if out.shape != (len(faces), self.embedding_dim):
             raise RemoteEmbedderError(f"embedder returned shape {out.shape}, expected "
                                       f"({len(faces)}, {self.embedding_dim}): does the served model "
                                       f"match artefact {self.model_version}?")
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    @retry(retry=retry_if_exception_type(TransientRemoteError), reraise=True,
+           stop=stop_after_attempt(4) | stop_after_delay(10),
+           wait=wait_exponential_jitter(initial=0.2, max=2.0),
+           before_sleep=before_sleep_log(log, logging.WARNING))
+    def _predict(self, body: dict) -> dict:
+        import httpx
+
+        try:
+            r = self._client.post(self.predict_url, json=body)
+        except httpx.TransportError as exc:  # network errors: say where, not a bare traceback
+            raise TransientRemoteError(f"embedder at {self.predict_url} unreachable: {exc}") from exc
+        if r.status_code in RETRY_STATUSES:
+            raise TransientRemoteError(f"embedder at {self.predict_url} answered {r.status_code}")
+        if r.status_code != 200:
+            raise RemoteEmbedderError(f"embedder at {self.predict_url} answered {r.status_code}: {r.text[:300]}")
+        return r.json()
 
     def close(self) -> None:
         self._client.close()
