@@ -1,9 +1,11 @@
-"""Operator commands: `python -m app serve|migrate|create-key|enroll-dir`."""
+"""Operator commands: `python -m app serve|migrate|keys|create-key|enroll-dir`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from app.cli import keys as keys_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,8 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     commands.add_parser("migrate", help="bring the database schema to the latest revision")
-    key = commands.add_parser("create-key", help="create an API key; printed once, on the last line")
-    key.add_argument("--role", choices=["admin", "client"], required=True)
+    keys_cli.add_commands(commands)
     from app.cli import enroll_dir
 
     enroll_dir.add_parser(commands)
@@ -32,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(settings.database_url)
         print(f"database at the latest schema: {_redact(settings.database_url)}")
         return 0
-    if args.command == "create-key":
-        return _create_key(settings, args.role)
+    if args.command in ("keys", "create-key"):
+        return keys_cli.run(settings, args)
 
     import uvicorn
 
@@ -47,28 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     if settings.log_level != "DEBUG":
         silence_third_party_noise()
     from app.main import create_app
+    from app.startup import preflight
+
+    problem = preflight(settings)
+    if problem:
+        print(f"cannot start: {problem}", file=sys.stderr)
+        return 2
 
     app = create_app(settings)
     report_progress(app, args.host, args.port)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, timeout_graceful_shutdown=30)
-    return 0
-
-
-def _create_key(settings, role_name: str) -> int:
-    from app.core.db import make_engine
-    from app.core.migrate import current_revision, head_revision
-    from app.core.security import Role, new_key
-    from app.repositories import PersonStore
-
-    engine = make_engine(settings.database_url)
-    if current_revision(engine) != head_revision():
-        print("the database is not migrated: run `python -m app migrate` first", file=sys.stderr)
-        return 2
-    key = new_key()
-    PersonStore(engine, "-", 1).create_key(key, Role(role_name))
-    engine.dispose()
-    print(f"New {role_name} API key (shown once; send it as the X-API-Key header):")
-    print(key)
     return 0
 
 

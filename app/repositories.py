@@ -1,4 +1,4 @@
-"""Persistence of persons and API keys, and nearest-neighbour search over embeddings.
+"""Persistence of persons, and nearest-neighbour search over their embeddings.
 
 Search has two strategies behind one method:
 - SQLite (embedded default): an exact in-memory NumPy matrix, loaded at start and
@@ -22,8 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import errors
-from app.core.security import Role, hash_key, same_digest
-from app.models import ApiKey, Person
+from app.models import Person
 from app.services.hnsw import ef_search_for
 from app.services.verification import Candidate, top_k_exact
 
@@ -143,7 +142,8 @@ class PersonStore:
     def load_index(self) -> None:
         if self.index is None:
             return
-        with self.sessions() as s:
+        # under the write lock: a delete during the load cannot be undone by the load
+        with self._write_lock, self.sessions() as s:
             rows = s.execute(
                 select(Person.person_id, Person.display_name, Person.embedding)
                 .where(Person.model_version == self.model_version).order_by(Person.id)
@@ -165,9 +165,7 @@ class PersonStore:
             except IntegrityError:
                 s.rollback()
                 if not replace:
-                    raise errors.PersonExists(
-                        f"Person {person_id!r} is already enrolled; send replace=true to re-enroll"
-                    ) from None
+                    raise _exists(person_id) from None
                 before = s.scalar(select(Person.model_version).where(Person.person_id == person_id))
                 s.execute(update(Person).where(Person.person_id == person_id).values(
                     display_name=display_name, embedding=embedding,
@@ -180,6 +178,13 @@ class PersonStore:
             if self.index is not None:
                 self.index.upsert(person_id, display_name, embedding)
             return PersonRecord.of(person), replaced
+
+    def ensure_absent(self, person_id: str) -> None:
+        """PersonExists if `person_id` is enrolled: a cheap early answer before the model
+        runs; the unique constraint in `enroll` is the real guard."""
+        with self.sessions() as s:
+            if s.scalar(select(Person.id).where(Person.person_id == person_id)) is not None:
+                raise _exists(person_id)
 
     def get(self, person_id: str) -> PersonRecord:
         with self.sessions() as s:
@@ -246,17 +251,16 @@ class PersonStore:
         return (select(Person.person_id, Person.display_name, exact.label("d"))
                 .where(Person.model_version == self.model_version).order_by(half).limit(k))
 
-    # --- API keys --------------------------------------------------------------------------
-
-    def create_key(self, key: str, role: Role) -> None:
+    def stored_dim(self) -> int | None:
+        """The embedding size the database holds: the pgvector column's, or on SQLite the
+        size of a stored row (None while nobody is enrolled)."""
         with self.sessions() as s:
-            s.add(ApiKey(key_hash=hash_key(key), prefix=key[:8], role=role.value))
-            s.commit()
+            if self.postgres:
+                return s.scalar(text("SELECT atttypmod FROM pg_attribute WHERE attrelid = "
+                                     "'persons'::regclass AND attname = 'embedding'"))
+            size = s.scalar(select(func.length(Person.embedding)).limit(1))
+        return None if size is None else int(size) // 4  # float32 bytes
 
-    def role_of(self, key: str) -> Role | None:
-        digest = hash_key(key)
-        with self.sessions() as s:
-            row = s.execute(select(ApiKey.key_hash, ApiKey.role).where(ApiKey.key_hash == digest)).first()
-        if row is None or not same_digest(row[0], digest):
-            return None
-        return Role(row[1])
+
+def _exists(person_id: str) -> errors.PersonExists:
+    return errors.PersonExists(f"Person {person_id!r} is already enrolled; send replace=true to re-enroll")

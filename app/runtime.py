@@ -1,29 +1,32 @@
-"""Everything a request handler needs, built once per app in the lifespan and
-passed to handlers through dependencies (app/api/deps.py)."""
+"""What request handlers share, built once per app (app/startup.py) and handed to them
+through dependencies (app/api/deps.py).
+
+Two phases: from the first second the database-backed parts work (API keys, rate limits,
+the person records); the face use cases appear once the models are loaded and warm.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
 from sqlalchemy import Engine
 
 from app.core import errors
 from app.core.config import Settings
-from app.core.ratelimit import RateLimiter
 from app.core.db import ping
+from app.core.pools import BoundedPool
+from app.core.ratelimit import RateLimiter
 from app.core.telemetry import Metrics
 from app.inference.artifacts import ModelArtifact
-from app.inference.embedder import Embedder
 from app.inference.worker import BatchingWorker
+from app.keys import ApiKeyStore
 from app.repositories import PersonStore
-from app.services.open_set import IdentifyThreshold, identify_threshold
-from app.vision.pipeline import FacePipeline, FaceSample
+from app.services.faces import FaceService
+from app.services.threshold import ThresholdPolicy
 
-log = logging.getLogger("app.runtime")
+NOT_READY = "The model is still loading; retry shortly"
+START_FAILED = "The model could not be started; the operator has been told (server log)"
 
 
 @dataclass
@@ -32,59 +35,23 @@ class Runtime:
     engine: Engine
     artifact: ModelArtifact
     metrics: Metrics
-    store: PersonStore | None = None
-    pipeline: FacePipeline | None = None
+    keys: ApiKeyStore
+    store: PersonStore
+    threshold: ThresholdPolicy
+    model_version: str
+    failed_auth: RateLimiter  # failed key checks per client address
+    rate_limiter: RateLimiter | None = None  # per key; None when FACEAPI_RATE_LIMIT_PER_MINUTE is 0
+    # set by the warm-up
+    faces: FaceService | None = None
     worker: BatchingWorker | None = None
-    embedder: Embedder | None = None
-    detect_pool: ThreadPoolExecutor | None = None
+    detect_pool: BoundedPool | None = None
     warm: asyncio.Event = field(default_factory=asyncio.Event)
-    startup_error: str | None = None
-    rate_limiter: RateLimiter | None = None  # None when FACEAPI_RATE_LIMIT_PER_MINUTE is 0
-    _identify_cache: tuple | None = None  # ((gallery size, 1:1 threshold), IdentifyThreshold)
+    startup_failed: bool = False  # the reason is in the log only, never in a response
 
-    @property
-    def threshold(self) -> float:
-        if self.settings.threshold is not None:
-            return self.settings.threshold
-        return self.artifact.threshold_for(self.settings.threshold_policy)
-
-    @property
-    def threshold_origin(self) -> str:
-        if self.settings.threshold is not None:
-            return "settings (FACEAPI_THRESHOLD)"
-        return f"model artefact, policy {self.settings.threshold_policy}"
-
-    def identify_threshold(self) -> IdentifyThreshold:
-        """The 1:N threshold for the current gallery size and FACEAPI_IDENTIFY_FPIR (O(1): the
-        store keeps the count; the tail is a few dozen points)."""
-        n = self.store.gallery_size() if self.store is not None else 0
-        key = (n, self.threshold)
-        cached = self._identify_cache
-        if cached is None or cached[0] != key:
-            cached = self._identify_cache = (key, identify_threshold(
-                self.artifact.impostor_tail, self.settings.identify_fpir, n, self.threshold))
-        return cached[1]
-
-    @property
-    def model_version(self) -> str:
-        return self.embedder.model_version if self.embedder else self.artifact.model_version
-
-    def require_ready(self) -> None:
-        if not self.warm.is_set():
-            raise errors.NotReady(self.startup_error or "The model is still loading; retry shortly")
-
-    async def extract(self, data: bytes, enroll: bool) -> FaceSample:
-        """Decode, detect and align in the detection thread pool (off the event loop)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.detect_pool, self.pipeline.extract, data, enroll)
-
-    async def embed(self, sample: FaceSample) -> np.ndarray:
-        return await self.worker.embed(sample.aligned)
-
-    async def db(self, fn, *args):
-        """Run a blocking store call in a thread; a lost database becomes a 503."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, fn, *args)
+    def require_faces(self) -> FaceService:
+        if self.faces is None or not self.warm.is_set():
+            raise errors.NotReady(START_FAILED if self.startup_failed else NOT_READY)
+        return self.faces
 
     def database_ok(self) -> bool:
         return ping(self.engine)

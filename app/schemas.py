@@ -149,7 +149,8 @@ class Problem(BaseModel):
     errors: list[ValidationIssue] | None = Field(
         default=None, description="422 invalid_request only: one entry per invalid field")
     faces_detected: int | None = Field(default=None, description="422 multiple_faces only")
-    retry_after: int | None = Field(default=None, description="429 only: seconds, as in Retry-After")
+    retry_after: int | None = Field(default=None, description="429 and 503 only: seconds, as in "
+                                    "the Retry-After header")
 
 
 class Health(BaseModel):

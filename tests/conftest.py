@@ -17,7 +17,7 @@ from PIL import Image
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from app.core.config import REPO_ROOT, Settings  # noqa: E402
-from app.core.security import Role, new_key  # noqa: E402
+from app.core.security import Role  # noqa: E402
 
 DATA_DIR = Path(os.environ.get("FACEAPI_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
 YALE = DATA_DIR / "yalefaces"
@@ -165,13 +165,11 @@ def wait_ready(client: TestClient, timeout: float = 120.0) -> None:
 def add_keys(database_url: str) -> tuple[str, str]:
     """A new admin key and client key in the database: what `python -m app create-key` does."""
     from app.core.db import make_engine
-    from app.repositories import PersonStore
+    from app.keys import ApiKeyStore
 
-    admin_key, client_key = new_key(), new_key()
     engine = make_engine(database_url)
-    store = PersonStore(engine, "-", 1)
-    store.create_key(admin_key, Role.admin)
-    store.create_key(client_key, Role.client)
+    keys = ApiKeyStore(engine)
+    admin_key, client_key = keys.create(Role.admin), keys.create(Role.client)
     engine.dispose()
     return admin_key, client_key
 

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import logging
 import math
 from dataclasses import dataclass
 from typing import Annotated
@@ -17,9 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from app.core import errors
 from app.core.security import Role, hash_key
 from app.runtime import Runtime
+from app.services.faces import FaceService
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="Admin keys enroll and delete; client keys verify and identify")
+log = logging.getLogger("app.auth")
+# bodies above this are parsed in a worker thread, so a 13 MB base64 photo never stalls the loop
+OFF_LOOP_BYTES = 64 * 1024
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -29,18 +35,35 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+def get_faces(runtime: RuntimeDep) -> FaceService:
+    """The face use cases; 503 `not_ready` (with Retry-After) until the model is warm."""
+    return runtime.require_faces()
+
+
+FacesDep = Annotated[FaceService, Depends(get_faces)]
+
+
 def require(needed: Role):
     async def check(request: Request, runtime: RuntimeDep,
                     key: Annotated[str | None, Security(api_key_header)] = None) -> Role:
+        address = request.client.host if request.client else "-"
         if runtime.settings.auth_disabled:
-            _rate_limit(runtime, f"ip:{request.client.host if request.client else '-'}")
+            _per_key_limit(runtime, f"ip:{address}")
             return Role.admin
         if not key:
             raise errors.Unauthenticated("Send an API key in the X-API-Key header")
-        role = await runtime.db(runtime.store.role_of, key)
+        # an address that keeps sending wrong keys is refused before the database is asked
+        wait = runtime.failed_auth.wait(address)
+        if wait > 0:
+            runtime.metrics.rate_limited.inc()
+            raise errors.RateLimited("Too many requests with invalid API keys; retry later",
+                                     retry_after=max(1, math.ceil(wait)))
+        role = await asyncio.to_thread(runtime.keys.role_of, key)
         if role is None:
+            runtime.failed_auth.acquire(address)
+            log.info("invalid API key from %s", address)
             raise errors.Unauthenticated("The API key is not valid")
-        _rate_limit(runtime, hash_key(key))
+        _per_key_limit(runtime, hash_key(key))
         if not role.allows(needed):
             raise errors.Forbidden(f"This needs an {needed.value} key; yours is a {role.value} key")
         request.state.api_key_prefix = key[:8]
@@ -49,7 +72,7 @@ def require(needed: Role):
     return check
 
 
-def _rate_limit(runtime: Runtime, bucket_id: str) -> None:
+def _per_key_limit(runtime: Runtime, bucket_id: str) -> None:
     if runtime.rate_limiter is None:
         return
     wait = runtime.rate_limiter.acquire(bucket_id)
@@ -84,15 +107,9 @@ async def read_image_request(request: Request, model: type[BaseModel]) -> ImageR
         raw["image_base64"] = "-"  # placeholder: the bytes travel apart
     elif content_type == "application/json":
         body = await request.body()
-        try:
-            parsed = model.model_validate_json(body or b"{}")
-        except ValidationError as exc:
-            raise RequestValidationError(exc.errors()) from None
-        try:
-            image = base64.b64decode(parsed.image_base64, validate=True)
-        except (binascii.Error, ValueError):
-            raise errors.InvalidBase64("image_base64 is not valid base64") from None
-        return ImageRequest(parsed.model_copy(update={"image_base64": "-"}), image)
+        if len(body) > OFF_LOOP_BYTES:
+            return await asyncio.to_thread(_parse_json, body, model)
+        return _parse_json(body, model)
     else:
         raise errors.UnsupportedMediaType(
             "Send multipart/form-data (fields person_id, image) or application/json (image_base64)"
@@ -101,6 +118,18 @@ async def read_image_request(request: Request, model: type[BaseModel]) -> ImageR
         return ImageRequest(model.model_validate(raw), image)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
+
+
+def _parse_json(body: bytes, model: type[BaseModel]) -> ImageRequest:
+    try:
+        parsed = model.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    try:
+        image = base64.b64decode(parsed.image_base64, validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.InvalidBase64("image_base64 is not valid base64") from None
+    return ImageRequest(parsed.model_copy(update={"image_base64": "-"}), image)
 
 
 def image_request_body(json_model: type[BaseModel], form_fields: dict, required: list[str]) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from app.api.problems import STATUS
 from app.core import errors
 from app.schemas import Problem
 
@@ -32,6 +33,8 @@ _DETAILS = {
     "forbidden": "This needs an admin key; yours is a client key",
     "rate_limited": "This API key may make 60 requests per minute; retry in 0.8 s",
     "not_ready": "The model is still loading; retry shortly",
+    "overloaded": "The detection queue is full (12 requests); retry in a moment",
+    "embedder_unavailable": "The face embedder failed (RemoteEmbedderError); retry shortly",
     "database_unavailable": "The database cannot be reached; retry shortly.",
 }
 _EXTRA = {"multiple_faces": {"faces_detected": 2}, "rate_limited": {"retry_after": 1}}
@@ -48,13 +51,15 @@ INTAKE = (errors.EmptyImage, errors.InvalidBase64, errors.UnsupportedImageType, 
           errors.ImageTooSmall, errors.ImageTooManyPixels, errors.UnsupportedMediaType,
           errors.PayloadTooLarge, errors.NoFace)
 CLIENT = (errors.Unauthenticated, errors.RateLimited, errors.DatabaseUnavailable)
+MODEL = (errors.NotReady, errors.Overloaded, errors.EmbedderUnavailable)  # routes that run the model
 ADMIN = (*CLIENT, errors.Forbidden)
 
 
 def problem_example(error: type[errors.DomainError], instance: str) -> dict:
-    return {"type": f"urn:faceapi:problem:{error.code}", "title": error.title, "status": error.status,
-            "detail": _DETAILS[error.code], "code": error.code, "instance": instance,
-            **_EXTRA.get(error.code, {})}
+    retry = {"retry_after": error.retry_after} if error.retry_after is not None else {}
+    return {"type": f"urn:faceapi:problem:{error.code}", "title": error.title,
+            "status": STATUS[error.code], "detail": _DETAILS[error.code], "code": error.code,
+            "instance": instance, **retry, **_EXTRA.get(error.code, {})}
 
 
 def responses(path: str, success: tuple[int, dict] | None, *errs: type[errors.DomainError],
@@ -62,7 +67,7 @@ def responses(path: str, success: tuple[int, dict] | None, *errs: type[errors.Do
     """`responses=` for a route: `success` is (status, example body) or None (no body)."""
     by_status: dict[int, dict] = defaultdict(dict)
     for error in errs:
-        by_status[error.status][error.code] = {"summary": error.title,
+        by_status[STATUS[error.code]][error.code] = {"summary": error.title,
                                                "value": problem_example(error, path)}
     if invalid_request:
         by_status[422]["invalid_request"] = {
@@ -88,12 +93,11 @@ _CANDIDATE = {"person_id": "yale-01", "display_name": "Subject 01", "distance": 
 
 ENROLL = responses("/enroll", (201, {"person": _PERSON, "replaced": False, "face": _FACE}),
                    *INTAKE, errors.MultipleFaces, errors.FaceTooSmall, errors.LowQuality,
-                   errors.PersonExists, errors.NotReady, *ADMIN)
+                   errors.PersonExists, *MODEL, *ADMIN)
 VERIFY = responses("/verify", (200, {"person_id": "yale-01", "match": True, "distance": 0.21,
                                      "similarity": 0.79, "threshold": 0.524,
                                      "model_version": _MODEL, "face": _FACE}),
-                   *INTAKE, errors.PersonNotFound, errors.ModelVersionMismatch, errors.NotReady,
-                   *CLIENT)
+                   *INTAKE, errors.PersonNotFound, errors.ModelVersionMismatch, *MODEL, *CLIENT)
 IDENTIFY = responses("/identify", (200, {"match": _CANDIDATE, "candidates": [
                          _CANDIDATE, {**_CANDIDATE, "person_id": "yale-02",
                                       "display_name": "Subject 02", "distance": 0.83,
@@ -101,7 +105,7 @@ IDENTIFY = responses("/identify", (200, {"match": _CANDIDATE, "candidates": [
                          "threshold": 0.524245, "gallery_size": 2, "target_fpir": 0.01,
                          "verify_threshold": 0.524245, "threshold_source": "verify",
                          "model_version": _MODEL, "face": _FACE}),
-                     *INTAKE, errors.NotReady, *CLIENT)
+                     *INTAKE, *MODEL, *CLIENT)
 LIST_PERSONS = responses("/persons", (200, {"items": [_PERSON], "total": 1, "offset": 0,
                                             "limit": 50}), *CLIENT)
 GET_PERSON = responses("/persons/yale-01", (200, _PERSON), errors.PersonNotFound, *CLIENT)
@@ -118,6 +122,7 @@ READY = {
 MODEL_INFO = {200: {"content": {"application/json": {"example": {
     "model_version": _MODEL, "embedding_dim": 512, "metric": "cosine_distance",
     "threshold": 0.524245, "threshold_origin": "model artefact, policy far_1e-3",
+    "threshold_criterion": "false-accept rate <= 1e-3 on validation pairs",
     "artifact": _MODEL, "provenance": {
         "source": {"split": "val", "pairs": 6000, "criterion": "max accuracy"},
         "threshold_max_accuracy": 0.672928, "threshold_far_1e-3": 0.524245, "impostor_tail": None,

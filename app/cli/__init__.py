@@ -1,1 +1,2 @@
-"""Operator commands that talk to a running service over HTTP."""
+"""Operator commands of `python -m app`: keys (database), enroll-dir (over HTTP), and what
+`serve` prints while it starts."""

@@ -40,10 +40,9 @@ def report_progress(app, host: str, port: int, say=print, poll_s: float = 0.25) 
         while True:
             time.sleep(poll_s)
             runtime = getattr(app.state, "runtime", None)
-            error = getattr(runtime, "startup_error", None)
-            if error:
-                say(f"the model did not start: {error} (the log says why); "
-                    f"{url}/health/ready answers 503", flush=True)
+            if getattr(runtime, "startup_failed", False):
+                say(f"the model did not start (the log above says why); keys and /persons work, "
+                    f"{url}/health/ready and the model routes answer 503", flush=True)
                 return
             warm = getattr(runtime, "warm", None)
             if warm is not None and warm.is_set() and _accepting(connect_host, port):

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     batch_max_size: Annotated[int, Field(ge=1, le=1024)] = 32
     batch_max_wait_ms: Annotated[float, Field(ge=0.0, le=1000.0)] = 5.0
     detect_threads: Annotated[int, Field(ge=1, le=64)] = 2
+    # Load shedding: requests allowed in detection (running + waiting) and faces waiting for
+    # the embedder; one more is a 503 `overloaded` at once. Sized in docs/benchmarks.md (load).
+    detect_queue_max: Annotated[int, Field(ge=1, le=10_000)] = 12
+    embed_queue_max: Annotated[int, Field(ge=1, le=10_000)] = 64
     embedder_url: str | None = Field(
         default=None, description="TensorFlow Serving REST URL of a remote embedder, e.g. "
         "http://tfserving:8501/v1/models/faceapi"
@@ -70,6 +74,8 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL HNSW search breadth; unset: chosen for the gallery's "
         "size from measured recall@1 >= 0.99 (app/services/hnsw.py)")
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0  # 0 = no limit
+    # failed key checks per client address and minute, before any database lookup is spent
+    auth_failures_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 30
     cors_origins: list[str] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True

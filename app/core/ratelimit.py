@@ -1,32 +1,51 @@
-"""Per-API-key rate limit: a token bucket of `per_minute` requests, refilled continuously.
+"""Token buckets of `per_minute` requests, refilled continuously, in bounded memory.
 
-Buckets are keyed by the key's SHA-256 digest (never the key) and exist only for keys that
-authenticated, so their number is bounded by the number of issued keys.
+Used twice: per API key (keyed by the key's SHA-256 digest, never the key; or per client
+address when auth is off) and for failed key checks per client address. Buckets live in
+an LRU map of at most `max_buckets`: a flood of new addresses evicts the least recently
+seen, so memory stays bounded (an evicted bucket starts full again, which only forgives).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic,
+                 max_buckets: int = 10_000) -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0  # tokens per second
         self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # id -> (tokens, last time)
+        self.max_buckets = max_buckets
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # id -> (tokens, time)
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _tokens(self, bucket_id: str, now: float) -> float:
+        tokens, last = self._buckets.get(bucket_id, (self.capacity, now))
+        return min(self.capacity, tokens + (now - last) * self.rate)
+
+    def wait(self, bucket_id: str) -> float:
+        """Seconds until `bucket_id` has a token (0.0: it has one now); takes nothing."""
+        now = self.clock()
+        with self._lock:
+            tokens = self._tokens(bucket_id, now)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def acquire(self, bucket_id: str) -> float:
         """Take one token: 0.0 if allowed, else the seconds until one is available."""
         now = self.clock()
         with self._lock:
-            tokens, last = self._buckets.get(bucket_id, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[bucket_id] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[bucket_id] = (tokens, now)
-            return (1.0 - tokens) / self.rate
+            tokens = self._tokens(bucket_id, now)
+            allowed = tokens >= 1.0
+            self._buckets[bucket_id] = (tokens - 1.0 if allowed else tokens, now)
+            self._buckets.move_to_end(bucket_id)
+            while len(self._buckets) > self.max_buckets:
+                self._buckets.popitem(last=False)
+        return 0.0 if allowed else (1.0 - tokens) / self.rate

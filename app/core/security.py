@@ -33,4 +33,5 @@ def hash_key(key: str) -> str:
 
 
 def same_digest(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+    """Constant-time equality of two hex digests (ASCII str, compared as they are)."""
+    return hmac.compare_digest(a, b)

@@ -29,7 +29,10 @@ class Metrics:
                                        buckets=LATENCY_BUCKETS, registry=self.registry)
         self.queue_depth = Gauge("faceapi_embed_queue_depth", "Faces waiting for the model",
                                  registry=self.registry)
-        self.rate_limited = Counter("faceapi_rate_limited_total", "Requests refused by the per-key rate limit",
+        self.detect_pending = Gauge("faceapi_detect_pending", "Requests in detection, running or waiting",
+                                    registry=self.registry)
+        self.rate_limited = Counter("faceapi_rate_limited_total",
+                                    "Requests refused by a rate limit (per key, or failed keys per address)",
                                     registry=self.registry)
         self.enrolled = Gauge("faceapi_enrolled_persons", "Persons in the search index",
                               registry=self.registry)

@@ -40,10 +40,14 @@ class WorkerStats:
 
 
 class BatchingWorker:
+    """`max_queue` bounds the faces waiting for the model: one more is refused at once with
+    `overloaded`. A failing model fails only its batch, as `embedder_unavailable`."""
+
     def __init__(self, embedder: Embedder, max_batch: int = 32, max_wait_ms: float = 5.0,
-                 on_batch=None) -> None:
+                 on_batch=None, max_queue: int = 0) -> None:
         self.embedder = embedder
         self.max_batch = max_batch
+        self.max_queue = max_queue  # 0: unbounded
         self.max_wait = max_wait_ms / 1000.0
         self.stats = WorkerStats()
         self._on_batch = on_batch  # callback(size, seconds), e.g. Prometheus
@@ -61,16 +65,20 @@ class BatchingWorker:
         return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue()
+        self._queue = asyncio.Queue(self.max_queue)
         self._closing = False
         self._task = asyncio.create_task(self._run(), name="embedding-worker")
 
     async def embed(self, face: np.ndarray) -> np.ndarray:
         """Embedding of one aligned face, computed in whatever batch it lands in."""
         if self._closing or not self.running:
-            raise errors.NotReady("The inference worker is not running")
+            raise errors.NotReady("The service is starting or stopping; retry shortly")
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((face, future))
+        try:
+            self._queue.put_nowait((face, future))
+        except asyncio.QueueFull:
+            raise errors.Overloaded(f"{self.max_queue} faces are waiting for the model; "
+                                    "retry in a moment") from None
         return await future
 
     async def run_direct(self, faces: np.ndarray) -> np.ndarray:
@@ -122,7 +130,8 @@ class BatchingWorker:
                     log.exception("embedding batch of %d failed", len(batch))
                     for _, fut in batch:
                         if not fut.done():
-                            fut.set_exception(exc)
+                            fut.set_exception(errors.EmbedderUnavailable(
+                                f"The face embedder failed ({type(exc).__name__}); retry shortly"))
                 else:
                     for (_, fut), vec in zip(batch, vectors):
                         if not fut.done():  # the client may have gone away

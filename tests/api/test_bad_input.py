@@ -79,10 +79,32 @@ def test_bad_images_on_verify_and_identify(seeded):
     assert_problem(api.identify(png_header_only(60_000, 60_000)), 413, "image_too_many_pixels")
 
 
-def test_verify_reports_faces_seen_and_uses_the_largest(seeded):
-    two = side_by_side(yale_bytes("subject01.happy"), yale_bytes("subject04.normal"))
-    body = seeded.verify("anchor", two).json()
-    assert body["face"]["faces_detected"] == 2
+def large_and_small(large: str, small: str) -> bytes:
+    """`large` at full size on the left (x < 320), `small` at half size on the right."""
+    a = Image.open(io.BytesIO(yale_bytes(large))).convert("RGB")
+    b = Image.open(io.BytesIO(yale_bytes(small))).convert("RGB")
+    b = b.resize((b.width // 2, b.height // 2))
+    out = Image.new("RGB", (a.width + b.width, a.height), (128, 128, 128))
+    out.paste(a, (0, 0))
+    out.paste(b, (a.width, (a.height - b.height) // 2))
+    buf = io.BytesIO()
+    out.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("large,small,match", [("subject01.happy", "subject04.normal", True),
+                                               ("subject04.normal", "subject01.happy", False)])
+def test_verify_reports_faces_seen_and_uses_the_largest(seeded, large, small, match):
+    """Two faces, the anchor's (subject01) once large and once small: the returned face box
+    is the large face's (left half, wider than the small face could be), and the decision
+    follows that face, not the other."""
+    r = seeded.verify("anchor", large_and_small(large, small))
+    assert r.status_code == 200, r.text
+    face = r.json()["face"]
+    x, y, w, h = face["box"]
+    assert face["faces_detected"] == 2
+    assert x + w <= 320 and w > 160 / 2, face["box"]  # inside the large photo; the small one is 160 px wide
+    assert r.json()["match"] is match
 
 
 def test_unknown_person(seeded):

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from app.api.problems import status_of
 from app.core import errors
 from app.vision.decode import DecodeLimits, decode_image
 from tests.conftest import yale_bytes
@@ -53,7 +54,7 @@ def decode_outcome(data: bytes, limits: DecodeLimits = LIMITS) -> str:
     try:
         rgb = decode_image(data, limits)
     except errors.DomainError as exc:
-        assert 400 <= exc.status < 500, (exc.status, exc.code)
+        assert 400 <= status_of(exc) < 500, (status_of(exc), exc.code)
         assert exc.code and exc.detail
         return exc.code
     assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3

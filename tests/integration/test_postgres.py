@@ -9,6 +9,7 @@ import numpy as np
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 
 from app.core import errors
 from app.core.db import make_engine
@@ -152,12 +153,12 @@ def test_gallery_size_follows_enrolls_deletes_and_other_replicas(pg_url, monkeyp
 
 def test_failed_enroll_leaves_nothing_and_delete_is_gone(store):
     bad = np.full(DIM, np.nan, np.float32)  # PostgreSQL refuses NaN in a vector
-    with pytest.raises(Exception):
+    with pytest.raises(DataError, match="NaN not allowed"):
         store.enroll("ghost", None, bad, replace=False)
     assert store.list(0, 10)[1] == 0
     v = unit(np.random.default_rng(4))[0]
     store.enroll("p", "P", v, replace=False)
-    with pytest.raises(Exception):
+    with pytest.raises(DataError, match="NaN not allowed"):
         store.enroll("p", "changed", bad, replace=True)  # a failing replace keeps the old row
     rec = store.get("p")
     assert rec.display_name == "P" and np.allclose(rec.embedding, v)

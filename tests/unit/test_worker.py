@@ -4,6 +4,7 @@ import threading
 import numpy as np
 import pytest
 
+from app.core import errors
 from app.inference.worker import BatchingWorker
 
 
@@ -58,7 +59,7 @@ def test_stop_drains_queued_work_and_then_refuses():
         await asyncio.sleep(0)
         await worker.stop()
         done = await asyncio.gather(*pending)
-        with pytest.raises(Exception):
+        with pytest.raises(errors.NotReady):
             await worker.embed(faces(1)[0])
         return done
 
@@ -80,4 +81,37 @@ def test_a_failing_batch_fails_its_requests_only():
         return results
 
     results = asyncio.run(main())
-    assert isinstance(results[0], RuntimeError) and results[1][0] == 1 and results[2][0] == 2
+    # a model failure is the embedder's unavailability (503), not an internal error (500)
+    assert isinstance(results[0], errors.EmbedderUnavailable) and "boom" not in str(results[0])
+    assert results[1][0] == 1 and results[2][0] == 2
+
+
+def test_a_full_queue_refuses_at_once():
+    """Load shedding: with `max_queue` faces waiting, the next one is refused immediately
+    (`overloaded`), and those admitted are still answered."""
+    gate = threading.Event()
+
+    class Slow(RecordingEmbedder):
+        def embed(self, faces):
+            gate.wait(5)
+            return super().embed(faces)
+
+    async def main():
+        worker = BatchingWorker(Slow(), max_batch=1, max_wait_ms=0, max_queue=2)
+        await worker.start()
+        running = asyncio.create_task(worker.embed(faces(1)[0]))  # taken by the model thread
+        await asyncio.sleep(0.05)
+        queued = [asyncio.create_task(worker.embed(f)) for f in faces(2)]
+        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(errors.Overloaded):
+            await worker.embed(faces(1)[0])
+        refused_in = loop.time() - started
+        gate.set()
+        answers = await asyncio.gather(running, *queued)
+        await worker.stop()
+        return refused_in, answers
+
+    refused_in, answers = asyncio.run(main())
+    assert refused_in < 0.05 and len(answers) == 3

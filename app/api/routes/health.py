@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,12 +24,12 @@ async def live() -> Health:
 @router.get("/health/ready", response_model=Health, summary="Database reachable, model warm",
             responses=examples.READY)
 async def ready(runtime: RuntimeDep) -> JSONResponse:
-    database = await runtime.db(runtime.database_ok)
+    database = await asyncio.to_thread(runtime.database_ok)
     model = runtime.warm.is_set()
     checks = {"database": database, "model": model, "model_version": runtime.model_version,
-              "threshold": runtime.threshold}
-    if runtime.startup_error:
-        checks["error"] = runtime.startup_error
+              "threshold": runtime.threshold.value}
+    if runtime.startup_failed:  # the reason is in the server log, not for anonymous callers
+        checks["error"] = "model start-up failed; see the server log"
     ok = database and model
     body = Health(status="ready" if ok else "not_ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
@@ -40,20 +42,21 @@ async def model_info(runtime: RuntimeDep) -> dict:
         "model_version": runtime.model_version,
         "embedding_dim": runtime.artifact.embedding_dim,
         "metric": "cosine_distance",
-        "threshold": runtime.threshold,
-        "threshold_origin": runtime.threshold_origin,
+        "threshold": runtime.threshold.value,
+        "threshold_origin": runtime.threshold.origin,
+        "threshold_criterion": runtime.threshold.criterion,
         "artifact": runtime.artifact.path.name,
         "provenance": runtime.artifact.threshold_provenance(),
         # provenance.test_metrics are at the max-accuracy threshold; these at the one in use
         "test_metrics_at_threshold": None if runtime.settings.threshold is not None
         else runtime.artifact.test_metrics_at(runtime.settings.threshold_policy),
-        "identify": identify_info(runtime),
+        "identify": await asyncio.to_thread(identify_info, runtime),  # may count (PostgreSQL)
     }
 
 
 def identify_info(runtime) -> dict:
     """How POST /identify decides now (the 1:1 `threshold` above is /verify's)."""
-    d = runtime.identify_threshold()
+    d = runtime.threshold.for_identify(runtime.store.gallery_size())
     return {
         "threshold": d.threshold, "gallery_size": d.gallery_size, "target_fpir": d.target_fpir,
         "verify_threshold": d.verify_threshold, "threshold_source": d.source,
@@ -69,6 +72,7 @@ def identify_info(runtime) -> dict:
             responses=examples.METRICS)
 async def metrics(runtime: RuntimeDep) -> Response:
     runtime.metrics.queue_depth.set(runtime.worker.queue_depth if runtime.worker else 0)
+    runtime.metrics.detect_pending.set(runtime.detect_pool.pending if runtime.detect_pool else 0)
     if runtime.store is not None and runtime.store.index is not None:
         runtime.metrics.enrolled.set(len(runtime.store.index))
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.api import examples
-from app.api.deps import AdminDep, ClientDep, RuntimeDep, image_request_body, read_image_request
-from app.core import errors
+from app.api.deps import AdminDep, ClientDep, FacesDep, RuntimeDep, image_request_body, read_image_request
 from app.repositories import PersonRecord
+from app.services import faces as use_cases
 from app.vision.encode import png_base64
 from app.schemas import (
     PERSON_ID_PATTERN, EnrollJson, EnrollResponse, FaceInfo, PersonList, PersonPublic,
@@ -43,23 +43,12 @@ def face_info(sample, with_aligned: bool = False) -> FaceInfo:
                 "one clear face. 409 if the person exists, unless `replace=true`.",
     openapi_extra=image_request_body(EnrollJson, ENROLL_FORM, ["person_id"]),
 )
-async def enroll(request: Request, runtime: RuntimeDep, _: AdminDep) -> EnrollResponse:
-    runtime.require_ready()
+async def enroll(request: Request, _: AdminDep, faces: FacesDep) -> EnrollResponse:
     req = await read_image_request(request, EnrollJson)
     fields: EnrollJson = req.fields
-    if not fields.replace:  # cheap early answer; the unique constraint is the real guard
-        try:
-            await runtime.db(runtime.store.get, fields.person_id)
-            raise errors.PersonExists(
-                f"Person {fields.person_id!r} is already enrolled; send replace=true to re-enroll")
-        except errors.PersonNotFound:
-            pass
-    sample = await runtime.extract(req.image, enroll=True)
-    embedding = await runtime.embed(sample)
-    record, replaced = await runtime.db(
-        runtime.store.enroll, fields.person_id, fields.display_name, embedding, fields.replace)
-    return EnrollResponse(person=public(record), replaced=replaced,
-                          face=face_info(sample, fields.return_aligned))
+    done = await faces.enroll(fields.person_id, fields.display_name, req.image, fields.replace)
+    return EnrollResponse(person=public(done.person), replaced=done.replaced,
+                          face=face_info(done.sample, fields.return_aligned))
 
 
 @router.get("/persons", response_model=PersonList, responses=examples.LIST_PERSONS,
@@ -69,18 +58,18 @@ async def list_persons(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> PersonList:
-    people, total = await runtime.db(runtime.store.list, offset, limit)
+    people, total = await use_cases.list_persons(runtime.store, offset, limit)
     return PersonList(items=[public(p) for p in people], total=total, offset=offset, limit=limit)
 
 
 @router.get("/persons/{person_id}", response_model=PersonPublic, responses=examples.GET_PERSON,
             summary="Read one person")
 async def get_person(person_id: PersonIdPath, runtime: RuntimeDep, _: ClientDep) -> PersonPublic:
-    return public(await runtime.db(runtime.store.get, person_id))
+    return public(await use_cases.get_person(runtime.store, person_id))
 
 
 @router.delete("/persons/{person_id}", status_code=204, responses=examples.DELETE_PERSON,
                summary="Delete a person and their embedding")
 async def delete_person(person_id: PersonIdPath, runtime: RuntimeDep, _: AdminDep) -> Response:
-    await runtime.db(runtime.store.delete, person_id)
+    await use_cases.delete_person(runtime.store, person_id)
     return Response(status_code=204)

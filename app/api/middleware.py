@@ -1,0 +1,99 @@
+"""Pure ASGI middleware. `RequestContext` is the outermost layer, so every response, even a
+413 that `BodyLimit` sends before the app sees the request, carries X-Request-ID, is counted
+in the metrics and logged once."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from app.api.problems import BODY_LIMIT_EXCEEDED, internal_error, problem_of
+from app.core import errors
+from app.core.telemetry import Metrics, request_id_var
+
+access = logging.getLogger("app.access")
+
+
+def _request_id(headers: dict) -> str:
+    rid = headers.get(b"x-request-id", b"").decode("latin-1")
+    ok = rid.isascii() and rid.replace("-", "").isalnum() and len(rid) <= 64
+    return rid if ok else uuid.uuid4().hex
+
+
+class RequestContext:
+    def __init__(self, app, metrics_of) -> None:
+        self.app = app
+        self.metrics_of = metrics_of  # () -> Metrics | None: the runtime exists only after start-up
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        rid = _request_id(dict(scope.get("headers") or []))
+        token = request_id_var.set(rid)
+        started = time.perf_counter()
+        status = [0]
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, (b"x-request-id", rid.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # the trace goes to the log (no image data is ever in an exception message), never
+            # to the client
+            access.exception("unhandled error on %s %s", scope["method"], scope.get("path", ""))
+            if status[0]:  # the answer had begun: nothing sane can follow
+                raise
+            await internal_error(scope.get("path", ""))(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            metrics: Metrics | None = self.metrics_of()
+            if metrics is not None:
+                metrics.requests.labels(scope["method"], path, str(status[0])).inc()
+                metrics.latency.labels(scope["method"], path).observe(elapsed)
+            access.info("%s %s %s", scope["method"], path, status[0],
+                        extra={"method": scope["method"], "route": path, "status": status[0],
+                               "ms": round(elapsed * 1e3, 1)})
+            request_id_var.reset(token)
+
+
+class BodyLimit:
+    """Refuse a body over the limit as it streams in (413), without reading it all."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            exc = errors.PayloadTooLarge(f"The body is {int(declared)} bytes; the limit is {self.max_bytes} bytes")
+            return await problem_of(exc, scope.get("path", ""))(scope, receive, send)
+        seen, exceeded = 0, False
+
+        async def limited_receive():
+            # Raising here would escape as a 500. Instead the app is told the client went away
+            # (it stops reading), and the flag turns the resulting ClientDisconnect into a 413
+            # (app.api.problems).
+            nonlocal seen, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    exceeded = True
+                    scope.setdefault("state", {})[BODY_LIMIT_EXCEEDED] = self.max_bytes
+                    return {"type": "http.disconnect"}
+            return message
+
+        return await self.app(scope, limited_receive, send)

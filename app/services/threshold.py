@@ -1,0 +1,49 @@
+"""Which cosine-distance thresholds decide a match, and where they came from: the 1:1
+threshold of /verify, and the open-set one of /identify that moves with the gallery's size
+(app/services/open_set.py)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from app.inference.artifacts import ModelArtifact
+from app.services.open_set import IdentifyThreshold, ImpostorTail, identify_threshold
+
+CRITERIA = {
+    "far_1e-3": "false-accept rate <= 1e-3 on validation pairs",
+    "max_accuracy": "maximum accuracy on balanced validation pairs",
+}
+
+
+@dataclass
+class ThresholdPolicy:
+    value: float  # the 1:1 threshold
+    origin: str  # shown by GET /model and in the start-up log
+    criterion: str  # what the 1:1 threshold was chosen for
+    impostor_tail: ImpostorTail | None = None
+    identify_fpir: float = 0.01
+    _cache: tuple | None = field(default=None, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @classmethod
+    def choose(cls, artifact: ModelArtifact, policy: str, override: float | None,
+               identify_fpir: float = 0.01) -> "ThresholdPolicy":
+        """The operator's override (FACEAPI_THRESHOLD), else the artefact's tuned threshold for
+        `policy`; an artefact without that threshold fails here, at start, not per request."""
+        if override is not None:
+            value, origin, criterion = override, "settings (FACEAPI_THRESHOLD)", "set by the operator"
+        else:
+            value, origin = artifact.threshold_for(policy), f"model artefact, policy {policy}"
+            criterion = CRITERIA[policy]
+        return cls(value, origin, criterion, artifact.impostor_tail, identify_fpir)
+
+    def for_identify(self, gallery_size: int) -> IdentifyThreshold:
+        """The 1:N threshold for `gallery_size` enrolled people and FACEAPI_IDENTIFY_FPIR
+        (recomputed only when the size changes; the tail is a few dozen points)."""
+        with self._lock:
+            cached = self._cache
+            if cached is None or cached[0] != gallery_size:
+                cached = self._cache = (gallery_size, identify_threshold(
+                    self.impostor_tail, self.identify_fpir, gallery_size, self.value))
+            return cached[1]

@@ -1,0 +1,150 @@
+"""Start-up, in two phases.
+
+`open_runtime` (synchronous, before the first request): the database at the Alembic head,
+the model artefact, the threshold, the embedding size held by the database against the
+model's, the key and person stores. Anything wrong here stops the start with a message.
+
+`warm_up` (background): load the models, run one batch through each, then set the face
+use cases and say ready. A failure here keeps the process alive (keys and person records
+still work) and is logged; /health/ready and the model routes say only that it failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import numpy as np
+
+from app.core.config import Settings
+from app.core.db import make_engine
+from app.core.migrate import current_revision, head_revision
+from app.core.pools import BoundedPool
+from app.core.ratelimit import RateLimiter
+from app.core.telemetry import Metrics
+from app.inference.artifacts import build_embedder, load_artifact
+from app.inference.embedder import Embedder
+from app.inference.worker import BatchingWorker
+from app.keys import ApiKeyStore
+from app.repositories import PersonStore
+from app.runtime import Runtime
+from app.services.faces import FaceService
+from app.services.threshold import ThresholdPolicy
+from app.vision.decode import DecodeLimits
+from app.vision.detect import FaceDetector, MTCNNDetector
+from app.vision.pipeline import FacePipeline
+
+log = logging.getLogger("app.startup")
+
+
+class StartupError(RuntimeError):
+    """The service cannot start as configured; the message says what to do."""
+
+
+def open_runtime(settings: Settings, embedder: Embedder | None = None) -> Runtime:
+    engine = make_engine(settings.database_url)
+    try:
+        current, head = current_revision(engine), head_revision()
+        if current != head:
+            raise StartupError(f"database schema is at {current or 'nothing'}, the code needs {head}: "
+                               "run `python -m app migrate` first")
+        artifact = load_artifact(settings.model_dir())
+        threshold = ThresholdPolicy.choose(artifact, settings.threshold_policy, settings.threshold,
+                                           settings.identify_fpir)
+        # an injected embedder (tests) names its own version; the artefact names the real one's
+        model_version = embedder.model_version if embedder else artifact.model_version
+        dim = embedder.embedding_dim if embedder else artifact.embedding_dim
+        store = PersonStore(engine, model_version, dim, settings.hnsw_ef_search)
+        check_embedding_size(store, dim, settings.model)
+    except BaseException:
+        engine.dispose()
+        raise
+    per_key = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+    return Runtime(settings=settings, engine=engine, artifact=artifact, metrics=Metrics(),
+                   keys=ApiKeyStore(engine), store=store, threshold=threshold,
+                   model_version=model_version,
+                   failed_auth=RateLimiter(settings.auth_failures_per_minute), rate_limiter=per_key)
+
+
+def check_embedding_size(store: PersonStore, model_dim: int, model_name: str) -> None:
+    stored = store.stored_dim()
+    if stored is not None and stored != model_dim:
+        raise StartupError(
+            f"the database holds {stored}-value embeddings but model {model_name!r} makes "
+            f"{model_dim}-value ones: use the model the persons were enrolled with, or a new database")
+
+
+async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDetector | None) -> None:
+    """Load the models off the event loop, run one batch through each, then say ready."""
+    settings = runtime.settings
+    try:
+        if embedder is None:
+            embedder = await asyncio.to_thread(_build_embedder, runtime)
+        if detector is None:
+            detector = await asyncio.to_thread(
+                MTCNNDetector, settings.detect_max_side, min_face_size=settings.min_face_size)
+        await asyncio.to_thread(runtime.store.load_index)
+        worker = BatchingWorker(embedder, settings.batch_max_size, settings.batch_max_wait_ms,
+                                on_batch=runtime.metrics.observe_batch, max_queue=settings.embed_queue_max)
+        runtime.worker = worker
+        await worker.start()
+        blank = np.full((2, embedder.input_size, embedder.input_size, 3), 127, np.uint8)
+        await worker.run_direct(blank)
+        await asyncio.to_thread(detector.detect, np.full((240, 320, 3), 127, np.uint8))
+        pipeline = FacePipeline(
+            detector, DecodeLimits(settings.max_upload_bytes, settings.max_pixels, settings.min_image_side),
+            settings.min_face_size)
+        pool = BoundedPool(settings.detect_threads, settings.detect_queue_max, "detection")
+        runtime.detect_pool = pool
+
+        async def read_face(data: bytes, enroll: bool):
+            return await pool.run(pipeline.extract, data, enroll)
+
+        runtime.faces = FaceService(runtime.store, read_face, worker.embed, runtime.threshold,
+                                    runtime.model_version)
+        stale = await asyncio.to_thread(runtime.store.count_other_versions)
+        if stale:
+            log.warning("%d persons were enrolled with another model version; they are not searched "
+                        "until re-enrolled", stale)
+        if runtime.artifact.impostor_tail is None:
+            log.warning("model %s has no impostor_tail in its metadata.json: identify uses the 1:1 "
+                        "threshold for every gallery size, so strangers are named more often as the "
+                        "gallery grows; re-tune it (python -m model faces tune-threshold)",
+                        runtime.artifact.model_version)
+        runtime.warm.set()
+        log.info("ready: model %s, threshold %.4f (%s), %s persons indexed", runtime.model_version,
+                 runtime.threshold.value, runtime.threshold.origin,
+                 len(runtime.store.index) if runtime.store.index is not None else "pgvector")
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # stay alive for keys and records; the reason goes to the log only
+        runtime.startup_failed = True
+        log.exception("model start-up failed")
+
+
+def _build_embedder(runtime: Runtime) -> Embedder:
+    if runtime.settings.embedder_url:
+        from app.inference.remote import RemoteEmbedder
+
+        return RemoteEmbedder(runtime.settings.embedder_url, runtime.artifact)
+    return build_embedder(runtime.artifact)
+
+
+async def close_runtime(runtime: Runtime) -> None:
+    if runtime.worker is not None:
+        await runtime.worker.stop()  # drain queued requests
+    if runtime.detect_pool is not None:
+        runtime.detect_pool.shutdown()
+    runtime.engine.dispose()
+
+
+def preflight(settings: Settings) -> str | None:
+    """What `open_runtime` would refuse, as one line for the operator (None: it can start)."""
+    from app.inference.artifacts import ArtifactError
+
+    try:
+        runtime = open_runtime(settings)
+    except (StartupError, ArtifactError) as exc:
+        return str(exc)
+    runtime.engine.dispose()
+    return None
