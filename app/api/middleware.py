@@ -13,6 +13,7 @@ from app.core import errors
 from app.core.telemetry import Metrics, request_id_var
 
 access = logging.getLogger("app.access")
+log = logging.getLogger("app.errors")
 
 
 def _request_id(headers: dict) -> str:
@@ -46,7 +47,7 @@ class RequestContext:
         except Exception:
             # the trace goes to the log (no image data is ever in an exception message), never
             # to the client
-            access.exception("unhandled error on %s %s", scope["method"], scope.get("path", ""))
+            log.exception("unhandled error on %s %s", scope["method"], scope.get("path", ""))
             if status[0]:  # the answer had begun: nothing sane can follow
                 raise
             await internal_error(scope.get("path", ""))(scope, receive, send_with_id)
