@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core import errors
 from app.core.security import Role, hash_key, new_key, same_digest
 from app.models import ApiKey
 
 PREFIX_CHARS = 12  # "fa_" + 9 random characters: names a key without revealing it
 TOUCH_EVERY_S = 60.0  # last use is written at most once a minute per key, not per request
+
+
+class KeyNotFound(LookupError):
+    """No single active key matches (an operator's CLI error, never an HTTP one)."""
 
 
 @dataclass(frozen=True)
@@ -89,12 +92,12 @@ class ApiKeyStore:
     def revoke(self, prefix: str) -> KeyInfo:
         """Revoke the one active key whose listed prefix is `prefix` (or starts with it)."""
         if len(prefix) < 6:
-            raise errors.KeyNotFound("Give at least 6 characters of the key's prefix")
+            raise KeyNotFound("Give at least 6 characters of the key's prefix")
         with self.sessions() as s:
             found = s.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None))
                               .where(ApiKey.prefix.startswith(prefix[:PREFIX_CHARS], autoescape=True))).all()
             if len(found) != 1:
-                raise errors.KeyNotFound(f"{len(found)} active keys start with {prefix!r}; "
+                raise KeyNotFound(f"{len(found)} active keys start with {prefix!r}; "
                                          "give a longer prefix" if found else
                                          f"No active key starts with {prefix!r}")
             found[0].revoked_at = dt.datetime.now(dt.UTC)

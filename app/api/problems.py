@@ -42,7 +42,6 @@ STATUS: dict[str, int] = {
     errors.Unauthenticated.code: 401,
     errors.Forbidden.code: 403,
     errors.RateLimited.code: 429,
-    errors.KeyNotFound.code: 404,
     errors.NotReady.code: 503,
     errors.Overloaded.code: 503,
     errors.EmbedderUnavailable.code: 503,

@@ -27,10 +27,9 @@ def add_commands(commands) -> None:
 
 
 def run(settings, args: argparse.Namespace) -> int:
-    from app.core import errors
     from app.core.db import make_engine
     from app.core.migrate import current_revision, head_revision
-    from app.keys import ApiKeyStore
+    from app.keys import ApiKeyStore, KeyNotFound
 
     engine = make_engine(settings.database_url)
     try:
@@ -56,8 +55,8 @@ def run(settings, args: argparse.Namespace) -> int:
         else:
             try:
                 k = store.revoke(args.prefix)
-            except errors.KeyNotFound as exc:
-                print(exc.detail, file=sys.stderr)
+            except KeyNotFound as exc:
+                print(exc, file=sys.stderr)
                 return 1
             print(f"revoked the {k.role} key {k.prefix}; it is refused from the next request on")
         return 0

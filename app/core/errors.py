@@ -51,7 +51,6 @@ ModelVersionMismatch = _error("ModelVersionMismatch", "model_version_mismatch",
 Unauthenticated = _error("Unauthenticated", "unauthenticated", "Missing or invalid API key")
 Forbidden = _error("Forbidden", "forbidden", "This API key may not do that")
 RateLimited = _error("RateLimited", "rate_limited", "Too many requests", retry_after=1)
-KeyNotFound = _error("KeyNotFound", "key_not_found", "No such API key")
 # availability: these pass with time, so they carry Retry-After
 NotReady = _error("NotReady", "not_ready", "The service is not ready", retry_after=5)
 Overloaded = _error("Overloaded", "overloaded", "The service is at capacity", retry_after=1)

@@ -34,6 +34,9 @@ SCOPES = {
     ("GET", "/health/ready"): PUBLIC,
     ("GET", "/model"): PUBLIC,      # model version and threshold provenance: nothing personal
     ("GET", "/metrics"): PUBLIC,    # counts and latencies only, no ids, no keys
+    ("GET", "/"): PUBLIC,           # the demo page: static, the visitor types the key
+    ("GET", "/docs"): PUBLIC,       # offline API docs
+    ("GET", "/redoc"): PUBLIC,
 }
 
 
