@@ -15,6 +15,11 @@ import numpy as np
 
 from app.inference.sface_net import EMBEDDING_DIM, INPUT_SIZE
 
+# Faces per forward pass. The first layers' activations are 112x112x64 floats per face, so a
+# batch of 32 in one pass raised the process RSS from ~750 to ~1,115 MB; passes of 8 kept it at
+# ~800 MB and were no slower per face on 2 CPU cores (bench/embedders.py, docs/face-embedder.md).
+CHUNK = 8
+
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
@@ -56,5 +61,6 @@ class SFaceEmbedder:
             raise ValueError(f"expected [N,{INPUT_SIZE},{INPUT_SIZE},3] faces, got {faces.shape}")
         if len(faces) == 0:
             return np.zeros((0, self.embedding_dim), np.float32)
-        out = self._model.predict_on_batch(np.asarray(faces, dtype=np.float32))
-        return l2_normalize(np.asarray(out))
+        x = np.asarray(faces, dtype=np.float32)
+        out = [np.asarray(self._model.predict_on_batch(x[s : s + CHUNK])) for s in range(0, len(x), CHUNK)]
+        return l2_normalize(np.concatenate(out))
