@@ -14,7 +14,9 @@ from tests.conftest import add_keys, migrated_sqlite_url, serve_in_thread
 CHROMIUM = os.environ.get("FACEAPI_CHROMIUM", "/usr/bin/chromium")
 # the flags that keep Chromium off this machine's closed network (see .ci/run)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                 # a synthetic webcam (a moving test pattern), for the page's "take a photo"
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 ARTEFACTS = REPO_ROOT / "test-artifacts" / "browser"  # screenshots; in .gitignore
 
 

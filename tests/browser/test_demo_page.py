@@ -93,6 +93,32 @@ def test_demo_page_enroll_verify_identify_delete(browser, live_server, artefacts
     assert not traffic.sent_elsewhere(live_server.url) and not traffic.csp_blocked
 
 
+def test_webcam_photo_is_sent_and_its_refusal_shown(browser, live_server, artefacts):
+    """Chromium's fake camera shows a test pattern, not a face: the page takes the photo and
+    shows the service's no_face refusal with its message."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport=PHONE, permissions=["camera"])
+    page = context.new_page()
+    page.goto(live_server.url + "/")
+    page.fill("#api-key", live_server.client_key)
+    page.click("#camera-start")
+    expect(page.locator("#camera-shoot")).to_be_visible()
+    for _ in range(100):  # wait_for_function would eval() in the page, which its CSP forbids
+        if page.evaluate("document.getElementById('camera').videoWidth > 0"):
+            break
+        page.wait_for_timeout(100)
+    page.click("#camera-shoot")
+    expect(page.locator("#photo-name")).to_contain_text("webcam.jpg")
+    page.click("#identify")
+    expect(page.locator("#problem")).to_contain_text("no_face", timeout=60_000)
+    expect(page.locator("#problem")).to_contain_text("No face was found")
+    page.click("#camera-stop")
+    expect(page.locator("#camera")).to_be_hidden()
+    page.screenshot(path=str(artefacts / "demo-webcam-refused.png"), full_page=True)
+    context.close()
+
+
 def test_docs_render_offline_and_load_nothing_from_elsewhere(browser, live_server, artefacts):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     traffic = Traffic(page)
