@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -189,37 +191,41 @@ def make_api(database_url: str, embedder, detector, **settings) -> "contextlib.A
 
 
 @contextlib.contextmanager
-def serve_in_thread(app, timeout: float = 180.0):
-    """A real HTTP server (uvicorn on a free port, in a thread) for clients that need one: the
-    browser, `python -m app enroll-dir`. Yields its base URL once /health/ready says yes."""
-    import socket
-    import threading
-
+def serve_in_thread(app, ready_timeout: float = 180.0):
+    """Run `app` under uvicorn on a free 127.0.0.1 port, in a thread; yield its base URL once
+    /health/ready is 200. For clients that need a real socket: the hardening suite, the
+    browser, `python -m app enroll-dir`."""
     import httpx
     import uvicorn
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False,
+                                           timeout_graceful_shutdown=10))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_timeout
     try:
         while True:
             try:
-                if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                r = httpx.get(base + "/health/ready", timeout=5)
+                if r.status_code == 200:
                     break
+                if "error" in r.json().get("checks", {}):
+                    raise RuntimeError(r.json()["checks"]["error"])
             except httpx.TransportError:
                 pass
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the server did not become ready")
-            time.sleep(0.1)
-        yield url
+            if time.monotonic() > deadline:
+                raise TimeoutError("server not ready")
+            time.sleep(0.05)
+        yield base
     finally:
         server.should_exit = True
-        thread.join(timeout=30)
+        thread.join(30)
+        sock.close()
 
 
 @pytest.fixture

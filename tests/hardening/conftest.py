@@ -5,16 +5,12 @@ SQLite database per module."""
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from dataclasses import dataclass
 
-import httpx
 import pytest
 
 from app.core.config import Settings
-from tests.conftest import FakeDetector, FakeEmbedder, add_keys, migrated_sqlite_url
+from tests.conftest import FakeDetector, FakeEmbedder, add_keys, migrated_sqlite_url, serve_in_thread
 
 
 @dataclass
@@ -35,41 +31,6 @@ class Live:
     @property
     def runtime(self):
         return self.app.state.runtime
-
-
-@contextlib.contextmanager
-def serve_in_thread(app, ready_timeout: float = 120.0):
-    """Run `app` under uvicorn on a free 127.0.0.1 port; yield its base URL once /health/ready is 200."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False,
-                                           timeout_graceful_shutdown=10))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + ready_timeout
-    try:
-        while True:
-            try:
-                r = httpx.get(base + "/health/ready", timeout=5)
-                if r.status_code == 200:
-                    break
-                if "error" in r.json().get("checks", {}):
-                    raise RuntimeError(r.json()["checks"]["error"])
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("server not ready")
-            time.sleep(0.05)
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
 
 
 @contextlib.contextmanager
