@@ -14,6 +14,8 @@ from sqlalchemy import DateTime, Integer, LargeBinary, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+# The width of the stored embedding column, fixed by migration 0001: a fact of the database.
+# The model's size comes from its artefact (ModelArtifact.embedding_dim); start-up compares them.
 EMBEDDING_DIM = 512
 
 

@@ -54,20 +54,21 @@ MODEL_VERSION = "facenet-casia-base-v1"
 def real_embeddings() -> tuple[np.ndarray, np.ndarray]:
     """(embeddings, identities) of the CelebA subset's usable faces, through the service pipeline."""
     from app.inference.facenet_graph import graph_sha256
+    from model.common import paths
     from model.faces import data as facedata
 
     celeba = facedata.load_celeba()
     key = hashlib.sha256(("\n".join(celeba.files) + graph_sha256()).encode()).hexdigest()[:12]
-    cache = facedata.cache_dir() / f"identify_scale_celeba_{key}.npz"
+    cache = paths.cache_dir() / f"identify_scale_celeba_{key}.npz"
     if cache.exists():
         z = np.load(cache)
         return z["embeddings"], z["identities"]
-    from app.inference.facenet_graph import FaceNetGraphEmbedder
+    from app.inference.facenet_graph import EMBEDDING_DIM, INPUT_SIZE, FaceNetGraphEmbedder
 
     detections = facedata.detect_all(celeba)
     usable = detections.found
     faces = facedata.aligned_faces(celeba, detections)
-    emb = facedata.embed_all(FaceNetGraphEmbedder(MODEL_VERSION), faces, usable, batch=32)
+    emb = facedata.embed_all(FaceNetGraphEmbedder(MODEL_VERSION, EMBEDDING_DIM, INPUT_SIZE), faces, usable, batch=32)
     out = emb[usable], celeba.identities[usable]
     np.savez(cache, embeddings=out[0], identities=out[1])
     return out

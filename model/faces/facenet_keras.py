@@ -15,6 +15,9 @@ Port rules, read off the graph (see docs/face-embedder.md):
   always run in inference mode: a few identities per batch would skew its statistics;
 - L2 normalisation as the graph: ``x * rsqrt(max(sum(x^2), 1e-10))``.
 
+The custom layers (ScaledResidual, L2Normalize, Prewhiten) live in app/inference/layers.py:
+a shipped head contains them, and the service loads it without importing the trainer.
+
 Keras layer names are the slim scope names with ``/`` replaced by ``__`` (Keras forbids
 ``/``), e.g. ``Repeat_1__block17_3__Branch_1__Conv2d_0b_1x7``.
 """
@@ -25,67 +28,12 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
-from keras import layers, ops
+from keras import layers
+
+from app.inference.facenet_graph import EMBEDDING_DIM, INPUT_SIZE, load_graph_def
+from app.inference.layers import L2Normalize, Prewhiten, ScaledResidual
 
 SCOPE = "InceptionResnetV1"
-INPUT_SIZE = 160
-EMBEDDING_DIM = 512
-
-
-# --------------------------------------------------------------------------- custom layers
-
-
-@keras.saving.register_keras_serializable(package="faceapi")
-class ScaledResidual(layers.Layer):
-    """``activation(x + scale * up)``: the Inception-ResNet residual, as in the graph (Mul, Add, Relu)."""
-
-    def __init__(self, scale: float, activation: str | None = "relu", **kwargs):
-        super().__init__(**kwargs)
-        self.scale = float(scale)
-        self.activation = activation
-
-    def call(self, inputs):
-        x, up = inputs
-        out = x + self.scale * up
-        return ops.relu(out) if self.activation == "relu" else out
-
-    def get_config(self):
-        return {**super().get_config(), "scale": self.scale, "activation": self.activation}
-
-
-@keras.saving.register_keras_serializable(package="faceapi")
-class L2Normalize(layers.Layer):
-    """``x * rsqrt(max(sum(x^2), epsilon))`` along the last axis (the graph's `embeddings` op)."""
-
-    def __init__(self, epsilon: float = 1e-10, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
-
-    def call(self, x):
-        return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), self.epsilon))
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
-
-
-@keras.saving.register_keras_serializable(package="faceapi")
-class Prewhiten(layers.Layer):
-    """Per-face standardisation (x - mean) / max(std, 1/sqrt(n)), upstream FaceNet's preprocessing.
-
-    Inside the model so that a SavedModel takes raw aligned faces (uint8 or float 0..255),
-    exactly like :func:`app.inference.facenet_graph.prewhiten`.
-    """
-
-    def call(self, x):
-        x = ops.cast(x, "float32")
-        mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
-        std = ops.std(x, axis=(1, 2, 3), keepdims=True)
-        # a Python float, not a NumPy float64: the latter would promote the graph to float64
-        floor = float(1.0 / np.sqrt(np.prod(x.shape[1:])))
-        return (x - mean) / ops.maximum(std, floor)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
 
 # --------------------------------------------------------------------------- architecture
@@ -308,8 +256,6 @@ def graph_constants() -> dict[str, np.ndarray]:
     """Every float constant of the frozen graph, by node name."""
     from tensorflow.python.framework import tensor_util
 
-    from app.inference.facenet_graph import load_graph_def
-
     return {
         n.name: tensor_util.MakeNdarray(n.attr["value"].tensor)
         for n in load_graph_def().node
@@ -350,23 +296,3 @@ def pretrained_facenet(first_stage: str = "stem", prewhiten: bool = False,
     model = build_facenet(first_stage, prewhiten)
     load_graph_weights(model, constants)
     return model
-
-
-def graph_features(tensor_names: list[str]):
-    """A TF function over the frozen graph: prewhitened faces -> the named tensors (a list).
-
-    Used to cache the features at a stage boundary, so that the stages after it can be
-    trained on CPU without re-running the frozen part every epoch.
-    """
-    import tensorflow as tf
-
-    from app.inference.facenet_graph import load_graph_def
-
-    graph_def = load_graph_def()
-
-    def _import():
-        tf.compat.v1.import_graph_def(graph_def, name="")
-
-    wrapped = tf.compat.v1.wrap_function(_import, [])
-    g = wrapped.graph
-    return wrapped.prune(g.get_tensor_by_name("input:0"), [g.get_tensor_by_name(t) for t in tensor_names])

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from model.faces import data as facedata
+from model.common import paths
 from model.faces.faceset import FaceSet
 
 
@@ -26,18 +26,15 @@ def base_features(fs: FaceSet, tensors: list[str], flip: bool, cache: Path | Non
 
     Returns {tensor name: (N, ...) float32}; rows of unusable faces are zero.
     """
-    from app.inference.facenet_graph import graph_sha256, prewhiten
+    from app.inference.facenet_graph import graph_sha256, load_graph_function
+    from app.inference.layers import prewhiten
 
     key = f"{faces_key(fs.faces)}_{graph_sha256()[:8]}_{'flip' if flip else 'orig'}"
-    paths = {t: facedata.cache_dir(cache) / f"facenet_{t.replace('/', '.').replace(':', '')}_{key}.npy"
+    files = {t: paths.cache_dir(cache) / f"facenet_{t.replace('/', '.').replace(':', '')}_{key}.npy"
              for t in tensors}
-    missing = [t for t in tensors if not paths[t].exists()]
+    missing = [t for t in tensors if not files[t].exists()]
     if missing:
-        import tensorflow as tf
-
-        from model.faces.facenet_keras import graph_features
-
-        fn = graph_features(missing)
+        fn = load_graph_function(missing)
         idx = np.flatnonzero(fs.usable)
         out = {t: None for t in missing}
         for s in tqdm(range(0, len(idx), batch), desc=f"base features ({'flipped' if flip else 'faces'})",
@@ -45,11 +42,11 @@ def base_features(fs: FaceSet, tensors: list[str], flip: bool, cache: Path | Non
             chunk = fs.faces[idx[s : s + batch]]
             if flip:
                 chunk = chunk[:, :, ::-1]
-            values = fn(tf.constant(prewhiten(chunk)))
+            values = fn(prewhiten(chunk))
             for t, v in zip(missing, values):
                 if out[t] is None:
                     out[t] = np.zeros((len(fs.faces), *v.shape[1:]), np.float32)
                 out[t][idx[s : s + batch]] = v.numpy()
         for t in missing:
-            np.save(paths[t], out[t])
-    return {t: np.load(paths[t], mmap_mode="r") for t in tensors}
+            np.save(files[t], out[t])
+    return {t: np.load(files[t], mmap_mode="r") for t in tensors}

@@ -1,8 +1,8 @@
 """Trainable heads on the FaceNet base: the `embedding` the service ships, and the siamese
 training models around it (pair head with binary cross-entropy, triplet).
 
-Import this module before ``keras.saving.load_model("head.keras")``: it registers the
-custom layers (package "faceapi") that a head may contain.
+A shipped head contains only layers of app/inference/layers.py (package "faceapi"), which the
+service registers itself; PairFeatures below is a training device and never shipped.
 
 How a pair head becomes a distance the service can threshold: the pair head is only a
 training device. The service needs one vector per enrolled person (1:N search over
@@ -20,8 +20,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from app.inference.layers import L2Normalize
 from model.faces import facenet_keras
-from model.faces.facenet_keras import L2Normalize, Prewhiten, ScaledResidual  # noqa: F401  (registers them)
 
 
 @keras.saving.register_keras_serializable(package="faceapi")

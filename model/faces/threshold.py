@@ -29,12 +29,12 @@ def tune_threshold(distances: dict[str, np.ndarray], labels: dict[str, np.ndarra
 
 def tune_base_threshold(data_dir: str | None, seed: int, n_pairs: int, version: str, out: Path) -> dict:
     """Embed the CelebA subset with the base graph, tune its threshold, write the artefact's metadata."""
-    from app.inference.facenet_graph import EMBEDDING_DIM, FaceNetGraphEmbedder, graph_sha256
+    from app.inference.facenet_graph import EMBEDDING_DIM, INPUT_SIZE, FaceNetGraphEmbedder, graph_sha256
 
     celeba = data.load_celeba(data_dir)
     det = data.detect_all(celeba)
     faces = data.aligned_faces(celeba, det)
-    embedder = FaceNetGraphEmbedder(version)
+    embedder = FaceNetGraphEmbedder(version, EMBEDDING_DIM, INPUT_SIZE)
     emb = data.embed_all(embedder, faces, det.found)
     split = data.split_identities(celeba.identities, seed)
     distances, labels, sizes = {}, {}, {}

@@ -1,5 +1,6 @@
-"""Registered Keras layers of the Omniglot siamese nets (no Lambda layers, so a saved
-model reloads under any Keras 3 backend)."""
+"""The registered Keras layer of the Koch et al. siamese net (no Lambda layers, so a saved
+model reloads under any Keras 3 backend). The triplet net's L2 normalisation is the one of
+app/inference/layers.py."""
 
 from __future__ import annotations
 
@@ -21,22 +22,3 @@ class L1Distance(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
-
-
-@keras.saving.register_keras_serializable(package="omniglot")
-class L2Normalize(keras.layers.Layer):
-    """x / max(||x||_2, eps) along the last axis: puts a triplet embedding on the unit sphere."""
-
-    def __init__(self, epsilon: float = 1e-12, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = epsilon
-
-    def call(self, x):
-        norm = ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), self.epsilon))
-        return x / norm
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}

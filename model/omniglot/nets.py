@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import keras
 
-from model.omniglot.layers import L1Distance, L2Normalize
+from app.inference.layers import L2Normalize
+from model.omniglot.layers import L1Distance
 
 BASE_FILTERS = (64, 128, 128, 256)
 PAPER_KERNELS = (10, 7, 4, 4)
@@ -159,7 +160,7 @@ def build_triplet_net(
     embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2, dense_activation=None, init=init,
                                 batch_norm=batch_norm)
     x = keras.Input((image_size, image_size, 1), name="image")
-    z = L2Normalize(name="l2_normalize")(embedding(x))
+    z = L2Normalize(1e-12, name="l2_normalize")(embedding(x))
     return keras.Model(x, z, name="triplet")
 
 

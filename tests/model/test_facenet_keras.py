@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.inference.facenet_graph import FaceNetGraphEmbedder, load_graph_function, prewhiten
+from app.inference.facenet_graph import EMBEDDING_DIM, INPUT_SIZE, FaceNetGraphEmbedder, load_graph_function
+from app.inference.layers import prewhiten
+from model.common.paths import data_dir
 from model.faces import facenet_keras as fk
-from model.faces.data import data_dir
+from tests.conftest import require_data
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +31,7 @@ def _aligned(paths) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def faces() -> np.ndarray:
-    root = data_dir()
+    root = require_data(data_dir())
     yale = [root / "yalefaces" / f for f in ("subject02.normal.png", "subject07.glasses.png", "subject11.leftlight.png")]
     celeba = sorted((root / "celeba_subset" / "images").glob("*.jpg"))[:3]
     return _aligned(yale + celeba)
@@ -47,7 +49,7 @@ def test_port_matches_frozen_graph_on_real_faces(faces, constants):
     n_params = fk.load_graph_weights(model, constants)
     assert n_params == model.count_params() == 23_468_848
 
-    x = prewhiten(faces)
+    x = np.asarray(prewhiten(faces))
     expected = load_graph_function()(tf.constant(x)).numpy()
     got = np.asarray(model.predict(x, verbose=0))
     assert np.abs(got - expected).max() < 1e-4
@@ -58,18 +60,16 @@ def test_port_matches_frozen_graph_on_real_faces(faces, constants):
 
 def test_prewhiten_layer_takes_raw_uint8_faces(faces, constants):
     model = fk.pretrained_facenet(prewhiten=True, constants=constants)
-    expected = FaceNetGraphEmbedder().embed(faces)
+    expected = FaceNetGraphEmbedder("base", EMBEDDING_DIM, INPUT_SIZE).embed(faces)
     got = np.asarray(model.predict(faces, verbose=0))
     assert (np.sum(got * expected, axis=1) > 0.9999).all()
 
 
 def test_cut_model_continues_from_graph_features(faces, constants):
     """The last stages alone, fed with the graph's block8_5 output, give the full embedding."""
-    import tensorflow as tf
-
     tensor = fk.stage_input_tensor("Block8")
     assert tensor == "InceptionResnetV1/Repeat_2/block8_5/Relu:0"
-    feats, emb = fk.graph_features([tensor, "embeddings:0"])(tf.constant(prewhiten(faces)))
+    feats, emb = load_graph_function([tensor, "embeddings:0"])(prewhiten(faces))
     tail = fk.pretrained_facenet("Block8", constants=constants)
     got = np.asarray(tail.predict(feats.numpy(), verbose=0))
     assert np.abs(got - emb.numpy()).max() < 1e-4
