@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model.common import paths
+from model.common.checkpoints import save_atomic, write_json_atomic
 from model.faces import data as facedata
 from model.faces import heads
 from model.faces.augment import augment_images
@@ -36,7 +38,7 @@ from model.faces.faceset import FaceSet
 from model.faces.features import base_features
 from model.faces.splits import Splits, make_splits
 
-RUNS = facedata.REPO_ROOT / "runs" / "faces"
+RUNS = paths.RUNS / "faces"
 
 
 class _Inputs:
@@ -183,7 +185,7 @@ def train(cfg: FaceTuneConfig, fs: FaceSet, run_dir: Path, resume: bool = False,
         model, embedding = build_models(cfg)
         state = {"epoch": 0, **validate(embedding, x_val, splits.val_pairs), "history": []}
         state.update(best_epoch=0, best_val_auc=state["val_auc"], bad_epochs=0, seconds=0.0)
-        embedding.save(run_dir / "best_embedding.keras")
+        save_atomic(run_dir / "best_embedding.keras", embedding.save)
         print(f"epoch 0 (pretrained, before training): val AUC {state['val_auc']:.4f}, "
               f"accuracy {state['val_accuracy']:.4f}")
 
@@ -208,15 +210,15 @@ def train(cfg: FaceTuneConfig, fs: FaceSet, run_dir: Path, resume: bool = False,
         state["history"].append({"epoch": epoch + 1, "loss": float(hist.history["loss"][-1]), **val})
         if improved:
             state.update(best_epoch=epoch + 1, best_val_auc=val["val_auc"], bad_epochs=0)
-            embedding.save(run_dir / "best_embedding.keras")
+            save_atomic(run_dir / "best_embedding.keras", embedding.save)
         else:
             state["bad_epochs"] += 1
-        model.save(last_path)
-        state_path.write_text(json.dumps(state, indent=2))
+        save_atomic(last_path, model.save)
+        write_json_atomic(state_path, state)
         print(f"epoch {epoch + 1}/{cfg.epochs}: loss {hist.history['loss'][-1]:.4f}  val AUC {val['val_auc']:.4f}  "
               f"acc {val['val_accuracy']:.4f}  TAR@1e-3 {val['val_tar_at_far_1e3']:.3f}"
               f"{'  *best*' if improved else ''}  ({state['seconds'] / 60:.1f} min)")
-    state_path.write_text(json.dumps(state, indent=2))
+    write_json_atomic(state_path, state)
     return state
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from keras import ops
 from tqdm.auto import tqdm
 
+from model.common.checkpoints import save_atomic, write_json_atomic
 from model.omniglot import augment
 from model.omniglot import data as om
 from model.omniglot import evaluate as ev
@@ -252,8 +253,8 @@ class EpochControl(keras.callbacks.Callback):
                               "elapsed_s": round(elapsed, 1)})
         if val > st["best_val"]:
             st["best_val"], st["best_epoch"] = val, epoch + 1
-            self.model.save_weights(self.run.best)
-        self.model.save_weights(self.run.last)  # the compiled optimizer's variables too
+            save_atomic(self.run.best, self.model.save_weights)
+        save_atomic(self.run.last, self.model.save_weights)  # the compiled optimizer's variables too
         self.run.save_state(st)
         if self.verbose:
             tqdm.write(f"epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.4f}  "
@@ -294,9 +295,7 @@ class RunDir:
         return self.path / "state.json"
 
     def save_state(self, state: dict) -> None:
-        tmp = self.state.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
-        tmp.replace(self.state)
+        write_json_atomic(self.state, state, indent=1)
 
     def load_state(self) -> dict:
         return json.loads(self.state.read_text())
