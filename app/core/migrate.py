@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from app.core.config import REPO_ROOT
+import app
+
+# migrations/ sits beside the app package both in a checkout (the repository root) and in an
+# installed wheel (site-packages), so no repository path is needed.
+MIGRATIONS = Path(app.__file__).resolve().parent.parent / "migrations"
 
 
 def alembic_config(url: str) -> Config:
-    cfg = Config(str(REPO_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    if not (MIGRATIONS / "env.py").is_file():
+        raise RuntimeError(f"Alembic migrations not found at {MIGRATIONS}; reinstall faceapi")
+    # no alembic.ini: it only configures the `alembic` command line (logging, script location)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 

@@ -125,7 +125,8 @@ def test_dockerfile(dockerfile):
     assert dockerfile[copies[0]].split()[1:] == ["pyproject.toml", "requirements.lock", "./"]
     assert all(i > install for i in copies[1:])
     copied = {ln.split()[1] for ln in _instr(dockerfile, "COPY")}
-    assert {"app", "model", "migrations", "alembic.ini"} <= copied  # model/artifacts baked in
+    assert {"app", "migrations", "model/artifacts"} <= copied  # the artefacts baked in
+    assert "model" not in copied  # the trainer stays out of the service image
     assert (REPO_ROOT / "model" / "artifacts" / "facenet-casia-base-v1" / "metadata.json").is_file()
     user = _instr(dockerfile, "USER")[-1].split()[1]
     assert user.split(":")[0] not in ("root", "0")

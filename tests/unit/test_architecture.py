@@ -11,7 +11,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # packages that only the `train` extra installs (pyproject.toml): the service image lacks them
-TRAINER_ONLY = {"model", "tqdm", "matplotlib", "tensorboard"}
+TRAINER_ONLY = {"model", "tqdm", "matplotlib", "scipy", "tensorboard"}
 
 
 def imported_roots(source: str, filename: str = "<string>") -> set[str]:
