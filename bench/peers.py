@@ -45,6 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench._common import LocalService, write_docs_block  # noqa: E402
 from model.common import metrics  # noqa: E402
+from model.common import paths  # noqa: E402
 from model.faces import data as facedata  # noqa: E402
 
 CACHE_NEUTRAL = {"threshold_far_1e-3", "service_threshold", "threshold_policy"}
@@ -138,7 +139,7 @@ def celeba_pairs(n_same: int, quick_ids: int | None) -> tuple[facedata.CelebA, d
 
 
 def yale_set(quick: bool) -> tuple[list[str], np.ndarray, facedata.Pairs]:
-    root = facedata.data_dir() / "yalefaces"
+    root = paths.data_dir() / "yalefaces"
     files = sorted(str(p) for p in root.glob("subject*.png"))
     subjects = np.array([int(Path(f).name.split(".")[0].removeprefix("subject")) for f in files])
     if quick:
@@ -320,7 +321,7 @@ def plots(results: dict, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     systems = results["systems"]
-    paths = []
+    written = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, ds, title in zip(axes, ("celeba_test", "yale"), ("CelebA held-out identities", "Yale (all pairs)")):
         for s in systems:
@@ -341,7 +342,7 @@ def plots(results: dict, out_dir: Path) -> list[Path]:
     p = out_dir / "peers_roc.png"
     fig.savefig(p, dpi=110)
     plt.close(fig)
-    paths.append(p)
+    written.append(p)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for s in systems:
@@ -361,8 +362,8 @@ def plots(results: dict, out_dir: Path) -> list[Path]:
     p = out_dir / "peers_accuracy_vs_ms.png"
     fig.savefig(p, dpi=110)
     plt.close(fig)
-    paths.append(p)
-    return paths
+    written.append(p)
+    return written
 
 
 def markdown(results: dict) -> str:
@@ -452,7 +453,7 @@ def run(args) -> dict:
         s["color"] = palette[n]
     for s in specs:
         s.setdefault("color", COLORS.get(s["key"], "k"))
-    cache = facedata.cache_dir()
+    cache = paths.cache_dir()
     print(f"systems: {[s['label'] for s in specs]}; CelebA photos {len(celeba_needed)}, Yale {len(yale_files)}",
           file=sys.stderr)
 

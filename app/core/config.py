@@ -1,5 +1,9 @@
 """Settings from FACEAPI_* environment variables (and an optional .env), checked at start.
 
+The one settings model of the project: the service and the trainer (`python -m model`,
+through model/common/paths.py) both read it, so a FACEAPI_* name that one of them
+documents is never unknown to the other.
+
 Unknown FACEAPI_* variables are an error too: a typo such as FACEAPI_TRESHOLD
 must not silently leave the default in force.
 """
@@ -66,7 +70,14 @@ class Settings(BaseSettings):
         default=None, description="TensorFlow Serving REST URL of a remote embedder, e.g. "
         "http://tfserving:8501/v1/models/faceapi"
     )
-    data_dir: Path = REPO_ROOT.parent / "shared" / "data"
+    data_dir: Path = Field(
+        default=REPO_ROOT.parent / "shared" / "data",
+        description="Data sets (CelebA subset, Yale, Omniglot) for the trainer, benchmarks and tests",
+    )
+    cache_dir: Path = Field(
+        default=REPO_ROOT / "var" / "cache",
+        description="The trainer's caches (detections, aligned faces, base features, decoded Omniglot)",
+    )
     auth_disabled: bool = Field(
         default=False, description="Open API without keys; only for local experiments"
     )

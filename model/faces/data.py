@@ -20,20 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from model.common.paths import cache_dir, data_dir
+
 SPLITS = ("train", "val", "test")
-
-
-def data_dir(path: str | os.PathLike | None = None) -> Path:
-    """The shared data folder: argument, else $FACEAPI_DATA_DIR, else ../shared/data."""
-    chosen = path or os.environ.get("FACEAPI_DATA_DIR") or (REPO_ROOT.parent / "shared" / "data")
-    return Path(chosen)
-
-
-def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    d = Path(path or os.environ.get("FACEAPI_CACHE_DIR") or REPO_ROOT / "var" / "cache")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 @dataclass(frozen=True)
@@ -44,6 +33,9 @@ class CelebA:
 
     def path(self, i: int) -> Path:
         return self.root / "images" / self.files[i]
+
+    def paths(self) -> list[Path]:
+        return [self.path(i) for i in range(len(self.files))]
 
 
 def load_celeba(path: str | os.PathLike | None = None) -> CelebA:
@@ -122,42 +114,51 @@ class Detections:
         return self.n_faces > 0
 
 
-def detect_all(celeba: CelebA, cache: Path | None = None, workers: int = 2) -> Detections:
-    """Run the service's decoder and detector on every image, cached by file list."""
+def detect_images(name: str, images: list[Path], cache: Path | None = None, workers: int = 2) -> Detections:
+    """Run the service's decoder and detector on every image (CelebA, Yale), cached under
+    `<name>_detections_<hash of the file names>.npz`."""
     from app.vision.decode import decode_image
     from app.vision.detect import MTCNNDetector
 
-    key = hashlib.sha256("\n".join(celeba.files).encode()).hexdigest()[:12]
-    path = cache_dir(cache) / f"celeba_detections_{key}.npz"
+    key = hashlib.sha256("\n".join(p.name for p in images).encode()).hexdigest()[:12]
+    path = cache_dir(cache) / f"{name}_detections_{key}.npz"
     if path.exists():
         z = np.load(path)
         return Detections(z["n_faces"], z["boxes"], z["scores"], z["landmarks"])
     detector = MTCNNDetector()
-    n = len(celeba.files)
+    n = len(images)
     out = Detections(np.zeros(n, np.int32), np.full((n, 4), np.nan), np.full(n, np.nan),
                      np.full((n, 5, 2), np.nan))
 
     def work(i: int) -> None:
-        faces = detector.detect(decode_image(celeba.path(i).read_bytes()))
+        faces = detector.detect(decode_image(images[i].read_bytes()))
         out.n_faces[i] = len(faces)
         if faces:
             out.boxes[i], out.scores[i], out.landmarks[i] = faces[0].box, faces[0].score, faces[0].landmarks
 
     with ThreadPoolExecutor(workers) as pool:
-        list(tqdm(pool.map(work, range(n)), total=n, desc="detect CelebA", unit="img"))
+        list(tqdm(pool.map(work, range(n)), total=n, desc=f"detect {name}", unit="img"))
     np.savez(path, n_faces=out.n_faces, boxes=out.boxes, scores=out.scores, landmarks=out.landmarks)
     return out
 
 
-def aligned_faces(celeba: CelebA, detections: Detections) -> np.ndarray:
-    """(N, 160, 160, 3) uint8 aligned faces; zeros where no face was found."""
+def align_images(images: list[Path], detections: Detections) -> np.ndarray:
+    """(N, 160, 160, 3) uint8 faces aligned by the service's code; zeros where no face was found."""
     from app.vision.align import FACE_SIZE, align_face
     from app.vision.decode import decode_image
 
-    faces = np.zeros((len(celeba.files), FACE_SIZE, FACE_SIZE, 3), np.uint8)
-    for i in tqdm(np.flatnonzero(detections.found), desc="align CelebA", unit="img"):
-        faces[i] = align_face(decode_image(celeba.path(i).read_bytes()), detections.landmarks[i])
+    faces = np.zeros((len(images), FACE_SIZE, FACE_SIZE, 3), np.uint8)
+    for i in tqdm(np.flatnonzero(detections.found), desc="align", unit="img"):
+        faces[i] = align_face(decode_image(images[i].read_bytes()), detections.landmarks[i])
     return faces
+
+
+def detect_all(celeba: CelebA, cache: Path | None = None, workers: int = 2) -> Detections:
+    return detect_images("celeba", celeba.paths(), cache, workers)
+
+
+def aligned_faces(celeba: CelebA, detections: Detections) -> np.ndarray:
+    return align_images(celeba.paths(), detections)
 
 
 def embed_all(embedder, faces: np.ndarray, usable: np.ndarray, batch: int = 64) -> np.ndarray:

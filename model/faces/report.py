@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from model.common import metrics
-from model.faces.export import EXPORTS, FIGURES
+from model.common.paths import EXPORTS, FIGURES
 
 
 def report(versions: list[str], exports: Path = EXPORTS, figures: Path = FIGURES) -> str:

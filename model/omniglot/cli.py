@@ -17,9 +17,9 @@ import json
 import time
 from pathlib import Path
 
-from model.omniglot.data import REPO_ROOT
+from model.common import paths
 
-DEFAULT_RUNS = REPO_ROOT / "runs" / "omniglot"
+DEFAULT_RUNS = paths.RUNS / "omniglot"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -72,13 +72,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("plot", help="accuracy versus N (model, 1-NN, chance; random and within-alphabet)")
     p.add_argument("--inputs", type=Path, nargs="*",
                    help="result JSONs; default: every runs/omniglot/*/eval_*.json and the baselines")
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "img" / "omniglot_accuracy_vs_n.png")
+    p.add_argument("--out", type=Path, default=paths.FIGURES / "omniglot_accuracy_vs_n.png")
     p.set_defaults(run=cmd_plot)
 
 
 def _data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, default=None,
-                   help="folder holding omniglot/*.zip (default: $FACEAPI_DATA_DIR or ../shared/data)")
+                   help="folder holding omniglot/*.zip (default: the data_dir setting, FACEAPI_DATA_DIR)")
 
 
 def _summary(result: dict) -> str:

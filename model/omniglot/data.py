@@ -17,7 +17,6 @@ of the validation/test split is ever seen in training (no label leakage).
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from model.common import paths
+
 ORIGINAL_SIZE = 105
 N_DRAWERS = 20
 
@@ -61,16 +61,6 @@ LAKE_RUN_ALPHABETS = (
 TRAIN_DRAWERS = tuple(range(0, 12))  # 0-based drawer index: drawers 01-12
 VAL_DRAWERS = tuple(range(12, 16))  # drawers 13-16
 TEST_DRAWERS = tuple(range(16, 20))  # drawers 17-20
-
-
-def default_data_dir() -> Path:
-    """FACEAPI_DATA_DIR if set, else ../shared/data relative to the repo root."""
-    env = os.environ.get("FACEAPI_DATA_DIR")
-    return Path(env) if env else (REPO_ROOT / ".." / "shared" / "data").resolve()
-
-
-def default_cache_dir() -> Path:
-    return REPO_ROOT / "var" / "cache"
 
 
 # ----------------------------------------------------------------------------- loading
@@ -151,8 +141,8 @@ def load_set(
     """
     if which not in ("background", "evaluation"):
         raise ValueError(f"unknown Omniglot set {which!r}")
-    data_dir = Path(data_dir) if data_dir else default_data_dir()
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    data_dir = paths.data_dir(data_dir)
+    cache_dir = paths.cache_dir(cache_dir)
     cache = cache_dir / f"omniglot_{which}_{size}.npz"
     if cache.exists():
         with np.load(cache) as z:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.common import paths
 from model.omniglot.data import (
     N_DRAWERS,
     ORIGINAL_SIZE,
@@ -16,7 +17,6 @@ from model.omniglot.data import (
     Split,
     decode_png,
     resize_stack,
-    default_data_dir,
 )
 
 
@@ -87,7 +87,7 @@ class LakeRun:
 
 def load_lake_runs(size: int = ORIGINAL_SIZE, data_dir: Path | None = None) -> list[LakeRun]:
     """Read all_runs.zip in place: runNN/{training/classCC,test/itemII}.png + class_labels.txt."""
-    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    data_dir = paths.data_dir(data_dir)
     runs = []
     with zipfile.ZipFile(data_dir / "omniglot" / "all_runs.zip") as zf:
         names = set(zf.namelist())

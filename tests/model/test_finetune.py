@@ -7,16 +7,19 @@ import json
 import numpy as np
 import pytest
 
+from model.common import paths
 from model.faces import train as finetune
 from model.faces.augment import augment_images
 from model.faces.config import apply_overrides, resolve
 from model.faces.faceset import yale_faces
+from tests.conftest import require_data
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def yale():
+    require_data(paths.data_dir() / "yalefaces")
     return yale_faces()  # detections and aligned faces cached under var/cache
 
 

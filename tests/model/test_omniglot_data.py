@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from model.common import paths
 from model.omniglot import augment
 from model.omniglot import data as om
 from model.omniglot import tasks as oneshot
+from tests.conftest import require_data
 
 
 def test_sets_have_the_documented_size(omniglot_28):
@@ -112,13 +114,20 @@ def test_lake_scoring_on_a_constructed_case():
 
 
 def test_lake_runs_load_and_match_the_test_alphabets():
-    if not (om.default_data_dir() / "omniglot" / "all_runs.zip").exists():
-        pytest.skip("all_runs.zip not found")
+    require_data(paths.data_dir() / "omniglot" / "all_runs.zip")
     runs = oneshot.load_lake_runs(28)
     assert len(runs) == 20 and all(r.train.shape == (20, 28, 28) for r in runs)
     assert sum(len(r.answer) for r in runs) == 400
     for r in runs:  # every training class is the answer of exactly one test item
         assert sorted(r.answer.tolist()) == list(range(20))
+
+    # where each of the 800 run images comes from, by exact pixel match against the evaluation set
+    evaluation = om.load_set("evaluation", om.ORIGINAL_SIZE)
+    provenance = oneshot.lake_run_provenance(evaluation, oneshot.load_lake_runs(om.ORIGINAL_SIZE))
+    found = [alphabet for images in provenance.values() for alphabet, _ in images]
+    assert len(found) == 800 and None not in found  # every run image is an evaluation-set image
+    assert set(found) == set(om.LAKE_RUN_ALPHABETS)  # the test split's alphabets, all ten of them
+    assert not set(found) & set(om.VALIDATION_ALPHABETS)  # early stopping never sees them
 
 
 def test_within_alphabet_sampler_draws_every_negative_from_the_anchors_alphabet(splits_28):
