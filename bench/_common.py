@@ -11,7 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from app.core.config import REPO_ROOT as REPO
+
 DOCS = REPO / "docs" / "benchmarks.md"
 
 

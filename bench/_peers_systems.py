@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _version(dist: str) -> str:

@@ -34,11 +34,11 @@ import httpx
 import numpy as np
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FACEAPI_DATA_DIR") or REPO.parent / "shared" / "data")
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: app/ importable
+from app.core.config import load_settings  # noqa: E402
 from bench._common import LocalService, write_docs_block  # noqa: E402
 
+DATA = load_settings().data_dir
 FACE_CODES = ("no_face", "multiple_faces", "face_too_small", "low_quality")
 
 

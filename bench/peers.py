@@ -39,10 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: app/ importable
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from app.core.config import REPO_ROOT  # noqa: E402
 from bench._common import LocalService, write_docs_block  # noqa: E402
 from model.common import metrics  # noqa: E402
 from model.common import paths  # noqa: E402
@@ -57,11 +57,11 @@ COLORS = {"dlib": "tab:orange", "sface": "tab:green"}
 
 def our_systems(extra: list[str], swap_detector: bool = False) -> list[dict]:
     """The service's default artefact and the base-only one (one entry if they are the same)."""
-    from app.core.config import REPO_ROOT as APP_ROOT, Settings
+    from app.core.config import Settings
     from app.inference.artifacts import load_artifact
-    from model.faces.artifact import BASE_VERSION
+    from model.faces.artifact import ARTIFACTS, BASE_VERSION
 
-    base_dir = APP_ROOT / "model" / "artifacts" / BASE_VERSION
+    base_dir = ARTIFACTS / BASE_VERSION
     default_dir = Settings().model_dir()
     out = []
     d = load_artifact(default_dir)
@@ -76,7 +76,7 @@ def our_systems(extra: list[str], swap_detector: bool = False) -> list[dict]:
                     "version": BASE_VERSION + "+yunet",
                     "label": "diagnostic: base-only embedder + YuNet detector"})
     for v in extra:
-        p = Path(v) if Path(v).is_dir() else APP_ROOT / "model" / "artifacts" / v
+        p = Path(v) if Path(v).is_dir() else ARTIFACTS / v
         a = load_artifact(p)
         out.append({"key": a.model_version, "kind": "ours", "arg": str(p), "version": a.model_version,
                     "label": f"ours {a.model_version}"})

@@ -18,6 +18,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# the shipped model artefacts (written by `python -m model faces export`, read by the service)
+ARTIFACTS_DIR = REPO_ROOT / "model" / "artifacts"
 PREFIX = "FACEAPI_"
 DEFAULT_MODEL = "facenet-casia-block8-triplet-v1"
 
@@ -124,7 +126,7 @@ class Settings(BaseSettings):
         candidate = Path(self.model)
         if candidate.is_dir():
             return candidate
-        return REPO_ROOT / "model" / "artifacts" / self.model
+        return ARTIFACTS_DIR / self.model
 
 
 def load_settings(**overrides) -> Settings:

@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+from app.core.config import ARTIFACTS_DIR as ARTIFACTS
+
 BASE_VERSION = "facenet-casia-base-v1"
 
 
