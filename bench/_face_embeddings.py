@@ -53,6 +53,7 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     from app.inference.artifacts import build_embedder, load_artifact
     from app.vision.decode import DecodeLimits
     from app.vision.pipeline import FacePipeline
+    from model.common import paths
     from model.faces import data as facedata
 
     settings = Settings(_env_file=None, **({"model": model} if model else {}))
@@ -63,7 +64,7 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     todo = selection(celeba, facedata.split_identities(celeba.identities, 0))
     key = hashlib.sha256("\n".join([type(detector).__name__, artifact.model_version, meta_sha,
                                     *celeba.files, *map(str, todo)]).encode()).hexdigest()[:12]
-    cache = facedata.cache_dir() / f"fpir_celeba_{type(detector).__name__}_{artifact.model_version}_{key}.npz"
+    cache = paths.cache_dir() / f"fpir_celeba_{type(detector).__name__}_{artifact.model_version}_{key}.npz"
     if cache.exists():
         return dict(np.load(cache))
     pipeline = FacePipeline(detector, DecodeLimits(settings.max_upload_bytes, settings.max_pixels,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.omniglot.data import default_data_dir
+from model.common import paths
 from model.omniglot.tasks import TaskSet
 
 IMAGES_FILE = "t10k-images-idx3-ubyte.gz"
@@ -40,7 +40,7 @@ def _read_idx(path: Path, magic: int, dims: int) -> np.ndarray:
 
 def load_mnist_test(data_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(images (10000, 28, 28) uint8 with strokes = 255, labels (10000,) uint8 digits)."""
-    folder = (Path(data_dir) if data_dir else default_data_dir()) / "mnist"
+    folder = paths.data_dir(data_dir) / "mnist"
     for name in (IMAGES_FILE, LABELS_FILE):
         if not (folder / name).exists():
             raise FileNotFoundError(f"{folder / name} not found (set FACEAPI_DATA_DIR or --data-dir)")

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import gzip
-import os
 
 import numpy as np
 import pytest
 
 from model.omniglot import evaluate as ev
 from model.omniglot import mnist
-from model.omniglot.data import default_data_dir
+from model.common import paths
+from tests.conftest import require_data
 
 
 @pytest.fixture(scope="module")
 def mnist_test():
-    folder = default_data_dir() / "mnist"
-    if not (folder / mnist.IMAGES_FILE).exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{folder} missing under CI")
-        pytest.skip(f"{folder} not found")
+    require_data(paths.data_dir() / "mnist" / mnist.IMAGES_FILE)
     return mnist.load_mnist_test()
 
 

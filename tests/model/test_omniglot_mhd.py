@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
-from model.omniglot import data as om
+from model.common import paths
 from model.omniglot import evaluate as ev
 from model.omniglot import tasks as oneshot
 from model.omniglot.mhd import PointClouds, ink_points, modified_hausdorff
+from tests.conftest import require_data
 
 
 def _image(pixels, size=9):
@@ -18,13 +17,6 @@ def _image(pixels, size=9):
     for r, c in pixels:
         im[r, c] = 255
     return im
-
-
-def _require(path):
-    if not path.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{path} missing under CI")
-        pytest.skip(f"{path} not found")
 
 
 def test_ink_points_are_centred_on_their_mean():
@@ -80,7 +72,7 @@ def test_empty_image_is_a_clear_error():
 @pytest.mark.slow
 def test_mhd_on_lakes_runs_reproduces_lakes_38_8_percent_error():
     """Lake's demo_classification prints an average error of 38.8 % for this baseline."""
-    _require(om.default_data_dir() / "omniglot" / "all_runs.zip")
+    require_data(paths.data_dir() / "omniglot" / "all_runs.zip")
     clouds = PointClouds()
     res = ev.lake_accuracy(oneshot.load_lake_runs(105), clouds.featurize, clouds.score)
     assert res["mean_error"] == pytest.approx(38.75)  # 155 of 400 wrong; Lake rounds to 38.8

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from app.core.config import REPO_ROOT
+
 # packages that only the `train` extra installs (pyproject.toml): the service image lacks them
 TRAINER_ONLY = {"model", "tqdm", "matplotlib", "scipy", "tensorboard"}
 
