@@ -5,10 +5,12 @@ checks every example against its schema."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 
 from app.api.problems import STATUS
 from app.core import errors
+from app.core.config import ARTIFACTS_DIR, Settings
 from app.schemas import Problem
 
 _DETAILS = {
@@ -84,7 +86,16 @@ def responses(path: str, success: tuple[int, dict] | None, *errs: type[errors.Do
     return out
 
 
-_MODEL = "facenet-casia-block8-triplet-v1"
+def _shipped_default() -> tuple[str, float, float]:
+    """Model version and thresholds (FAR 1e-3, max accuracy) of the default artefact, so the
+    examples show the numbers the service starts with (a JSON read, at import)."""
+    fields = Settings.model_fields
+    folder = ARTIFACTS_DIR / fields["model"].default
+    meta = json.loads((folder / "metadata.json").read_text())
+    return meta["model_version"], meta["threshold_far_1e-3"], meta["threshold"]
+
+
+_MODEL, _THRESHOLD, _THRESHOLD_MAX_ACC = _shipped_default()
 _FACE = {"box": [52.0, 38.5, 88.0, 112.0], "score": 0.9998, "faces_detected": 1}
 _PERSON = {"person_id": "yale-01", "display_name": "Subject 01", "model_version": _MODEL,
            "created_at": "2026-11-24T06:00:00Z", "updated_at": "2026-11-24T06:00:00Z"}
@@ -95,15 +106,15 @@ ENROLL = responses("/enroll", (201, {"person": _PERSON, "replaced": False, "face
                    *INTAKE, errors.MultipleFaces, errors.FaceTooSmall, errors.LowQuality,
                    errors.PersonExists, *MODEL, *ADMIN)
 VERIFY = responses("/verify", (200, {"person_id": "yale-01", "match": True, "distance": 0.21,
-                                     "similarity": 0.79, "threshold": 0.524,
+                                     "similarity": 0.79, "threshold": _THRESHOLD,
                                      "model_version": _MODEL, "face": _FACE}),
                    *INTAKE, errors.PersonNotFound, errors.ModelVersionMismatch, *MODEL, *CLIENT)
 IDENTIFY = responses("/identify", (200, {"match": _CANDIDATE, "candidates": [
                          _CANDIDATE, {**_CANDIDATE, "person_id": "yale-02",
                                       "display_name": "Subject 02", "distance": 0.83,
                                       "similarity": 0.17}],
-                         "threshold": 0.524245, "gallery_size": 2, "target_fpir": 0.01,
-                         "verify_threshold": 0.524245, "threshold_source": "verify",
+                         "threshold": _THRESHOLD, "gallery_size": 2, "target_fpir": 0.01,
+                         "verify_threshold": _THRESHOLD, "threshold_source": "verify",
                          "model_version": _MODEL, "face": _FACE}),
                      *INTAKE, *MODEL, *CLIENT)
 LIST_PERSONS = responses("/persons", (200, {"items": [_PERSON], "total": 1, "offset": 0,
@@ -112,7 +123,7 @@ GET_PERSON = responses("/persons/yale-01", (200, _PERSON), errors.PersonNotFound
 DELETE_PERSON = responses("/persons/yale-01", None, errors.PersonNotFound, *ADMIN)
 
 LIVE = {200: {"content": {"application/json": {"example": {"status": "ok", "checks": {}}}}}}
-_CHECKS = {"database": True, "model": True, "model_version": _MODEL, "threshold": 0.524245}
+_CHECKS = {"database": True, "model": True, "model_version": _MODEL, "threshold": _THRESHOLD}
 READY = {
     200: {"content": {"application/json": {"example": {"status": "ready", "checks": _CHECKS}}}},
     503: {"description": "Not ready yet (model loading) or the database is unreachable",
@@ -121,19 +132,20 @@ READY = {
 }
 MODEL_INFO = {200: {"content": {"application/json": {"example": {
     "model_version": _MODEL, "embedding_dim": 512, "metric": "cosine_distance",
-    "threshold": 0.524245, "threshold_origin": "model artefact, policy far_1e-3",
+    "threshold": _THRESHOLD, "threshold_origin": "model artefact, policy far_1e-3",
     "threshold_criterion": "false-accept rate <= 1e-3 on validation pairs",
     "artifact": _MODEL, "provenance": {
         "source": {"split": "val", "pairs": 6000, "criterion": "max accuracy"},
-        "threshold_max_accuracy": 0.672928, "threshold_far_1e-3": 0.524245, "impostor_tail": None,
-        "test_metrics": {"pairs": 6000, "same_pairs": 3000, "threshold": 0.672928,
+        "threshold_max_accuracy": _THRESHOLD_MAX_ACC, "threshold_far_1e-3": _THRESHOLD,
+        "impostor_tail": None,
+        "test_metrics": {"pairs": 6000, "same_pairs": 3000, "threshold": _THRESHOLD_MAX_ACC,
                          "accuracy": 0.935167, "roc_auc": 0.98272, "tar_at_far_1e3": 0.719,
                          "far_at_threshold": 0.029667, "tar_at_threshold": 0.9},
         "command": "python -m model faces tune-threshold ...", "git_commit": "52e79f0"},
-    "test_metrics_at_threshold": {"measured_on": "all pairs of the test identities", "threshold": 0.524245,
+    "test_metrics_at_threshold": {"measured_on": "all pairs of the test identities", "threshold": _THRESHOLD,
                                   "far": 0.0012, "tar": 0.71},
-    "identify": {"threshold": 0.524245, "gallery_size": 2, "target_fpir": None,
-                 "verify_threshold": 0.524245, "threshold_source": "verify",
+    "identify": {"threshold": _THRESHOLD, "gallery_size": 2, "target_fpir": None,
+                 "verify_threshold": _THRESHOLD, "threshold_source": "verify",
                  "impostor_pair_rate": None, "extrapolated_beyond_measured_tail": False,
                  "rule": "the artefact has no impostor tail: identify uses the 1:1 threshold, "
                          "whatever the gallery size"}}}}}}

@@ -137,7 +137,7 @@ def test_example_threshold_is_the_one_the_service_uses(api):
     threshold = api.http.get("/model").json()["threshold"]
     verify = examples.VERIFY[200]["content"]["application/json"]["example"]
     ready = examples.READY[200]["content"]["application/json"]["example"]
-    assert round(verify["threshold"], 3) == round(threshold, 3)
+    assert verify["threshold"] == threshold
     assert ready["checks"]["threshold"] == threshold
 
 
