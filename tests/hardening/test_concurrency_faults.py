@@ -54,8 +54,13 @@ def identified(http, live, seed: int = 10_000) -> set[str]:
     return {c["person_id"] for c in r.json()["candidates"]}
 
 
+# Correctness under concurrency, not load shedding (tests/hardening/test_limits.py): room in
+# detection for every request these tests send at once, however slow the machine is.
+ROOMY = {"detect_queue_max": 1000}
+
+
 def test_50_concurrent_enrolls_of_one_person(database_url):
-    with live_app(database_url) as live, httpx.Client(timeout=60, limits=httpx.Limits(max_connections=64)) as http:
+    with live_app(database_url, **ROOMY) as live, httpx.Client(timeout=60, limits=httpx.Limits(max_connections=64)) as http:
         barrier = threading.Barrier(50)
 
         def one(i: int) -> httpx.Response:
@@ -90,7 +95,7 @@ def test_enroll_delete_identify_race(database_url):
     seen_by_readers: set[str] = set()
     errors: list[str] = []
 
-    with live_app(database_url) as live, httpx.Client(timeout=60, limits=httpx.Limits(max_connections=64)) as http:
+    with live_app(database_url, **ROOMY) as live, httpx.Client(timeout=60, limits=httpx.Limits(max_connections=64)) as http:
         # every id that will ever be enrolled is known up front; anything else seen is a phantom
         universe = set(shared) | {p for ids in owned.values() for p in ids}
 
