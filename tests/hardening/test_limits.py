@@ -37,10 +37,10 @@ class SlowDetector(FakeDetector):
 
 
 def test_detection_queue_sheds_load_at_once(tmp_path):
-    """2 detection slots, 10 simultaneous requests of 2 s each: the surplus is refused without
-    waiting for detection (well under the 2 s one detection takes), with Retry-After; the
+    """2 detection slots, 10 simultaneous requests of 3 s each: the surplus is refused without
+    waiting for detection (well under the 3 s one detection takes), with Retry-After; the
     admitted ones are answered."""
-    with live_app(migrated_sqlite_url(tmp_path), detector=SlowDetector(2.0),
+    with live_app(migrated_sqlite_url(tmp_path), detector=SlowDetector(3.0),
                   detect_threads=1, detect_queue_max=2) as live:
         results: list[tuple[int, str, float, str]] = []
         clients = [httpx.Client(timeout=60) for _ in range(10)]
@@ -67,8 +67,8 @@ def test_detection_queue_sheds_load_at_once(tmp_path):
     refused = [r for r in results if r[0] == 503]
     assert len(admitted) + len(refused) == 10, results
     assert 2 <= len(admitted) <= 4 and refused, results  # 2 slots (+ late arrivals after a slot frees)
-    assert all(code == "overloaded" and ra == "1" and secs < 1.0 for _, code, secs, ra in refused), refused
-    assert all(secs >= 2.0 for _, _, secs, _ in admitted), admitted
+    assert all(code == "overloaded" and ra == "1" and secs < 1.5 for _, code, secs, ra in refused), refused
+    assert all(secs >= 3.0 for _, _, secs, _ in admitted), admitted
     assert 'status="503"' in metrics
 
 
