@@ -86,7 +86,7 @@ def _tail_summary(tail: dict | None) -> dict | None:
     """Where the impostor tail comes from and how far it was measured (not every point)."""
     if not tail:
         return None
-    return {k: tail.get(k) for k in ("split", "identities", "pairs", "extrapolation")} | {
+    return {k: tail.get(k) for k in ("split", "identities", "pairs", "quantiles", "extrapolation")} | {
         "smallest_measured_rate": tail["rates"][0], "distance_at_smallest_rate": tail["distances"][0]}
 
 

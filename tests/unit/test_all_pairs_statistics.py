@@ -38,7 +38,9 @@ def test_all_pairs_statistics_feed_the_metadata_and_the_service(tmp_path, model_
         assert lo <= tar["0.001"]["tar"] <= hi
     tail = ImpostorTail.from_dict(stats["impostor_tail"])
     assert tail.pairs == val["impostor_pairs"]
-    assert tail.quantile(1e-3) == pytest.approx(t3, abs=0.02)
+    # the shipped quantiles are a 99 % lower bound over resampled identities: stricter than the
+    # plain FAR 1e-3 threshold of the same pairs, not wildly so
+    assert t3 - 0.1 < tail.quantile(1e-3) <= t3
 
     meta = apply_all_pairs(dict(model_artifact_meta), stats)
     assert meta["threshold_far_1e-3"] == t3 and meta["metrics"]["val"]["all_pairs"] == val

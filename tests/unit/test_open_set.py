@@ -120,3 +120,27 @@ def test_measured_fpir_of_simulated_galleries_stays_at_the_target():
         measured = float(np.mean(nearest <= t))
         assert measured <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / probes), (n, measured)
         assert measured >= 0.05 - 4 * math.sqrt(0.05 * 0.95 / probes) - 0.01, (n, measured)
+
+
+def test_identity_bootstrap_bound_is_stricter_and_covers_another_group_of_people():
+    """Pairs of people, not photos, make the tail: a bound from one group of 40 identities
+    accepts at most about its rate of another group's pairs."""
+    rng = np.random.default_rng(3)
+
+    def group(n_ids=40, per_id=12):
+        centres = rng.standard_normal((n_ids, 32))
+        x = np.repeat(centres, per_id, 0) + 1.2 * rng.standard_normal((n_ids * per_id, 32))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        ids = np.repeat(np.arange(n_ids), per_id)
+        i, j = np.triu_indices(len(x), 1)
+        imp = ids[i] != ids[j]
+        return 1 - np.sum(x[i[imp]] * x[j[imp]], 1), ids[i[imp]], ids[j[imp]]
+
+    d, a, b = group()
+    plain = ImpostorTail.from_distances(d)
+    bound = ImpostorTail.from_distances(d, a, b, confidence=0.99, n_boot=100)
+    assert all(x <= y for x, y in zip(bound.distances, plain.distances))
+    assert bound.quantile(1e-3) < plain.quantile(1e-3)
+    others = [group()[0] for _ in range(4)]
+    share = np.mean([np.mean(o <= bound.quantile(1e-3)) for o in others])
+    assert share <= 1.2e-3
