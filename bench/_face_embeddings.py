@@ -1,8 +1,8 @@
 """Embeddings of every CelebA-subset photo through the service's own pipeline (decode,
 the service's detector, alignment, the artefact's embedder), cached under var/cache.
 
-The cache key names the detector class, the artefact's version and the SHA-256 of its
-metadata, and the file list: embeddings of two detectors or two artefacts never mix.
+The cache key names the detector class, the artefact's version, the SHA-256 of its embedder
+spec and head file, and the file list: embeddings of two detectors or two artefacts never mix.
 
     python bench/_face_embeddings.py [--model VERSION]     # fills the cache (~12 min on 2 cores)
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 import time
@@ -60,7 +61,12 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     artifact = load_artifact(settings.model_dir())
     celeba = facedata.load_celeba(data_dir)
     detector = _detector()
-    meta_sha = hashlib.sha256((artifact.path / "metadata.json").read_bytes()).hexdigest()
+    # what makes the embeddings: the embedder's spec and its head file (not the thresholds,
+    # which re-tuning rewrites in the same metadata.json)
+    spec = json.dumps(artifact.metadata["embedder"], sort_keys=True).encode()
+    head_name = artifact.metadata["embedder"].get("head")
+    head_bytes = (artifact.path / head_name).read_bytes() if head_name else b""
+    meta_sha = hashlib.sha256(spec + head_bytes).hexdigest()
     todo = selection(celeba, facedata.split_identities(celeba.identities, 0))
     key = hashlib.sha256("\n".join([type(detector).__name__, artifact.model_version, meta_sha,
                                     *celeba.files, *map(str, todo)]).encode()).hexdigest()[:12]
