@@ -93,6 +93,11 @@ def test_readme_threshold_is_the_one_the_service_uses(model_artifact):
     policy = Settings().threshold_policy
     assert policy == "far_1e-3"
     assert float(stated.group(1)) == model_artifact.threshold_for(policy)
+    at = model_artifact.test_metrics_at(policy)
+    rates = re.search(r"accepts ([0-9.]+) % of genuine pairs and ([0-9.]+) % of impostor", text)
+    assert at and rates, "the README no longer states the test metrics at that threshold"
+    assert float(rates.group(1)) == round(100 * at["tar"], 1)
+    assert float(rates.group(2)) == round(100 * at["far"], 2)
 
 
 def test_agree_catches_a_changed_decision():
