@@ -19,7 +19,6 @@ drawn from a generator seeded by (seed, epoch), so a resumed run sees the same d
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import time
@@ -30,6 +29,7 @@ import numpy as np
 
 from model.common import paths
 from model.common.checkpoints import save_atomic, write_json_atomic
+from model.common.epoch_logs import epoch_loggers
 from model.faces import data as facedata
 from model.faces import heads
 from model.faces.augment import augment_images
@@ -189,11 +189,7 @@ def train(cfg: FaceTuneConfig, fs: FaceSet, run_dir: Path, resume: bool = False,
         print(f"epoch 0 (pretrained, before training): val AUC {state['val_auc']:.4f}, "
               f"accuracy {state['val_accuracy']:.4f}")
 
-    callbacks = [keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=True)]
-    if importlib.util.find_spec("tensorboard") is not None:
-        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tb"), update_freq="epoch"))
-    elif state["epoch"] == 0:
-        print("TensorBoard logs skipped: the `tensorboard` package is not installed (log.csv has the same)")
+    callbacks = epoch_loggers(run_dir, append=True, say=print if state["epoch"] == 0 else None)
     # validation runs first, so the CSV and TensorBoard callbacks log its metrics too
     validation = _validation_callback(embedding, x_val, splits.val_pairs)
     t0 = time.time() - state["seconds"]

@@ -23,6 +23,7 @@ from keras import ops
 from tqdm.auto import tqdm
 
 from model.common.checkpoints import save_atomic, write_json_atomic
+from model.common.epoch_logs import epoch_loggers
 from model.omniglot import augment
 from model.omniglot import data as om
 from model.omniglot import evaluate as ev
@@ -322,13 +323,6 @@ def load_trained(run_dir: Path, which: str = "best") -> tuple[keras.Model, Omnig
 # ----------------------------------------------------------------------------- entry
 
 
-def tensorboard_available() -> bool:
-    """keras.callbacks.TensorBoard needs the `tensorboard` package on the TF backend."""
-    import importlib.util
-
-    return importlib.util.find_spec("tensorboard") is not None
-
-
 def train(
     cfg: OmniglotConfig, run_dir: Path, data_dir: Path | None = None, resume: bool = False,
     verbose: bool = True, tensorboard: bool = True,
@@ -361,12 +355,8 @@ def train(
 
     control = EpochControl(run, cfg, data, Validator.build(splits["validation"], cfg), state,
                            time.time(), verbose)
-    callbacks = [control, keras.callbacks.CSVLogger(str(run.path / "log.csv"), append=resume)]
-    if tensorboard and tensorboard_available():
-        callbacks.append(keras.callbacks.TensorBoard(str(run.path / "tb"), update_freq="epoch"))
-    elif tensorboard and verbose:
-        tqdm.write("TensorBoard logs skipped: the `tensorboard` package is not installed "
-                   "(pip install -e '.[train]'); epoch logs go to log.csv")
+    callbacks = [control, *epoch_loggers(run.path, append=resume, tensorboard=tensorboard,
+                                         say=tqdm.write if verbose else None)]
     if state["epoch"] < cfg.epochs:
         model.fit(data, epochs=cfg.epochs, initial_epoch=state["epoch"], callbacks=callbacks, verbose=0)
     state.pop("elapsed_before", None)
