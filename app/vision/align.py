@@ -1,34 +1,50 @@
-"""Landmark alignment: a similarity transform maps the 5 detected landmarks onto a
-fixed template, and the face is resampled at the embedder's input size.
+"""Landmark alignment: a similarity transform maps the 5 detected landmarks onto the
+embedder's template, and the face is resampled at the embedder's input size.
 
-The template places the landmarks where the pretrained FaceNet expects them: it is
-the mean landmark position of MTCNN faces in the upstream FaceNet crop (the box
-grown by a margin, resized to 160x160), measured on the CelebA subset by
-``python -m model faces template --margin 0.16``. So the base sees faces framed as
-in its training, but upright and at a fixed scale. The margin was chosen on the
-validation identities (accuracy / TAR@FAR=1e-3 of the base model): 0.00 -> 0.903 / 0.30,
-0.08 -> 0.931 / 0.58, 0.16 -> 0.932 / 0.66, 0.25 -> 0.915 / 0.57.
+Each embedder expects faces framed its own way, so the template and the output size
+belong to the model artefact (``metadata.json``, key ``alignment``), not to this module:
+the FaceNet artefacts carry a template measured on YuNet landmarks in the upstream
+FaceNet framing (``python -m model faces template``, margin chosen on validation
+identities), an ArcFace-style embedder brings the 112x112 ArcFace template.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from app.vision.detect import DetectedFace
 
-FACE_SIZE = 160
-# (x, y) in a 160x160 crop: left eye, right eye, nose, left mouth corner, right mouth corner
-TEMPLATE_160 = np.array(
-    [
-        [50.6, 66.9],
-        [108.4, 65.7],
-        [79.7, 92.5],
-        [54.9, 110.8],
-        [106.2, 109.9],
-    ],
-    dtype=np.float64,
-)
+
+@dataclass(frozen=True)
+class AlignmentTemplate:
+    """Where the 5 landmarks (image-left eye, image-right eye, nose, image-left mouth corner,
+    image-right mouth corner) go in a ``size`` x ``size`` crop."""
+
+    points: np.ndarray  # (5, 2) x, y
+    size: int
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        pts = np.asarray(self.points, dtype=np.float64)
+        if pts.shape != (5, 2) or not np.isfinite(pts).all():
+            raise ValueError(f"an alignment template has 5 (x, y) points, got shape {pts.shape}")
+        if not (8 <= int(self.size) <= 1024) or (pts < 0).any() or (pts > self.size).any():
+            raise ValueError(f"alignment template points must lie inside a {self.size} px crop")
+        object.__setattr__(self, "points", pts)
+        object.__setattr__(self, "size", int(self.size))
+
+    @classmethod
+    def from_metadata(cls, spec: dict) -> "AlignmentTemplate":
+        """From an artefact's ``alignment`` block: {"size": 160, "template": [[x, y] x 5], ...}."""
+        return cls(np.asarray(spec["template"], dtype=np.float64), int(spec["size"]),
+                   str(spec.get("source", "")))
+
+    def to_metadata(self) -> dict:
+        return {"size": self.size, "template": np.round(self.points, 2).tolist(),
+                "landmarks": "yunet 5-point (eyes, nose tip, mouth corners)", "source": self.source}
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -50,24 +66,22 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, translation[:, None]])
 
 
-def align_face(rgb: np.ndarray, landmarks: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
-    """Crop the face whose 5 landmarks are given into a size x size uint8 RGB array."""
-    template = TEMPLATE_160 * (size / FACE_SIZE)
-    m = similarity_transform(landmarks, template)
+def align_face(rgb: np.ndarray, landmarks: np.ndarray, template: AlignmentTemplate) -> np.ndarray:
+    """Crop the face whose 5 landmarks are given into a template.size square uint8 RGB array."""
+    m = similarity_transform(landmarks, template.points)
     # Pillow wants the inverse map: output pixel -> input pixel
     inverse = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
     image = Image.fromarray(rgb)
-    aligned = image.transform(
-        (size, size), Image.AFFINE, data=tuple(inverse.ravel()), resample=Image.BILINEAR
-    )
+    aligned = image.transform((template.size, template.size), Image.AFFINE,
+                              data=tuple(inverse.ravel()), resample=Image.BILINEAR)
     return np.asarray(aligned, dtype=np.uint8)
 
 
-def align(rgb: np.ndarray, face: DetectedFace, size: int = FACE_SIZE) -> np.ndarray:
-    return align_face(rgb, face.landmarks, size)
+def align(rgb: np.ndarray, face: DetectedFace, template: AlignmentTemplate) -> np.ndarray:
+    return align_face(rgb, face.landmarks, template)
 
 
-def crop_box_with_margin(rgb: np.ndarray, face: DetectedFace, margin: float, size: int = FACE_SIZE):
+def crop_box_with_margin(rgb: np.ndarray, face: DetectedFace, margin: float, size: int):
     """Upstream FaceNet framing: the box grown by `margin` (fraction of its size), resized.
 
     Returns the crop and the landmarks in crop coordinates (used to measure the template).

