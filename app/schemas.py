@@ -149,6 +149,23 @@ class Problem(BaseModel):
     errors: list[ValidationIssue] | None = Field(
         default=None, description="422 invalid_request only: one entry per invalid field")
     faces_detected: int | None = Field(default=None, description="422 multiple_faces only")
+    # the measured values behind a face refusal (422 no_face, multiple_faces, face_too_small,
+    # low_quality), next to the threshold each was compared with
+    image_size: list[int] | None = Field(default=None, description="no_face: width, height")
+    comparable_faces: int | None = Field(
+        default=None, description="multiple_faces: faces within required_ratio of the largest")
+    face_sizes: list[float] | None = Field(
+        default=None, description="multiple_faces: px, largest first (at most 10)")
+    size_ratio: float | None = Field(
+        default=None, description="multiple_faces: largest face size / next comparable face size")
+    required_ratio: float | None = Field(
+        default=None, description="multiple_faces: FACEAPI_ENROLL_DOMINANCE_RATIO")
+    face_size: float | None = Field(default=None, description="face_too_small: px")
+    min_face_size: int | None = Field(default=None, description="face_too_small: FACEAPI_MIN_FACE_SIZE")
+    score: float | None = Field(default=None, description="low_quality: detector confidence")
+    min_score: float | None = Field(default=None, description="low_quality: FACEAPI_ENROLL_MIN_SCORE")
+    box: list[float] | None = Field(
+        default=None, description="face_too_small, low_quality: x, y, width, height of the face")
     retry_after: int | None = Field(default=None, description="429 and 503 only: seconds, as in "
                                     "the Retry-After header")
 

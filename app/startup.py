@@ -31,8 +31,8 @@ from app.runtime import Runtime
 from app.services.faces import FaceService
 from app.services.threshold import ThresholdPolicy
 from app.vision.decode import DecodeLimits
-from app.vision.detect import FaceDetector, MTCNNDetector
-from app.vision.pipeline import FacePipeline
+from app.vision.detect import FaceDetector, YuNetDetector
+from app.vision.pipeline import EnrollRules, FacePipeline
 
 log = logging.getLogger("app.startup")
 
@@ -81,19 +81,22 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
         if embedder is None:
             embedder = await asyncio.to_thread(_build_embedder, runtime)
         if detector is None:
-            detector = await asyncio.to_thread(
-                MTCNNDetector, settings.detect_max_side, min_face_size=settings.min_face_size)
+            detector = await asyncio.to_thread(YuNetDetector, input_side=settings.detect_max_side)
         await asyncio.to_thread(runtime.store.load_index)
         worker = BatchingWorker(embedder, settings.batch_max_size, settings.batch_max_wait_ms,
                                 on_batch=runtime.metrics.observe_batch, max_queue=settings.embed_queue_max)
         runtime.worker = worker
         await worker.start()
+        if embedder.input_size != runtime.artifact.alignment.size:
+            raise StartupError(f"the embedder takes {embedder.input_size} px faces but the artefact's "
+                               f"alignment makes {runtime.artifact.alignment.size} px ones")
         blank = np.full((2, embedder.input_size, embedder.input_size, 3), 127, np.uint8)
         await worker.run_direct(blank)
         await asyncio.to_thread(detector.detect, np.full((240, 320, 3), 127, np.uint8))
         pipeline = FacePipeline(
             detector, DecodeLimits(settings.max_upload_bytes, settings.max_pixels, settings.min_image_side),
-            settings.min_face_size)
+            runtime.artifact.alignment,
+            EnrollRules(settings.min_face_size, settings.enroll_min_score, settings.enroll_dominance_ratio))
         pool = BoundedPool(settings.detect_threads, settings.detect_queue_max, "detection")
         runtime.detect_pool = pool
 

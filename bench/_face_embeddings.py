@@ -31,7 +31,7 @@ def _detector():
     from app.vision import detect
 
     s = Settings(_env_file=None)
-    return detect.MTCNNDetector(s.detect_max_side, min_face_size=s.min_face_size)
+    return detect.YuNetDetector(input_side=s.detect_max_side)
 
 
 TRAIN_PHOTOS_PER_IDENTITY = 8  # training identities only make up gallery size: fewer photos
@@ -53,7 +53,7 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     from app.core.errors import DomainError
     from app.inference.artifacts import build_embedder, load_artifact
     from app.vision.decode import DecodeLimits
-    from app.vision.pipeline import FacePipeline
+    from app.vision.pipeline import EnrollRules, FacePipeline
     from model.common import paths
     from model.faces import data as facedata
 
@@ -74,7 +74,9 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     if cache.exists():
         return dict(np.load(cache))
     pipeline = FacePipeline(detector, DecodeLimits(settings.max_upload_bytes, settings.max_pixels,
-                                                   settings.min_image_side), settings.min_face_size)
+                                                   settings.min_image_side), artifact.alignment,
+                            EnrollRules(settings.min_face_size, settings.enroll_min_score,
+                                        settings.enroll_dominance_ratio))
     n = len(celeba.files)
     partial = cache.with_suffix(".partial.npz")  # detection is slow: resume after an interruption
     if partial.exists():

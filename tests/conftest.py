@@ -79,9 +79,9 @@ def real_embedder(model_artifact):
 
 @pytest.fixture(scope="session")
 def real_detector():
-    from app.vision.detect import MTCNNDetector
+    from app.vision.detect import YuNetDetector
 
-    return MTCNNDetector()
+    return YuNetDetector()
 
 
 def migrated_sqlite_url(tmp_path: Path) -> str:

@@ -59,8 +59,15 @@ class Settings(BaseSettings):
     max_upload_bytes: Annotated[int, Field(ge=1024, le=200 * 1024 * 1024)] = 10 * 1024 * 1024
     max_pixels: Annotated[int, Field(ge=1024, le=200_000_000)] = 40_000_000
     min_image_side: Annotated[int, Field(ge=16, le=4096)] = 32
-    min_face_size: Annotated[int, Field(ge=8, le=1024)] = 20
-    detect_max_side: Annotated[int, Field(ge=64, le=4096)] = 640
+    min_face_size: Annotated[int, Field(ge=8, le=1024)] = Field(
+        default=20, description="px (shorter side of the face box); smaller faces are not enrolled")
+    enroll_min_score: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        default=0.75, description="YuNet confidence below which enroll answers low_quality")
+    enroll_dominance_ratio: Annotated[float, Field(ge=1.0, le=100.0)] = Field(
+        default=1.5, description="enroll takes the largest face when every other face is at least "
+        "this many times smaller; otherwise multiple_faces")
+    detect_max_side: Annotated[int, Field(ge=160, le=4096)] = Field(
+        default=640, description="YuNet's first pass runs on the photo scaled to this longer side")
     batch_max_size: Annotated[int, Field(ge=1, le=1024)] = 32
     batch_max_wait_ms: Annotated[float, Field(ge=0.0, le=1000.0)] = 5.0
     detect_threads: Annotated[int, Field(ge=1, le=64)] = 2

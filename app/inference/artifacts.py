@@ -10,8 +10,9 @@ from pathlib import Path
 
 from app.inference.embedder import Embedder
 from app.services.open_set import ImpostorTail
+from app.vision.align import AlignmentTemplate
 
-REQUIRED = ("model_version", "embedding_dim", "metric", "embedder", "threshold")
+REQUIRED = ("model_version", "embedding_dim", "metric", "embedder", "threshold", "alignment")
 
 
 class ArtifactError(RuntimeError):
@@ -63,6 +64,11 @@ class ModelArtifact:
         return {"measured_on": "all pairs of the test identities", **at} if at else None
 
     @cached_property
+    def alignment(self) -> AlignmentTemplate:
+        """Where this embedder wants the 5 landmarks, and its input size (load_artifact checked it)."""
+        return AlignmentTemplate.from_metadata(self.metadata["alignment"])
+
+    @cached_property
     def impostor_tail(self) -> ImpostorTail | None:
         """The low tail of impostor-pair distances (for the identify threshold), or None when
         the artefact was tuned before it was recorded; load_artifact has checked its form."""
@@ -104,6 +110,11 @@ def load_artifact(path: Path) -> ModelArtifact:
         raise ArtifactError(f"{meta_path} lacks {', '.join(missing)}")
     if meta["metric"] != "cosine_distance":
         raise ArtifactError(f"{meta_path}: metric {meta['metric']!r} is not supported")
+    try:
+        AlignmentTemplate.from_metadata(meta["alignment"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{meta_path}: alignment is malformed (needs size and a 5x2 template): "
+                            f"{exc}") from None
     if meta.get("impostor_tail"):
         try:
             ImpostorTail.from_dict(meta["impostor_tail"])

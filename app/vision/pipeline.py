@@ -1,6 +1,11 @@
-"""Bytes -> one aligned face, with the enroll rules: exactly one clear, large enough face.
+"""Bytes -> one aligned face: the face of the person the photo is of.
 
-Blocking (decode and MTCNN): the API runs it in a thread pool.
+Verify and identify use the largest face. Enroll also needs that face to dominate the
+photo (every other face at most 1/``dominance_ratio`` of its size: people in the
+background are fine, two people side by side are not), to be large enough and to be a
+clear detection. Every refusal carries the measured values that caused it.
+
+Blocking (decode and detection): the API runs it in a thread pool.
 """
 
 from __future__ import annotations
@@ -11,55 +16,79 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.core import errors
-from app.vision.align import FACE_SIZE, align
+from app.vision.align import AlignmentTemplate, align
 from app.vision.decode import DecodeLimits, decode_image
 from app.vision.detect import DetectedFace, FaceDetector
 
-ENROLL_MIN_SCORE = 0.95
+
+@dataclass(frozen=True)
+class EnrollRules:
+    """Thresholds of the enroll checks; README ("Refusals") says where each value comes from."""
+
+    min_face_size: int = 20  # px, shorter side of the detector's box
+    min_score: float = 0.75  # detector confidence
+    dominance_ratio: float = 1.5  # largest face size / second largest face size
 
 
 @dataclass(frozen=True)
 class FaceSample:
-    aligned: np.ndarray  # FACE_SIZE x FACE_SIZE x 3 uint8
+    aligned: np.ndarray  # template.size x template.size x 3 uint8
     face: DetectedFace
     faces_detected: int
     timings_ms: dict = field(default_factory=dict)
 
 
+def _box(face: DetectedFace) -> list[float]:
+    return [round(v, 1) for v in face.box]
+
+
 class FacePipeline:
-    def __init__(self, detector: FaceDetector, limits: DecodeLimits, min_face_size: int = 20) -> None:
+    def __init__(self, detector: FaceDetector, limits: DecodeLimits, template: AlignmentTemplate,
+                 rules: EnrollRules = EnrollRules()) -> None:
         self.detector = detector
         self.limits = limits
-        self.min_face_size = min_face_size
+        self.template = template
+        self.rules = rules
 
     def extract(self, data: bytes, enroll: bool) -> FaceSample:
-        """Decode, detect and align. For enroll, exactly one clear face of at least
-        `min_face_size` px is required; otherwise the largest face is used."""
+        """Decode, detect and align the largest face; for enroll, check the enroll rules."""
         t0 = time.perf_counter()
         rgb = decode_image(data, self.limits)
         t1 = time.perf_counter()
         faces = self.detector.detect(rgb)
         t2 = time.perf_counter()
         if not faces:
-            raise errors.NoFace("No face was found in the image; send a photo with one frontal face")
-        clear = [f for f in faces if f.size >= self.min_face_size]
+            height, width = rgb.shape[:2]
+            raise errors.NoFace(
+                f"No face was found in the {width}x{height} image (searched at several scales); "
+                "send a photo with one frontal face", image_size=[width, height])
         if enroll:
-            if len(clear) > 1:
-                raise errors.MultipleFaces(
-                    f"{len(clear)} faces were found; enrolling needs a photo with exactly one face",
-                    faces_detected=len(faces),
-                )
-            if not clear:
-                raise errors.FaceTooSmall(
-                    f"The face is {faces[0].size:.0f} px; enrolling needs at least {self.min_face_size} px"
-                )
-            if clear[0].score < ENROLL_MIN_SCORE:
-                raise errors.LowQuality(
-                    f"Face detection confidence {clear[0].score:.2f} is below {ENROLL_MIN_SCORE}; "
-                    "send a sharper, frontal photo"
-                )
+            self.check_enroll(faces)
         face = faces[0]  # largest
-        aligned = align(rgb, face, FACE_SIZE)
+        aligned = align(rgb, face, self.template)
         t3 = time.perf_counter()
         timings = {"decode": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3, "align": (t3 - t2) * 1e3}
         return FaceSample(aligned, face, len(faces), timings)
+
+    def check_enroll(self, faces: list[DetectedFace]) -> None:
+        """Raise the refusal for a photo that must not be enrolled; `faces` largest first."""
+        rules, main = self.rules, faces[0]
+        comparable = [f for f in faces[1:] if main.size < rules.dominance_ratio * f.size]
+        if comparable:
+            ratio = main.size / comparable[0].size
+            raise errors.MultipleFaces(
+                f"{1 + len(comparable)} faces of comparable size were found (the largest is "
+                f"{main.size:.0f} px, the next {comparable[0].size:.0f} px: ratio {ratio:.2f}, "
+                f"below {rules.dominance_ratio}); enrolling needs one face that clearly dominates",
+                faces_detected=len(faces), comparable_faces=1 + len(comparable),
+                face_sizes=[round(f.size, 1) for f in faces[:10]], size_ratio=round(ratio, 3),
+                required_ratio=rules.dominance_ratio)
+        if main.size < rules.min_face_size:
+            raise errors.FaceTooSmall(
+                f"The face is {main.size:.0f} px; enrolling needs at least {rules.min_face_size} px",
+                face_size=round(main.size, 1), min_face_size=rules.min_face_size, box=_box(main))
+        if main.score < rules.min_score:
+            raise errors.LowQuality(
+                f"Face detection confidence {main.score:.2f} is below {rules.min_score}; "
+                "send a sharper, frontal, well-lit photo",
+                score=round(main.score, 3), min_score=rules.min_score, box=_box(main))

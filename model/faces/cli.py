@@ -22,6 +22,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--margin", type=float, default=0.16,
                    help="box growth per side, as a fraction of the box (upstream FaceNet framing)")
+    p.add_argument("--sweep", type=float, nargs="+", metavar="MARGIN", default=None,
+                   help="instead: base-model accuracy and TAR@FAR=1e-3 on validation pairs per margin")
+    p.add_argument("--write", nargs="+", metavar="VERSION", default=None,
+                   help="write the template into these artefacts' metadata.json (key alignment)")
     p.set_defaults(run=run_template)
 
     p = commands.add_parser("tune-threshold", help="tune and record the base embedder's threshold")
@@ -69,11 +73,22 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run_template(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from model.faces.template import measure_template
+    from model.faces.template import measure_template, sweep_margins
 
+    if args.sweep:
+        for row in sweep_margins(args.sweep, args.data_dir):
+            print(json.dumps(row))
+        return 0
     n, template = measure_template(args.data_dir, args.margin)
-    print(f"{n} faces; template for 160x160 (x, y):")
-    print(np.array2string(np.round(template, 1), separator=", "))
+    print(f"{n} faces; template for {template.size}x{template.size} (x, y):")
+    print(np.array2string(np.round(template.points, 1), separator=", "))
+    for version in args.write or ():
+        from model.faces.artifact import write_metadata
+
+        meta = json.loads((ARTIFACTS / version / "metadata.json").read_text())
+        meta["alignment"] = template.to_metadata()
+        write_metadata(ARTIFACTS / version, meta)
+        print(f"written into {ARTIFACTS / version / 'metadata.json'}")
     return 0
 
 

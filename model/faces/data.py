@@ -1,6 +1,6 @@
 """The CelebA face subset: identity splits, balanced pairs, and aligned faces.
 
-Faces go through the service's own code (app.vision: decode, MTCNN detection,
+Faces go through the service's own code (app.vision: decode, YuNet detection,
 landmark alignment), so what the trainer and the threshold see is exactly what
 the service will see. Detection is slow (~60 ms an image), so its results are
 cached under ``var/cache``; alignment is cheap and is redone from the cache.
@@ -114,18 +114,27 @@ class Detections:
         return self.n_faces > 0
 
 
+def detector_key() -> str:
+    """Identifies the service's detector: a change of its code or weights invalidates caches."""
+    import app.vision.detect as detect
+
+    h = hashlib.sha256(Path(detect.__file__).read_bytes())
+    h.update(detect.yunet_model_path().read_bytes())
+    return h.hexdigest()[:12]
+
+
 def detect_images(name: str, images: list[Path], cache: Path | None = None, workers: int = 2) -> Detections:
-    """Run the service's decoder and detector on every image (CelebA, Yale), cached under
-    `<name>_detections_<hash of the file names>.npz`."""
+    """Run the service's decoder and detector (default settings) on every image (CelebA, Yale),
+    cached under `<name>_detections_<hash of the file names>_yunet<detector_key()>.npz`."""
     from app.vision.decode import decode_image
-    from app.vision.detect import MTCNNDetector
+    from app.vision.detect import YuNetDetector
 
     key = hashlib.sha256("\n".join(p.name for p in images).encode()).hexdigest()[:12]
-    path = cache_dir(cache) / f"{name}_detections_{key}.npz"
+    path = cache_dir(cache) / f"{name}_detections_{key}_yunet{detector_key()}.npz"
     if path.exists():
         z = np.load(path)
         return Detections(z["n_faces"], z["boxes"], z["scores"], z["landmarks"])
-    detector = MTCNNDetector()
+    detector = YuNetDetector()  # thread-safe: one OpenCV net per thread
     n = len(images)
     out = Detections(np.zeros(n, np.int32), np.full((n, 4), np.nan), np.full(n, np.nan),
                      np.full((n, 5, 2), np.nan))
@@ -142,14 +151,26 @@ def detect_images(name: str, images: list[Path], cache: Path | None = None, work
     return out
 
 
-def align_images(images: list[Path], detections: Detections) -> np.ndarray:
-    """(N, 160, 160, 3) uint8 faces aligned by the service's code; zeros where no face was found."""
-    from app.vision.align import FACE_SIZE, align_face
+def default_template():
+    """The alignment the FaceNet artefacts use (the base artefact's, measured on YuNet landmarks
+    by `python -m model faces template`)."""
+    from app.inference.artifacts import load_artifact
+
+    from model.faces.artifact import ARTIFACTS, BASE_VERSION
+
+    return load_artifact(ARTIFACTS / BASE_VERSION).alignment
+
+
+def align_images(images: list[Path], detections: Detections, template=None) -> np.ndarray:
+    """(N, size, size, 3) uint8 faces aligned by the service's code on `template` (default:
+    default_template()); zeros where no face was found."""
+    from app.vision.align import align_face
     from app.vision.decode import decode_image
 
-    faces = np.zeros((len(images), FACE_SIZE, FACE_SIZE, 3), np.uint8)
-    for i in tqdm(np.flatnonzero(detections.found), desc="align", unit="img"):
-        faces[i] = align_face(decode_image(images[i].read_bytes()), detections.landmarks[i])
+    template = template or default_template()
+    faces = np.zeros((len(images), template.size, template.size, 3), np.uint8)
+    for i in tqdm(np.flatnonzero(detections.found), desc="align", unit="img", mininterval=5):
+        faces[i] = align_face(decode_image(images[i].read_bytes()), detections.landmarks[i], template)
     return faces
 
 
@@ -157,8 +178,8 @@ def detect_all(celeba: CelebA, cache: Path | None = None, workers: int = 2) -> D
     return detect_images("celeba", celeba.paths(), cache, workers)
 
 
-def aligned_faces(celeba: CelebA, detections: Detections) -> np.ndarray:
-    return align_images(celeba.paths(), detections)
+def aligned_faces(celeba: CelebA, detections: Detections, template=None) -> np.ndarray:
+    return align_images(celeba.paths(), detections, template)
 
 
 def embed_all(embedder, faces: np.ndarray, usable: np.ndarray, batch: int = 64) -> np.ndarray:

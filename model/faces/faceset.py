@@ -1,7 +1,7 @@
 """Aligned face sets (CelebA subset, Yale) made with the service's own decode/detect/align code.
 
-Detections and aligned faces are cached under var/cache, keyed by the detections and by
-the source of app/vision/align.py, so a change of the alignment template invalidates them.
+Detections and aligned faces are cached under var/cache, keyed by the detections (and so the
+detector), the alignment template and the source of app/vision/align.py.
 """
 
 from __future__ import annotations
@@ -20,35 +20,38 @@ from model.faces import data as facedata
 class FaceSet:
     """Aligned faces with identities; `usable` marks faces that were detected."""
 
-    faces: np.ndarray  # (N, 160, 160, 3) uint8
+    faces: np.ndarray  # (N, size, size, 3) uint8
     identities: np.ndarray  # (N,)
     usable: np.ndarray  # (N,) bool
 
 
-def celeba_faces(data_dir: str | None = None, cache: Path | None = None) -> FaceSet:
-    """The CelebA subset through the service's detect/align code (aligned faces cached by content
-    of the detections and of app/vision/align.py)."""
-    import app.vision.align as align
-
+def celeba_faces(data_dir: str | None = None, cache: Path | None = None, template=None) -> FaceSet:
+    """The CelebA subset through the service's detect/align code, aligned on `template`
+    (default: the FaceNet artefacts' one)."""
+    template = template or facedata.default_template()
     celeba = facedata.load_celeba(data_dir)
     det = facedata.detect_all(celeba, cache)
-    faces = _cached_alignment("celeba", det, Path(align.__file__), lambda: facedata.aligned_faces(celeba, det), cache)
+    faces = _cached_alignment("celeba", det, template,
+                              lambda: facedata.aligned_faces(celeba, det, template), cache)
     return FaceSet(faces, celeba.identities, det.found)
 
 
-def yale_faces(data_dir: str | None = None, cache: Path | None = None) -> FaceSet:
+def yale_faces(data_dir: str | None = None, cache: Path | None = None, template=None) -> FaceSet:
     """All 164 Yale faces (15 subjects), detected and aligned like CelebA; cached the same way."""
-    import app.vision.align as align
-
+    template = template or facedata.default_template()
     images = sorted(paths.data_dir(data_dir).joinpath("yalefaces").glob("subject*.png"))
     det = facedata.detect_images("yale", images, cache)
-    faces = _cached_alignment("yale", det, Path(align.__file__), lambda: facedata.align_images(images, det), cache)
+    faces = _cached_alignment("yale", det, template,
+                              lambda: facedata.align_images(images, det, template), cache)
     subjects = np.array([int(p.name.split(".")[0].removeprefix("subject")) for p in images])
     return FaceSet(faces, subjects, det.found)
 
 
-def _cached_alignment(name, det, align_source: Path, compute, cache) -> np.ndarray:
-    h = hashlib.sha256(det.landmarks.tobytes() + det.found.tobytes() + align_source.read_bytes())
+def _cached_alignment(name, det, template, compute, cache) -> np.ndarray:
+    import app.vision.align as align
+
+    h = hashlib.sha256(det.landmarks.tobytes() + det.found.tobytes() + template.points.tobytes()
+                       + str(template.size).encode() + Path(align.__file__).read_bytes())
     path = paths.cache_dir(cache) / f"{name}_aligned_{h.hexdigest()[:12]}.npy"
     if path.exists():
         return np.load(path)

@@ -107,17 +107,17 @@ def base_embedder(base_artifact):
 
 
 @pytest.fixture(scope="module")
-def aligned_faces():
+def aligned_faces(base_artifact):
     from app.vision.decode import decode_image
     from app.vision.align import align_face
-    from app.vision.detect import MTCNNDetector
+    from app.vision.detect import YuNetDetector
     from tests.conftest import yale_bytes
 
-    detector = MTCNNDetector()
+    detector = YuNetDetector()
     faces = []
     for name in ("subject01.normal", "subject02.happy", "subject05.glasses"):
         rgb = decode_image(yale_bytes(name))
-        faces.append(align_face(rgb, detector.detect(rgb)[0].landmarks))
+        faces.append(align_face(rgb, detector.detect(rgb)[0].landmarks, base_artifact.alignment))
     return np.stack(faces)
 
 

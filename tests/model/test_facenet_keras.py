@@ -17,15 +17,16 @@ pytestmark = pytest.mark.slow
 def _aligned(paths) -> np.ndarray:
     from app.vision.align import align
     from app.vision.decode import decode_image
-    from app.vision.detect import MTCNNDetector
+    from app.vision.detect import YuNetDetector
+    from model.faces.data import default_template
 
-    detector = MTCNNDetector()
+    detector, template = YuNetDetector(), default_template()
     faces = []
     for p in paths:
         rgb = decode_image(p.read_bytes())
         found = detector.detect(rgb)
         assert found, f"no face in {p.name}"
-        faces.append(align(rgb, found[0]))
+        faces.append(align(rgb, found[0], template))
     return np.stack(faces)
 
 
