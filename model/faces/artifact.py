@@ -24,8 +24,8 @@ def base_embedder_spec(sha256: str) -> dict:
         "base_output": "embeddings:0",
         "head": None,
         "input_size": INPUT_SIZE,
-        "preprocessing": "mtcnn 5-point similarity alignment to app.vision.align.TEMPLATE_160, "
-                         "prewhiten per face",
+        "preprocessing": "YuNet 5-point similarity alignment to the template in metadata "
+                         "alignment, prewhiten per face",
     }
 
 

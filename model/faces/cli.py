@@ -34,6 +34,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs", type=int, default=3000, help="same pairs per split (as many different)")
     p.add_argument("--version", default=BASE_VERSION)
     p.add_argument("--out", type=Path, default=ARTIFACTS)
+    p.add_argument("--retune", nargs="+", metavar="VERSION", default=None,
+                   help="instead: re-tune these existing artefacts as shipped (head and alignment "
+                        "kept) with the current detector")
     p.set_defaults(run=run_tune_threshold)
 
     p = commands.add_parser(
@@ -94,6 +97,15 @@ def run_template(args: argparse.Namespace) -> int:
 
 def run_tune_threshold(args: argparse.Namespace) -> int:
     from model.faces.threshold import tune_base_threshold
+
+    if args.retune:
+        from model.faces.export import retune
+
+        for version in args.retune:
+            meta = retune(args.out / version, args.data_dir)
+            print(version, json.dumps({k: meta[k] for k in ("threshold", "threshold_far_1e-3")}),
+                  json.dumps(meta["metrics"]["test"]), flush=True)
+        return 0
 
     meta = tune_base_threshold(args.data_dir, args.seed, args.pairs, args.version, args.out)
     print(json.dumps({k: meta[k] for k in ("threshold", "threshold_far_1e-3", "metrics")}, indent=2))

@@ -192,6 +192,7 @@ def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_mode
         "embedding_dim": embedding_dim,
         "metric": "cosine_distance",
         "embedder": spec,
+        "alignment": facedata.default_template().to_metadata(),
         "threshold": tuned["threshold"],
         "threshold_far_1e-3": tuned["threshold_far_1e-3"],
         "threshold_source": {"split": "val", "pairs": int(len(labels["val"])), "criterion": "max accuracy"},
@@ -226,4 +227,39 @@ def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_mode
         path = saved_model_dir or exports / "saved_model"
         export_saved_model(serving_model(head, cfg.base_stage), path)
         print(f"SavedModel: {path}")
+    return meta
+
+
+def retune(folder: Path, data_dir: str | None = None) -> dict:
+    """Re-tune an existing artefact as shipped (its head, its alignment) with the current
+    detector: thresholds, val/test/Yale metrics and the all-pairs statistics are measured again
+    and written into its metadata.json; the weights do not change."""
+    import copy
+
+    import keras
+
+    from app.inference.artifacts import load_artifact
+
+    artifact = load_artifact(folder)
+    meta = copy.deepcopy(artifact.metadata)
+    spec = meta["embedder"]
+    head = keras.saving.load_model(folder / spec["head"], compile=False) if spec.get("head") else None
+    config = (meta.get("training") or {}).get("config")
+    cfg = FaceTuneConfig.from_json(json.dumps(config)) if config else FaceTuneConfig(preset="base")
+    celeba = celeba_faces(data_dir, template=artifact.alignment)
+    yale = yale_faces(data_dir, template=artifact.alignment)
+    base_output = spec.get("base_output", "embeddings:0")
+    emb = ServiceEmbedder(base_output, head)
+    feats = None if base_output == "input:0" else base_features(celeba, [base_output], False)[base_output]
+    tuned, _, labels = evaluate_variant(emb, cfg, celeba, yale, feats)
+    meta.update(threshold=tuned["threshold"], metrics=tuned["metrics"])
+    meta["threshold_far_1e-3"] = tuned["threshold_far_1e-3"]
+    meta["threshold_source"] = {"split": "val", "pairs": int(len(labels["val"])), "criterion": "max accuracy"}
+    meta["embedder"]["preprocessing"] = base_embedder_spec("")["preprocessing"]
+    data = meta.setdefault("data", {})
+    data["faces_detected"] = f"{int(celeba.usable.sum())}/{len(celeba.usable)}"
+    data.setdefault("yale", {})["images"] = int(yale.usable.sum())
+    meta["retuned"] = {**provenance(), "why": "new detector (YuNet, app/vision/detect.py)"}
+    apply_all_pairs(meta, tuned["all_pairs"])
+    write_metadata(folder, meta)
     return meta

@@ -33,7 +33,8 @@ def tune_base_threshold(data_dir: str | None, seed: int, n_pairs: int, version: 
 
     celeba = data.load_celeba(data_dir)
     det = data.detect_all(celeba)
-    faces = data.aligned_faces(celeba, det)
+    template = data.default_template()
+    faces = data.aligned_faces(celeba, det, template)
     embedder = FaceNetGraphEmbedder(version, EMBEDDING_DIM, INPUT_SIZE)
     emb = data.embed_all(embedder, faces, det.found)
     split = data.split_identities(celeba.identities, seed)
@@ -47,6 +48,7 @@ def tune_base_threshold(data_dir: str | None, seed: int, n_pairs: int, version: 
         "embedding_dim": EMBEDDING_DIM,
         "metric": "cosine_distance",
         "embedder": base_embedder_spec(graph_sha256()),
+        "alignment": template.to_metadata(),
         **{k: tuned[k] for k in ("threshold", "threshold_far_1e-3")},
         "threshold_source": {"split": "val", "pairs": sizes["val"], "criterion": "max accuracy"},
         "metrics": tuned["metrics"],
@@ -134,7 +136,8 @@ def retune_all_pairs(folder: Path, data_dir: str | None, seed: int) -> dict:
     det = data.detect_all(celeba)
     split = data.split_identities(celeba.identities, seed)
     need = det.found & np.isin(celeba.identities, np.r_[split["val"], split["test"]])
-    emb = data.embed_all(build_embedder(artifact), data.aligned_faces(celeba, det), need)
+    emb = data.embed_all(build_embedder(artifact), data.aligned_faces(celeba, det, artifact.alignment),
+                         need)
     stats = all_pairs_statistics(emb, celeba.identities, need, split)
     meta = apply_all_pairs(copy.deepcopy(artifact.metadata), stats)
     meta["all_pairs_provenance"] = provenance()
