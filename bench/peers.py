@@ -55,7 +55,7 @@ COLORS = {"dlib": "tab:orange", "sface": "tab:green"}
 # --------------------------------------------------------------------------- systems
 
 
-def our_systems(extra: list[str], swap_detector: bool = False) -> list[dict]:
+def our_systems(extra: list[str], baseline: Path | None = None, baseline_ref: str = "") -> list[dict]:
     """The service's default artefact and the base-only one (one entry if they are the same)."""
     from app.core.config import Settings
     from app.inference.artifacts import load_artifact
@@ -71,10 +71,11 @@ def our_systems(extra: list[str], swap_detector: bool = False) -> list[dict]:
     if not same:
         out.append({"key": "base", "kind": "ours", "arg": str(base_dir), "version": BASE_VERSION,
                     "label": f"ours base-only ({BASE_VERSION})"})
-    if swap_detector:  # on the base-only embedder: the detector's share, apart from any fine-tuning
-        out.append({"key": "base+yunet", "kind": "ours_yunet", "arg": str(base_dir),
-                    "version": BASE_VERSION + "+yunet",
-                    "label": "diagnostic: base-only embedder + YuNet detector"})
+    if baseline is not None:  # the build before YuNet (MTCNN), its own code, artefact and thresholds
+        out.append({"key": "mtcnn-build", "kind": "ours", "repo": str(baseline),
+                    "arg": str(baseline / "model" / "artifacts" / d.model_version),
+                    "version": f"{d.model_version}@{baseline_ref}",
+                    "label": f"MTCNN build ({baseline_ref}), default model"})
     for v in extra:
         p = Path(v) if Path(v).is_dir() else ARTIFACTS / v
         a = load_artifact(p)
@@ -97,8 +98,9 @@ class Worker:
         cmd = ["nice", "-n", "10", sys.executable, "-m", "bench.peers", "--worker", spec["kind"]]
         if spec["arg"]:
             cmd += ["--worker-arg", spec["arg"]]
-        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
+        repo = spec.get("repo", str(REPO_ROOT))  # another checkout runs another build
+        self.proc = subprocess.Popen(cmd, cwd=repo, env={**os.environ, "PYTHONPATH": repo},
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.info: dict | None = None
 
     def wait_ready(self) -> dict:
@@ -229,12 +231,13 @@ def interleaved_timing(workers: list[Worker], files: list[str], rounds: int, bat
 
 def http_end_to_end(files: list[str], pairs: facedata.Pairs, n_pairs: int, max_seconds: float,
                     lib: Worker, lib_emb: np.ndarray, lib_found: np.ndarray) -> dict:
-    """Enroll A / verify B over HTTP on 127.0.0.1 for the first n_pairs pairs (time-bounded)."""
+    """Enroll A / verify B over HTTP, served by the build `lib` runs (its checkout)."""
     import httpx
 
     rows = []
     # nice 10: the library's worker, timed beside it, is not slowed by the service's warm-up
-    with LocalService(nice=10, ready_timeout_s=180, prefix="faceapi-peers-") as service, \
+    with LocalService(nice=10, ready_timeout_s=300, prefix="faceapi-peers-",
+                      repo=Path(lib.spec.get("repo", REPO_ROOT))) as service, \
             httpx.Client(base_url=service.url, timeout=60) as http:
         keys, ready_s = service.keys, service.ready_s
         start = time.monotonic()
@@ -373,7 +376,8 @@ def markdown(results: dict) -> str:
     M = results["metrics"]
     R = results["rss"]
     lines = [
-        f"Run: {results['when']}, {results['machine']}; command: `{results['command']}`.",
+        f"Run: {results['when']}, {results['machine']}; command: `{results['command']}`; load before "
+        f"the run: `{results.get('uptime', 'not recorded')}`.",
         "",
         f"CelebA: {M['celeba_test'][ref]['pairs']} test pairs ({results['celeba']['test_same']} same) over "
         f"{results['celeba']['test_images']} photos of the {results['celeba']['test_ids']} held-out test identities; "
@@ -412,9 +416,10 @@ def markdown(results: dict) -> str:
             f"{M['yale'][k]['oracle_threshold']:.4f} | {M['common'][k]:.3f} |")
     lines += ["", f"*common-pairs acc*: the {results['common_pairs']} CelebA test pairs where every system found both "
               "faces (the embedder and alignment compared on equal photos, the detector taken out)."]
-    h = results.get("http")
-    if h:
-        lines += ["", f"**End to end over HTTP** (127.0.0.1, SQLite, default model, threshold {h['threshold']}): "
+    for h, build in ((results.get("http"), "this build"), (results.get("http_baseline"), "the MTCNN build")):
+        if not h:
+            continue
+        lines += ["", f"**End to end over HTTP, {build}** (127.0.0.1, SQLite, default model, threshold {h['threshold']}): "
                   f"{h['pairs']} CelebA test pairs, enroll A then verify B. Accuracy over HTTP {h['http_accuracy']:.3f} vs "
                   f"library level {h['library_accuracy']:.3f} on the same pairs, and "
                   f"{h['library_accuracy_with_service_refusals']:.3f} when the pairs the service refused are "
@@ -447,7 +452,12 @@ def run(args) -> dict:
     need = {s: np.unique(np.r_[cp[s].a, cp[s].b]) for s in cp}
     celeba_needed = sorted({cfiles[i] for s in need for i in need[s]})
 
-    specs = our_systems(args.ours, args.swap_detector) + [p for p in PEERS if p["key"] in args.peers]
+    baseline = None
+    if args.baseline:
+        from bench._common import baseline_checkout
+
+        baseline = baseline_checkout(args.baseline)
+    specs = our_systems(args.ours, baseline, args.baseline or "") + [p for p in PEERS if p["key"] in args.peers]
     palette = ["tab:blue", "tab:purple", "tab:brown", "tab:pink"]
     for n, s in enumerate(x for x in specs if x["kind"].startswith("ours")):
         s["color"] = palette[n]
@@ -473,7 +483,8 @@ def run(args) -> dict:
 
             path = cache / f"peers_{tag}_{ds}_{hashlib.sha256(vkey.encode()).hexdigest()[:10]}.npz"
             print(f"[{w.spec['label']}] embedding {ds}", file=sys.stderr, flush=True)
-            w.ask("embed", files=files, cache=str(path), cached_det=(ds == "celeba"))
+            # the baseline build would first detect all 6,300 CelebA photos for its cache: detect live
+            w.ask("embed", files=files, cache=str(path), cached_det=(ds == "celeba" and "repo" not in w.spec))
             emb[(k, ds)] = path
 
     rng = np.random.default_rng(7)
@@ -538,11 +549,15 @@ def run(args) -> dict:
         M["common"][s["key"]] = float(np.mean(((dt <= thresholds[s["key"]]) == cp["test"].same)[common]))
 
     rss = {}
-    http = None
+    http = http_baseline = None
     default = next(w for w in workers if w.spec["key"] == "default")
     if args.http_pairs > 0:
         print("HTTP end to end", file=sys.stderr, flush=True)
         http = http_end_to_end(cfiles, cp["test"], args.http_pairs, args.http_seconds, default, *lib["default"])
+        if baseline is not None:
+            mtcnn = next(w for w in workers if w.spec["key"] == "mtcnn-build")
+            http_baseline = http_end_to_end(cfiles, cp["test"], args.http_pairs, args.http_seconds, mtcnn,
+                                            *lib["mtcnn-build"])
     for w in workers:
         rss[w.spec["key"]] = w.close()
     if reused:
@@ -558,7 +573,7 @@ def run(args) -> dict:
                    "val_ids": int(len(np.unique(celeba.identities[np.r_[cp["val"].a, cp["val"].b]])))},
         "yale_images": len(yale_files), "common_pairs": int(common.sum()),
         "metrics": M, "roc": roc, "thresholds": thresholds, "no_face": no_face, "timing": timing,
-        "rss": rss, "http": http,
+        "rss": rss, "http": http, "http_baseline": http_baseline, "uptime": args.uptime,
     }
 
 
@@ -571,8 +586,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ours", nargs="*", default=[], help="more artefacts (folder or version) to include")
     p.add_argument("--reuse-timing", type=Path, default=None,
                    help="take timing and RSS from an earlier results file (recompute accuracy and HTTP)")
-    p.add_argument("--swap-detector", action="store_true",
-                   help="add a diagnostic system: our alignment + embedder on YuNet detections")
+    p.add_argument("--baseline", metavar="REF", default=None,
+                   help="also the build at git commit REF (e.g. the MTCNN build), from its own files, "
+                        "library level and over HTTP")
     p.add_argument("--timing-images", type=int, default=60)
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--batch", type=int, default=16)
@@ -597,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick:
             args.timing_images, args.rounds, args.timing_batches = 16, 2, 2
             args.http_pairs = min(args.http_pairs, 30)
+        args.uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
         results = run(args)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1, default=float))
