@@ -143,7 +143,36 @@ def _rss_mib(pid: int) -> float:
     return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
 
 
-def throughput(model: str, seconds: float, builds: dict[str, Path]) -> dict:
+def http_pairs(url: str, keys: dict, n_pairs: int) -> dict:
+    """Enroll photo A, verify photo B for the first n_pairs CelebA test pairs of bench/peers.py
+    (balanced pairs over all photos of the held-out test identities): refusals by code and
+    accuracy over HTTP, with refused pairs counted as errors."""
+    import httpx
+
+    from bench.peers import celeba_pairs
+
+    celeba, cp = celeba_pairs(3000, None)
+    pairs = cp["test"]
+    codes: dict[str, int] = {}
+    right = 0
+    with httpx.Client(base_url=url, timeout=120) as http:
+        for k in range(n_pairs):
+            a, b = (celeba.path(i).read_bytes() for i in (pairs.a[k], pairs.b[k]))
+            e = http.post("/enroll", data={"person_id": f"pair-{k}"}, files={"image": ("a.jpg", a)},
+                          headers={"X-API-Key": keys["admin"]})
+            r = e if e.status_code >= 300 else http.post(
+                "/verify", data={"person_id": f"pair-{k}"}, files={"image": ("b.jpg", b)},
+                headers={"X-API-Key": keys["client"]})
+            if r.status_code == 200:
+                right += r.json()["match"] == bool(pairs.same[k])
+            else:
+                code = r.json().get("code", str(r.status_code))
+                codes[code] = codes.get(code, 0) + 1
+    return {"pairs": n_pairs, "refusals": dict(sorted(codes.items())), "refused": sum(codes.values()),
+            "accuracy_refusals_as_errors": round(right / n_pairs, 4)}
+
+
+def throughput(model: str, seconds: float, builds: dict[str, Path], n_http_pairs: int = 0) -> dict:
     """/verify requests/s with 1 and 16 clients per build; the rows of the builds alternate
     (this build, baseline, this build, ...) so that other load on the CPU hits both alike."""
     import httpx
@@ -175,6 +204,10 @@ def throughput(model: str, seconds: float, builds: dict[str, Path]) -> dict:
                 print(label, clients, row, flush=True)
         for label, server in servers.items():
             out[label]["rss_after_load_mib"] = _rss_mib(server.proc.pid)
+        for label, server in servers.items():
+            if n_http_pairs:
+                out[label]["http_pairs"] = http_pairs(server.url, server.keys, n_http_pairs)
+                print(label, out[label]["http_pairs"], flush=True)
     finally:
         for server in servers.values():
             server.__exit__()
@@ -206,14 +239,24 @@ def _accuracy_rows(a: dict, label: str) -> list[str]:
 
 def markdown(result: dict, command: str) -> str:
     acc = result["accuracy"]
-    first = next(iter(acc.values()))
-    builds = list(acc)
+    builds = list(result["throughput"])
     lines = [
         "## Verification pipeline (`bench/verify_pairs.py`)",
         "",
         f"Command: `{command}`  ",
         f"Machine: {result['machine']}; load before the run: `{result['uptime']}`; model "
-        f"`{first['model_version']}`; builds: " + "; ".join(f"**{b}**" for b in builds) + ". "
+        f"`{result['model']}`; builds: " + "; ".join(f"**{b}**" for b in builds) + ".",
+        "",
+    ]
+    if acc:
+        lines += _accuracy_markdown(acc)
+    return "\n".join(lines + _throughput_markdown(result, builds) + [""])
+
+
+def _accuracy_markdown(acc: dict) -> list[str]:
+    first = next(iter(acc.values()))
+    builds = list(acc)
+    lines = [
         "Each build uses its own code, artefact metadata and thresholds (tuned on the validation "
         "identities with its own detector): the service default (FAR <= 1e-3 on validation) and "
         "the maximum-accuracy one (`FACEAPI_THRESHOLD_POLICY=max_accuracy`).",
@@ -236,6 +279,12 @@ def markdown(result: dict, command: str) -> str:
         "| embed, per face at batch 32 | " + " | ".join(str(acc[b]["embed_ms_per_face_batch32"])
                                                        for b in builds) + " |",
         "",
+    ]
+    return lines
+
+
+def _throughput_markdown(result: dict, builds: list[str]) -> list[str]:
+    lines = [
         f"**POST /verify throughput** against `python -m app serve` on 127.0.0.1 (Yale photos, "
         f"320x243 PNG; {result['seconds']} s per row; the builds' rows alternate):",
         "",
@@ -253,7 +302,14 @@ def markdown(result: dict, command: str) -> str:
               "| build | ready after | RSS at ready | RSS after the load rows |", "|---|---|---|---|"]
     lines += [f"| {b} | {t[b]['ready_s']} s | {t[b]['rss_ready_mib']} MiB | {t[b]['rss_after_load_mib']} MiB |"
               for b in builds]
-    return "\n".join(lines + [""])
+    if all("http_pairs" in t[b] for b in builds):
+        n = t[builds[0]]["http_pairs"]["pairs"]
+        lines += ["", f"**End to end over HTTP** on the first {n} CelebA test pairs of `bench/peers.py` "
+                  "(balanced pairs over all photos of the held-out test identities; enroll A, verify B):", "",
+                  "| build | refused (by code) | accuracy, refusals counted as errors |", "|---|---|---|"]
+        lines += [f"| {b} | {t[b]['http_pairs']['refused']} ({t[b]['http_pairs']['refusals'] or 'none'}) | "
+                  f"{t[b]['http_pairs']['accuracy_refusals_as_errors']:.3f} |" for b in builds]
+    return lines
 
 
 def main() -> int:
@@ -272,6 +328,9 @@ def main() -> int:
                         help="git commit of a build to measure beside this one, e.g. the MTCNN build")
     parser.add_argument("--label", default="this build (YuNet)")
     parser.add_argument("--baseline-label", default="baseline (MTCNN)")
+    parser.add_argument("--accuracy", choices=["all", "this", "none"], default="all",
+                        help="which builds' accuracy and stage latency to measure (the baseline's is slow)")
+    parser.add_argument("--http-pairs", type=int, default=200, help="CelebA pairs enrolled/verified over HTTP")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--json", type=Path, default=REPO / "var" / "bench" / "verify_pairs.json")
     args = parser.parse_args()
@@ -281,8 +340,10 @@ def main() -> int:
         builds[args.baseline_label] = baseline_checkout(args.baseline)
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     result = {"machine": f"{os.cpu_count()} CPU cores, no GPU", "seconds": args.seconds, "uptime": uptime,
-              "accuracy": {}}
+              "accuracy": {}, "model": args.model}
     for label, repo in builds.items():
+        if args.accuracy == "none" or (args.accuracy == "this" and repo != REPO):
+            continue
         if repo == REPO:
             result["accuracy"][label] = accuracy_and_stages(args.model, args.pairs, args.seed,
                                                             args.stage_samples)
@@ -290,7 +351,7 @@ def main() -> int:
             result["accuracy"][label] = baseline_accuracy(repo, args.model, args.pairs, args.seed,
                                                           args.stage_samples)
         print(label, json.dumps(result["accuracy"][label]), flush=True)
-    result["throughput"] = throughput(args.model, args.seconds, builds)
+    result["throughput"] = throughput(args.model, args.seconds, builds, args.http_pairs)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     command = "python bench/verify_pairs.py " + shlex.join(sys.argv[1:])

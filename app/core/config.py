@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     enroll_min_score: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         default=0.75, description="YuNet confidence below which enroll answers low_quality")
     enroll_dominance_ratio: Annotated[float, Field(ge=1.0, le=100.0)] = Field(
-        default=1.5, description="enroll takes the largest face when every other face is at least "
+        default=1.25, description="enroll takes the largest face when every other face is at least "
         "this many times smaller; otherwise multiple_faces")
     detect_max_side: Annotated[int, Field(ge=160, le=4096)] = Field(
         default=640, description="YuNet's first pass runs on the photo scaled to this longer side")

@@ -27,7 +27,7 @@ class EnrollRules:
 
     min_face_size: int = 20  # px, shorter side of the detector's box
     min_score: float = 0.75  # detector confidence
-    dominance_ratio: float = 1.5  # largest face size / second largest face size
+    dominance_ratio: float = 1.25  # largest face size / second largest face size
 
 
 @dataclass(frozen=True)

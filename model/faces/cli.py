@@ -101,10 +101,9 @@ def run_tune_threshold(args: argparse.Namespace) -> int:
     if args.retune:
         from model.faces.export import retune
 
-        for version in args.retune:
-            meta = retune(args.out / version, args.data_dir)
-            print(version, json.dumps({k: meta[k] for k in ("threshold", "threshold_far_1e-3")}),
-                  json.dumps(meta["metrics"]["test"]), flush=True)
+        for meta in retune([args.out / v for v in args.retune], args.data_dir):
+            print(meta["model_version"], json.dumps({k: meta[k] for k in ("threshold", "threshold_far_1e-3")}),
+                  json.dumps(meta["metrics"]["val"]), json.dumps(meta["metrics"]["test"]), flush=True)
         return 0
 
     meta = tune_base_threshold(args.data_dir, args.seed, args.pairs, args.version, args.out)

@@ -230,36 +230,73 @@ def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_mode
     return meta
 
 
-def retune(folder: Path, data_dir: str | None = None) -> dict:
-    """Re-tune an existing artefact as shipped (its head, its alignment) with the current
+def retune(folders: list[Path], data_dir: str | None = None) -> list[dict]:
+    """Re-tune existing artefacts as shipped (their heads, their alignment) with the current
     detector: thresholds, val/test/Yale metrics and the all-pairs statistics are measured again
-    and written into its metadata.json; the weights do not change."""
+    and written into each metadata.json; the weights do not change. The frozen graph runs once
+    over the validation and test faces for every artefact that shares an alignment."""
     import copy
 
     import keras
 
     from app.inference.artifacts import load_artifact
+    from model.faces.facenet_keras import graph_features
 
-    artifact = load_artifact(folder)
-    meta = copy.deepcopy(artifact.metadata)
-    spec = meta["embedder"]
-    head = keras.saving.load_model(folder / spec["head"], compile=False) if spec.get("head") else None
-    config = (meta.get("training") or {}).get("config")
-    cfg = FaceTuneConfig.from_json(json.dumps(config)) if config else FaceTuneConfig(preset="base")
-    celeba = celeba_faces(data_dir, template=artifact.alignment)
-    yale = yale_faces(data_dir, template=artifact.alignment)
-    base_output = spec.get("base_output", "embeddings:0")
-    emb = ServiceEmbedder(base_output, head)
-    feats = None if base_output == "input:0" else base_features(celeba, [base_output], False)[base_output]
-    tuned, _, labels = evaluate_variant(emb, cfg, celeba, yale, feats)
-    meta.update(threshold=tuned["threshold"], metrics=tuned["metrics"])
-    meta["threshold_far_1e-3"] = tuned["threshold_far_1e-3"]
-    meta["threshold_source"] = {"split": "val", "pairs": int(len(labels["val"])), "criterion": "max accuracy"}
-    meta["embedder"]["preprocessing"] = base_embedder_spec("")["preprocessing"]
-    data = meta.setdefault("data", {})
-    data["faces_detected"] = f"{int(celeba.usable.sum())}/{len(celeba.usable)}"
-    data.setdefault("yale", {})["images"] = int(yale.usable.sum())
-    meta["retuned"] = {**provenance(), "why": "new detector (YuNet, app/vision/detect.py)"}
-    apply_all_pairs(meta, tuned["all_pairs"])
-    write_metadata(folder, meta)
-    return meta
+    artifacts = [load_artifact(f) for f in folders]
+    out = []
+    def key(a) -> bytes:
+        return str(a.alignment.size).encode() + a.alignment.points.tobytes()
+
+    for template in {key(a): a.alignment for a in artifacts}.values():
+        group = [a for a in artifacts if key(a) == str(template.size).encode() + template.points.tobytes()]
+        celeba = celeba_faces(data_dir, template=template)
+        yale = yale_faces(data_dir, template=template)
+        ids = facedata.split_identities(celeba.identities, 0)
+        held_out = np.flatnonzero(celeba.usable & np.isin(celeba.identities, np.r_[ids["val"], ids["test"]]))
+        tensors = sorted({a.metadata["embedder"].get("base_output", "embeddings:0") for a in group} - {"input:0"})
+        feats = _held_out_features(celeba.faces, held_out, tensors, graph_features)
+        for artifact in group:
+            meta = copy.deepcopy(artifact.metadata)
+            spec = meta["embedder"]
+            head = keras.saving.load_model(artifact.path / spec["head"], compile=False) if spec.get("head") else None
+            config = (meta.get("training") or {}).get("config")
+            cfg = FaceTuneConfig.from_json(json.dumps(config)) if config else FaceTuneConfig(preset="base")
+            base_output = spec.get("base_output", "embeddings:0")
+            emb = ServiceEmbedder(base_output, head)
+            tuned, _, labels = evaluate_variant(emb, cfg, celeba, yale, feats.get(base_output))
+            meta.update(threshold=tuned["threshold"], metrics=tuned["metrics"])
+            meta["threshold_far_1e-3"] = tuned["threshold_far_1e-3"]
+            meta["threshold_source"] = {"split": "val", "pairs": int(len(labels["val"])),
+                                        "criterion": "max accuracy"}
+            meta["embedder"]["preprocessing"] = base_embedder_spec("")["preprocessing"]
+            data = meta.setdefault("data", {})
+            data["faces_detected"] = f"{int(celeba.usable.sum())}/{len(celeba.usable)}"
+            data.setdefault("yale", {})["images"] = int(yale.usable.sum())
+            meta["retuned"] = {**provenance(), "why": "new detector (YuNet, app/vision/detect.py)"}
+            apply_all_pairs(meta, tuned["all_pairs"])
+            write_metadata(artifact.path, meta)
+            out.append(meta)
+    return out
+
+
+def _held_out_features(faces: np.ndarray, idx: np.ndarray, tensors: list[str], graph_features,
+                       batch: int = 32) -> dict[str, np.ndarray]:
+    """Frozen-graph tensors of faces[idx] (other rows zero), all tensors in one pass."""
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from app.inference.facenet_graph import prewhiten
+
+    if not tensors:
+        return {}
+    fn = graph_features(tensors)
+    out: dict[str, np.ndarray] = {}
+    for s in tqdm(range(0, len(idx), batch), desc="base features (val + test)", mininterval=10):
+        chunk = idx[s: s + batch]
+        values = fn(tf.constant(prewhiten(faces[chunk])))
+        for t, v in zip(tensors, values):
+            v = v.numpy()
+            if t not in out:
+                out[t] = np.zeros((len(faces), *v.shape[1:]), np.float32)
+            out[t][chunk] = v
+    return out
