@@ -354,6 +354,15 @@ def mnist_oneshot(method: Method, images_u8: np.ndarray, labels: np.ndarray, n_t
 # ----------------------------------------------------------------------------- plot
 
 
+def _plot_label(result: dict) -> str:
+    """A model's run folder and scorer (two runs of one preset share a method name)."""
+    if "run_dir" in result:
+        from pathlib import Path
+
+        return f"{Path(result['run_dir']).name} ({result.get('scorer', 'pairwise')})"
+    return result["method"]
+
+
 def plot_accuracy_vs_n(results: list[dict], out_path) -> None:
     """Accuracy versus N, one panel for random-class and one for within-alphabet tasks."""
     import matplotlib
@@ -371,7 +380,7 @@ def plot_accuracy_vs_n(results: list[dict], out_path) -> None:
             ns = sorted(int(n) for n in curve)
             acc = [100 * curve[str(n)] if str(n) in curve else 100 * curve[n] for n in ns]
             style = {"ls": ":", "color": "grey"} if r["method"] == "chance" else {"marker": "o", "ms": 3}
-            ax.plot(ns, acc, label=r["method"], **style)
+            ax.plot(ns, acc, label=_plot_label(r), **style)
         ax.set_title(title)
         ax.set_xticks(range(2, 21, 2))
         ax.set_xlabel("N (classes per one-shot task)")

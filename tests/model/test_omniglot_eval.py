@@ -113,3 +113,14 @@ def test_test_time_augmentation_averages_distorted_copies():
     np.testing.assert_allclose(np.linalg.norm(g, axis=1), 1.0, rtol=1e-5)  # renormalised
     assert not np.allclose(f, g)  # the copies changed the features
     np.testing.assert_allclose(tta.featurize(images), g, rtol=1e-6)  # fixed seed: the same copies each time
+
+
+def test_plot_labels_tell_two_runs_of_one_preset_apart(tmp_path):
+    curve = {"random": {"2": 0.9, "20": 0.5}, "within_alphabet": {"2": 0.8, "20": 0.4}}
+    a = {"method": "cpu/triplet/nearest", "run_dir": "runs/omniglot/cpu-triplet", "scorer": "pairwise", **curve}
+    b = {**a, "run_dir": "runs/omniglot/cpu-triplet-rot"}
+    base = {"method": "modified Hausdorff distance (MHD)", **curve}
+    labels = [ev._plot_label(r) for r in (a, b, base)]
+    assert labels == ["cpu-triplet (pairwise)", "cpu-triplet-rot (pairwise)", "modified Hausdorff distance (MHD)"]
+    ev.plot_accuracy_vs_n([a, b, base], tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").stat().st_size > 10_000
