@@ -46,7 +46,6 @@ from app.services.open_set import ImpostorTail, identify_threshold  # noqa: E402
 OUT = REPO / "var" / "bench" / "identify_fpir" / "results.json"
 PLOT = REPO / "docs" / "img" / "identify_fpir.png"
 FPIRS = (0.01, 0.001)
-ENROLL_MIN_SCORE = 0.95  # app/vision/pipeline.py's enroll rule
 
 
 def wilson_upper(k: int, n: int, z: float = 1.96) -> float:
@@ -124,8 +123,12 @@ def merge(rows: list[dict]) -> dict:
 
 
 def real_galleries(z: dict, split: dict, tail: ImpostorTail, verify_t: float, draws: int, seed: int) -> list[dict]:
+    from app.core.config import Settings
+
+    rules = Settings(_env_file=None)  # the service's enroll rules (detector score, face size)
     ids, found, emb = z["identities"], z["found"], z["embeddings"]
-    enrollable = found & (z["faces"] == 1) & (z["score"] >= ENROLL_MIN_SCORE) & (z["size"] >= 20)
+    enrollable = found & (z["faces"] == 1) & (z["score"] >= rules.enroll_min_score) & (
+        z["size"] >= rules.min_face_size)
     photos = {int(i): np.flatnonzero(found & (ids == i)) for i in np.unique(ids[found])}
     first = {i: next((p for p in ph if enrollable[p]), None) for i, ph in photos.items()}
     usable = {i for i, ph in photos.items() if first[i] is not None and len(ph) >= 2}
