@@ -13,6 +13,7 @@ from model.common import paths
 from model.faces import export
 from model.faces import heads as face_heads
 from model.faces.artifact import write_metadata
+from model.faces.data import default_template
 from model.faces.faceset import yale_faces
 from tests.conftest import require_data
 
@@ -30,7 +31,8 @@ def _service(folder, head, base_stage: str):
     """Write an artefact the way `python -m model faces export` does; load it the way the service does."""
     spec = export.write_head(folder, head, export.base_output_of(base_stage, head))
     write_metadata(folder, {"model_version": "test-v1", "embedding_dim": int(head.output_shape[-1]),
-                            "metric": "cosine_distance", "embedder": spec, "threshold": 0.5})
+                            "metric": "cosine_distance", "embedder": spec, "threshold": 0.5,
+                            "alignment": default_template().to_metadata()})
     return build_embedder(load_artifact(folder))
 
 
