@@ -73,9 +73,10 @@ class ImpostorTail:
         lower bound over a bootstrap of identities: the tail is a property of the people
         sampled more than of the pairs (a few look-alike pairs of people make most of it),
         and 60 validation identities are a small sample of people. Measured on the CelebA
-        subset, the plain quantiles of the validation identities accepted 1.4x their rate of
-        the test identities' pairs, and galleries built from test identities exceeded the
-        target FPIR with a 95 % bound; with 99 % they met it (bench/identify_fpir.py).
+        subset (MTCNN detections), the plain quantiles of the validation identities accepted
+        1.4x their rate of the test identities' pairs, and galleries of test identities
+        exceeded the target FPIR with a 95 % bound; with 99 % (YuNet) they measure 0.8-1.2x
+        the target (docs/benchmarks.md, bench/identify_fpir.py).
         """
         d = np.asarray(impostor_distances, np.float64).ravel()
         n = len(d)
