@@ -61,6 +61,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", type=Path, default=None,
                    help="a finetune run (uses best_embedding.keras); omit with --base-only")
     p.add_argument("--base-only", action="store_true", help="export the pretrained base without a head")
+    p.add_argument("--base", choices=("facenet", "sface"), default="facenet",
+                   help="with --base-only: which pretrained base (a run's config names its own)")
     p.add_argument("--version", required=False, help="artefact name, e.g. facenet-casia-triplet-v1")
     p.add_argument("--out", type=Path, default=ARTIFACTS, help="artefact root (default model/artifacts)")
     p.add_argument("--saved-model-dir", type=Path, default=None,
@@ -129,7 +131,12 @@ def run_finetune(args: argparse.Namespace) -> int:
     cfg = resolve(args.preset, args.overrides)
     run_dir = args.run_dir or RUNS / cfg.preset
     print(cfg.to_json())
-    state = train(cfg, celeba_faces(args.data_dir), run_dir, resume=args.resume)
+    template = None
+    if cfg.base == "sface":
+        from model.faces.sface import arcface_template
+
+        template = arcface_template()
+    state = train(cfg, celeba_faces(args.data_dir, template=template), run_dir, resume=args.resume)
     print(f"best val AUC {state['best_val_auc']:.4f} at epoch {state['best_epoch']}; "
           f"{state['seconds'] / 60:.1f} min; run dir {run_dir}")
     return 0
@@ -145,6 +152,14 @@ def run_export(args: argparse.Namespace) -> int:
         raise SystemExit("export: --version is required")
     if (args.run_dir is None) != args.base_only:
         raise SystemExit("export: give either --run-dir or --base-only")
+    if args.base == "sface" or (args.run_dir and json.loads((args.run_dir / "config.json").read_text())
+                                .get("base") == "sface"):
+        from model.faces.sface import export_sface
+
+        meta = export_sface(args.run_dir, args.version, args.out, args.data_dir)
+        print(json.dumps({k: meta[k] for k in ("threshold", "threshold_far_1e-3", "embedding_ms_per_face")}))
+        print(f"artefact: {args.out / args.version}")
+        return 0
     from model.faces.export import export
 
     meta = export(args.run_dir, args.version, args.out, args.saved_model_dir, not args.no_saved_model,

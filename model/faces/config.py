@@ -24,6 +24,10 @@ class FaceTuneConfig(JsonConfig):
     max_train_identities: int = 0  # 0 = all train identities (smoke tests use a few)
     max_images_per_identity: int = 0  # 0 = all
 
+    # --- base: "facenet" (Inception-ResNet-v1, model/faces/heads.py) or "sface" (frozen Keras port of
+    # OpenCV's SFace, 128-D, ArcFace 112 alignment; model/faces/sface.py)
+    base: str = "facenet"
+
     # --- model (model/faces/heads.py)
     objective: str = "triplet"  # "triplet" (semi-hard margin loss) or "pairs" (pair head + BCE)
     base_stage: str = "Bottleneck"  # first trainable stage of the base: "Bottleneck" = frozen base,
@@ -83,6 +87,18 @@ def gpu_blocks() -> FaceTuneConfig:
     )
 
 
+def sface_triplet() -> FaceTuneConfig:
+    """Frozen SFace (cached 128-D outputs), 128x128 projection, semi-hard triplets. No flip: on
+    2 CPU cores the mirrored faces cost a second pass of the base over the subset."""
+    return replace(FaceTuneConfig(), preset="sface-triplet", base="sface", embedding_dim=128, epochs=15,
+                   flip=False)
+
+
+def sface_pairs() -> FaceTuneConfig:
+    """Frozen SFace, 128x128 projection under the pair head, BCE on balanced pairs."""
+    return replace(sface_triplet(), preset="sface-pairs", objective="pairs", batch_size=256)
+
+
 def smoke() -> FaceTuneConfig:
     """Tests: 12 train identities x 8 faces, frozen base, 3 quick epochs."""
     return replace(
@@ -98,6 +114,8 @@ PRESETS = {
     "block8-triplet": block8_triplet,
     "block8-pairs": block8_pairs,
     "gpu-blocks": gpu_blocks,
+    "sface-triplet": sface_triplet,
+    "sface-pairs": sface_pairs,
     "smoke": smoke,
 }
 
@@ -105,6 +123,11 @@ PRESETS = {
 def validate(cfg: FaceTuneConfig) -> FaceTuneConfig:
     from model.faces.facenet_keras import STAGE_NAMES
 
+    if cfg.base not in ("facenet", "sface"):
+        raise ValueError(f"base must be 'facenet' or 'sface', got {cfg.base!r}")
+    if cfg.base == "sface" and (cfg.base_stage != "Bottleneck" or cfg.affine or cfg.color_jitter):
+        raise ValueError("base='sface' trains a head on the frozen port's cached outputs: "
+                         "keep base_stage='Bottleneck' and no affine / colour augmentation")
     if cfg.objective not in ("triplet", "pairs"):
         raise ValueError(f"objective must be 'triplet' or 'pairs', got {cfg.objective!r}")
     if cfg.base_stage not in STAGE_NAMES:

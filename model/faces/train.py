@@ -113,8 +113,13 @@ def build_models(cfg: FaceTuneConfig, constants=None):
 
     from model.common.losses import TripletSemiHardLoss
 
-    embedding = heads.build_embedding(cfg.base_stage, cfg.embedding_dim, cfg.seed,
-                                           cfg.trainable_from or None, constants)
+    if cfg.base == "sface":
+        from model.faces.sface import build_sface_embedding
+
+        embedding = build_sface_embedding(cfg.embedding_dim, cfg.seed)
+    else:
+        embedding = heads.build_embedding(cfg.base_stage, cfg.embedding_dim, cfg.seed,
+                                          cfg.trainable_from or None, constants)
     optimizer = keras.optimizers.AdamW(cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.objective == "pairs":
         model = heads.build_pair_model(embedding, cfg.pair_hidden, cfg.pair_dropout, cfg.seed)
@@ -168,7 +173,13 @@ def train(cfg: FaceTuneConfig, fs: FaceSet, run_dir: Path, resume: bool = False,
 
     splits = make_splits(fs, cfg)
     feats = None
-    if cfg.base_stage != "stem":
+    if cfg.base == "sface":
+        from model.faces.sface import sface_features
+
+        feats = {"orig": sface_features(fs.faces, fs.usable, False, cache)}
+        if cfg.flip:
+            feats["flip"] = sface_features(fs.faces, fs.usable, True, cache)
+    elif cfg.base_stage != "stem":
         tensor = heads.base_output_tensor(cfg.base_stage)
         feats = {"orig": base_features(fs, [tensor], False, cache)[tensor]}
         if cfg.flip:

