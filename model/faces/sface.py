@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from model.common import paths
 from model.faces import data as facedata
 from model.faces.features import faces_key
 
@@ -41,7 +42,7 @@ def sface_features(faces: np.ndarray, usable: np.ndarray, flip: bool, cache: Pat
     from app.inference.sface_onnx import onnx_sha256
 
     key = f"{faces_key(faces)}_{onnx_sha256()[:8]}_{'flip' if flip else 'orig'}"
-    path = facedata.cache_dir(cache) / f"sface_{BASE_OUTPUT}_{key}.npy"
+    path = paths.cache_dir(cache) / f"sface_{BASE_OUTPUT}_{key}.npy"
     if path.exists():
         return np.load(path, mmap_mode="r")
     model = build_sface_model()
