@@ -83,7 +83,11 @@ class SFaceServiceEmbedder:
         self._base = build_sface_model()
 
     def features(self, faces: np.ndarray) -> np.ndarray:
-        return np.asarray(self._base.predict_on_batch(np.asarray(faces, np.float32)))
+        from app.inference.sface import CHUNK  # the service's pass size (bounds its memory)
+
+        x = np.asarray(faces, np.float32)
+        return np.concatenate([np.asarray(self._base.predict_on_batch(x[s : s + CHUNK]))
+                               for s in range(0, len(x), CHUNK)])
 
     def head_only(self, features: np.ndarray) -> np.ndarray:
         from app.inference.sface import l2_normalize
