@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for v in args.versions:
         res = subprocess.run([sys.executable, "-m", "bench.embedders", v, "--one", "--repeats", str(args.repeats)],
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True)
+        if res.returncode:
+            raise SystemExit(f"{v}: measurement failed\n{res.stderr[-3000:]}")
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
     print(f"load average: {os.getloadavg()[0]:.1f} (1 min)\n")
     print(quality_table(rows) + "\n")
