@@ -23,6 +23,7 @@ from app.core.pools import BoundedPool
 from app.core.ratelimit import RateLimiter
 from app.core.telemetry import Metrics
 from app.inference.artifacts import build_embedder, load_artifact
+from app.models import EMBEDDING_DIM
 from app.inference.embedder import Embedder
 from app.inference.worker import BatchingWorker
 from app.keys import ApiKeyStore
@@ -72,6 +73,10 @@ def check_embedding_size(store: PersonStore, model_dim: int, model_name: str) ->
         raise StartupError(
             f"the database holds {stored}-value embeddings but model {model_name!r} makes "
             f"{model_dim}-value ones: use the model the persons were enrolled with, or a new database")
+    if model_dim != EMBEDDING_DIM:  # else every enroll would fail on the column's width
+        raise StartupError(
+            f"model {model_name!r} makes {model_dim}-value embeddings but the database column holds "
+            f"{EMBEDDING_DIM} (migration 0001): choose a {EMBEDDING_DIM}-value model")
 
 
 async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDetector | None) -> None:

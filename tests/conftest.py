@@ -246,12 +246,20 @@ def api(database_url, real_embedder, real_detector):
         yield a
 
 
+def _default_face_size() -> int:
+    """The default artefact's aligned-face size: the service refuses an embedder of another size."""
+    import json
+
+    meta = json.loads((Settings().model_dir() / "metadata.json").read_text())
+    return int(meta["alignment"]["size"])
+
+
 class FakeEmbedder:
     """For API-shape tests only: a deterministic unit vector per face (no accuracy meaning)."""
 
     model_version = "fake-v1"
     embedding_dim = 512
-    input_size = 160
+    input_size = _default_face_size()
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         out = np.zeros((len(faces), self.embedding_dim), np.float32)

@@ -74,7 +74,7 @@ def build_sface_embedding(embedding_dim: int = 128, seed: int = 0):
 
 class SFaceServiceEmbedder:
     """What the service computes: the port, then the head (if any), then L2 (export.evaluate_variant
-    calls `features`, `head_only` and `embed`)."""
+    calls `embed_features` and `embed`)."""
 
     def __init__(self, head=None):
         from app.inference.sface import build_sface_model
@@ -89,14 +89,14 @@ class SFaceServiceEmbedder:
         return np.concatenate([np.asarray(self._base.predict_on_batch(x[s : s + CHUNK]))
                                for s in range(0, len(x), CHUNK)])
 
-    def head_only(self, features: np.ndarray) -> np.ndarray:
+    def embed_features(self, features: np.ndarray) -> np.ndarray:
         from app.inference.sface import l2_normalize
 
         out = features if self.head is None else self.head.predict_on_batch(np.asarray(features))
         return l2_normalize(np.asarray(out))
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
-        return self.head_only(self.features(faces))
+        return self.embed_features(self.features(faces))
 
 
 def embedder_spec(head_file: str | None) -> dict:

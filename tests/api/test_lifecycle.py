@@ -80,3 +80,15 @@ def test_embedding_size_mismatch_stops_the_start(database_url):
     with pytest.raises(StartupError, match="512-value embeddings .* 128-value"):
         with TestClient(app):
             pass
+
+
+def test_a_model_narrower_than_the_embedding_column_stops_the_start(tmp_path):
+    """On an empty database too: a 128-value model would fail on every enroll (the column, fixed by
+    migration 0001, holds 512 values), so the start refuses it and says why."""
+    from tests.conftest import migrated_sqlite_url
+
+    app = create_app(Settings(database_url=migrated_sqlite_url(tmp_path)), embedder=SmallerModel(),
+                     detector=FakeDetector())
+    with pytest.raises(StartupError, match="128-value embeddings but the database column holds 512"):
+        with TestClient(app):
+            pass

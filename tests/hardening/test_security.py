@@ -282,7 +282,7 @@ def real_cycle(tmp_path_factory, real_embedder, real_detector):
         root.setLevel(old_level)
     embedding = np.frombuffer(blob, np.float32) if isinstance(blob, bytes) else np.asarray(blob, np.float32)
     return dict(lines=capture.lines, responses=responses, metrics=metrics, keys=keys, rid=rid,
-                embedding=embedding, images=[face, probe, yale_bytes("subject02.normal")])
+                embedding=embedding, embedding_dim=real_embedder.embedding_dim, images=[face, probe, yale_bytes("subject02.normal")])
 
 
 def test_cycle_answers_as_expected(real_cycle):
@@ -298,7 +298,7 @@ def _secrets(cycle) -> list[str]:
         b64 = base64.b64encode(image).decode()
         secrets += [b64[:48], b64[len(b64) // 2 : len(b64) // 2 + 48], image[64:96].hex()]
     emb = cycle["embedding"]
-    assert emb.shape == (512,)
+    assert emb.shape == (cycle["embedding_dim"],)
     for v in emb[np.abs(emb) > 0.01][:32]:
         secrets += [f"{v:.6f}", f"{v:.5f}", repr(float(v))[:9]]
     return [s for s in secrets if len(s) >= 7]
