@@ -140,6 +140,17 @@ def export_saved_model(model, path: Path) -> Path:
 # --------------------------------------------------------------------------- export
 
 
+def data_section(cfg, ids: dict, celeba, yale) -> dict:
+    """metadata.json's `data`: the split and how many faces the detector found."""
+    return {
+        "dataset": "celeba_subset", "split_seed": cfg.split_seed, "fractions": list(cfg.fractions),
+        "identities": {k: int(len(v)) for k, v in ids.items()},
+        "faces_detected": f"{int(celeba.usable.sum())}/{len(celeba.usable)}",
+        "yale": {"images": int(yale.usable.sum()), "identities": int(len(np.unique(yale.identities))),
+                 "pairs": "all"},
+    }
+
+
 def evaluate_variant(emb, cfg, celeba, yale, celeba_feats=None) -> tuple[dict, dict, dict]:
     """(tuned thresholds + metrics, distances per split, labels per split) on val, test, Yale."""
     splits = make_splits(celeba, cfg)
@@ -199,13 +210,7 @@ def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_mode
         "metrics": tuned["metrics"],
         "embedding_ms_per_face": {"value": round(ms, 2), "batch": 32,
                                   "device": "CPU, 2 cores (shared)", "includes": "base graph + head"},
-        "data": {
-            "dataset": "celeba_subset", "split_seed": cfg.split_seed, "fractions": list(cfg.fractions),
-            "identities": {k: int(len(v)) for k, v in ids.items()},
-            "faces_detected": f"{int(celeba.usable.sum())}/{len(celeba.usable)}",
-            "yale": {"images": int(yale.usable.sum()), "identities": int(len(np.unique(yale.identities))),
-                     "pairs": "all"},
-        },
+        "data": data_section(cfg, ids, celeba, yale),
         "training": None if state is None else {
             "preset": cfg.preset, "objective": cfg.objective, "base_stage": cfg.base_stage,
             "best_epoch": state["best_epoch"], "best_val_auc": round(state["best_val_auc"], 6),

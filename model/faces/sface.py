@@ -120,7 +120,7 @@ def export_sface(run_dir: Path | None, version: str, out: Path, data_dir: str | 
 
     from model.faces.artifact import provenance, write_metadata
     from model.faces.config import FaceTuneConfig
-    from model.faces.export import EXPORTS, evaluate_variant, time_per_face
+    from model.faces.export import EXPORTS, data_section, evaluate_variant, time_per_face
     from model.faces.faceset import celeba_faces, yale_faces
     from model.faces.threshold import apply_all_pairs
 
@@ -157,13 +157,7 @@ def export_sface(run_dir: Path | None, version: str, out: Path, data_dir: str | 
         "metrics": tuned["metrics"],
         "embedding_ms_per_face": {"batch_1": ms[1], "batch_32": ms[32], "value": ms[32], "batch": 32,
                                   "device": "CPU, 2 cores (shared)", "includes": "SFace port + head"},
-        "data": {
-            "dataset": "celeba_subset", "split_seed": cfg.split_seed, "fractions": list(cfg.fractions),
-            "identities": {k: int(len(v)) for k, v in ids.items()},
-            "faces_detected": f"{int(celeba.usable.sum())}/{len(celeba.usable)}",
-            "yale": {"images": int(yale.usable.sum()), "identities": int(len(np.unique(yale.identities))),
-                     "pairs": "all"},
-        },
+        "data": data_section(cfg, ids, celeba, yale),
         "training": None if state is None else {
             "preset": cfg.preset, "objective": cfg.objective, "base": "sface (frozen)",
             "best_epoch": state["best_epoch"], "best_val_auc": round(state["best_val_auc"], 6),
