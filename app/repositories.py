@@ -202,6 +202,8 @@ class PersonStore:
                              .offset(offset).limit(limit)).all()
             if rows:
                 total = rows[0][1]
+            elif offset == 0:  # the same snapshot saw nobody: a second count could see a newcomer
+                total = 0
             else:  # past the end: no row to carry the total
                 total = s.scalar(select(func.count()).select_from(Person)) or 0
         return [PersonRecord.of(r[0]) for r in rows], int(total)
