@@ -3,6 +3,7 @@ starts it, and writing one block of docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -14,6 +15,20 @@ from pathlib import Path
 from app.core.config import REPO_ROOT as REPO
 
 DOCS = REPO / "docs" / "benchmarks.md"
+
+
+@contextlib.contextmanager
+def timing_lock(path: str = "/tmp/timing.lock"):
+    """Hold the machine's timing lock (as `flock /tmp/timing.lock` does) for the timed part
+    of a long benchmark only, so that its untimed work does not keep other timings waiting."""
+    import fcntl
+
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def free_port() -> int:
@@ -33,6 +48,14 @@ def baseline_checkout(ref: str) -> Path:
         archive = subprocess.run(["git", "archive", sha], cwd=REPO, check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(path)], input=archive, check=True)
     return path
+
+
+def build_default_model(repo: Path) -> str:
+    """The default model version of the build checked out in `repo` (its own config)."""
+    import re
+
+    text = (Path(repo) / "app" / "core" / "config.py").read_text()
+    return re.search(r'^DEFAULT_MODEL = "([^"]+)"', text, re.M).group(1)
 
 
 class LocalService:

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from app.core.config import REPO_ROOT  # noqa: E402
-from bench._common import LocalService, write_docs_block  # noqa: E402
+from bench._common import LocalService, timing_lock, write_docs_block  # noqa: E402
 from model.common import metrics  # noqa: E402
 from model.common import paths  # noqa: E402
 from model.faces import data as facedata  # noqa: E402
@@ -56,7 +56,8 @@ COLORS = {"dlib": "tab:orange", "sface": "tab:green"}
 
 
 def our_systems(extra: list[str], baseline: Path | None = None, baseline_ref: str = "") -> list[dict]:
-    """The service's default artefact and the base-only one (one entry if they are the same)."""
+    """The service's default artefact, the base-only one when the default is a head on that
+    base (FaceNet), the MTCNN build's default with `baseline`, and the `extra` artefacts."""
     from app.core.config import Settings
     from app.inference.artifacts import load_artifact
     from model.faces.artifact import ARTIFACTS, BASE_VERSION
@@ -68,14 +69,19 @@ def our_systems(extra: list[str], baseline: Path | None = None, baseline_ref: st
     same = default_dir.resolve() == base_dir.resolve()
     out.append({"key": "default", "kind": "ours", "arg": str(default_dir), "version": d.model_version,
                 "label": f"ours default ({d.model_version})" + (" = base" if same else "")})
-    if not same:
+    base_network = load_artifact(base_dir).metadata["embedder"].get("base")
+    # the base-only row shows what the trained head adds: only for a default on that base network
+    if not same and d.metadata["embedder"].get("base") == base_network:
         out.append({"key": "base", "kind": "ours", "arg": str(base_dir), "version": BASE_VERSION,
                     "label": f"ours base-only ({BASE_VERSION})"})
-    if baseline is not None:  # the build before YuNet (MTCNN), its own code, artefact and thresholds
+    if baseline is not None:  # the build before YuNet (MTCNN): its own code, default artefact, thresholds
+        from bench._common import build_default_model
+
+        version = build_default_model(baseline)
         out.append({"key": "mtcnn-build", "kind": "ours", "repo": str(baseline),
-                    "arg": str(baseline / "model" / "artifacts" / d.model_version),
-                    "version": f"{d.model_version}@{baseline_ref}",
-                    "label": f"MTCNN build ({baseline_ref}), default model"})
+                    "arg": str(baseline / "model" / "artifacts" / version),
+                    "version": f"{version}@{baseline_ref}",
+                    "label": f"MTCNN build ({baseline_ref}), its default ({version})"})
     for v in extra:
         p = Path(v) if Path(v).is_dir() else ARTIFACTS / v
         a = load_artifact(p)
@@ -377,7 +383,7 @@ def markdown(results: dict) -> str:
     R = results["rss"]
     lines = [
         f"Run: {results['when']}, {results['machine']}; command: `{results['command']}`; load before "
-        f"the run: `{results.get('uptime', 'not recorded')}`.",
+        f"the run: `{results.get('uptime', 'not recorded')}`, after: `{results.get('uptime_after', 'not recorded')}`.",
         "",
         f"CelebA: {M['celeba_test'][ref]['pairs']} test pairs ({results['celeba']['test_same']} same) over "
         f"{results['celeba']['test_images']} photos of the {results['celeba']['test_ids']} held-out test identities; "
@@ -497,7 +503,8 @@ def run(args) -> dict:
         print(f"timing and RSS reused from {args.reuse_timing} ({reused['when']})", file=sys.stderr)
     else:
         print("interleaved timing", file=sys.stderr, flush=True)
-        timing = interleaved_timing(workers, timing_files, args.rounds, args.batch, batch_files)
+        with timing_lock():
+            timing = interleaved_timing(workers, timing_files, args.rounds, args.batch, batch_files)
 
     # scores
     from bench._peers_systems import DISTANCES
@@ -551,13 +558,15 @@ def run(args) -> dict:
     rss = {}
     http = http_baseline = None
     default = next(w for w in workers if w.spec["key"] == "default")
-    if args.http_pairs > 0:
+    if args.http_pairs > 0:  # times /verify against the library pipeline
         print("HTTP end to end", file=sys.stderr, flush=True)
-        http = http_end_to_end(cfiles, cp["test"], args.http_pairs, args.http_seconds, default, *lib["default"])
-        if baseline is not None:
-            mtcnn = next(w for w in workers if w.spec["key"] == "mtcnn-build")
-            http_baseline = http_end_to_end(cfiles, cp["test"], args.http_pairs, args.http_seconds, mtcnn,
-                                            *lib["mtcnn-build"])
+        with timing_lock():
+            http = http_end_to_end(cfiles, cp["test"], args.http_pairs, args.http_seconds, default,
+                                   *lib["default"])
+            if baseline is not None:
+                mtcnn = next(w for w in workers if w.spec["key"] == "mtcnn-build")
+                http_baseline = http_end_to_end(cfiles, cp["test"], args.http_pairs, args.http_seconds,
+                                                mtcnn, *lib["mtcnn-build"])
     for w in workers:
         rss[w.spec["key"]] = w.close()
     if reused:
@@ -615,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
             args.http_pairs = min(args.http_pairs, 30)
         args.uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
         results = run(args)
+        results["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1, default=float))
     args.img_dir.mkdir(parents=True, exist_ok=True)

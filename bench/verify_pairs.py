@@ -13,6 +13,9 @@ With `--baseline REF` every measurement is also made, in the same run, on the bu
 commit REF (e.g. the MTCNN build before YuNet), from its own files (git archive): its own
 code, artefacts and thresholds.
 
+Accuracy is compared on identical pairs: every build embeds every test photo it can, and
+all builds are then scored on one pair list (a photo with no face makes its pair an error).
+
     python bench/verify_pairs.py [--model VERSION] [--seconds 20] [--baseline REF] [--write-docs]
 """
 
@@ -143,6 +146,13 @@ def _rss_mib(pid: int) -> float:
     return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
 
 
+def _served_model(server) -> str:
+    """The model version the running server reports (its own default unless one was set)."""
+    import httpx
+
+    return httpx.get(f"{server.url}/health/ready", timeout=30).json()["checks"]["model_version"]
+
+
 def http_pairs(url: str, keys: dict, n_pairs: int) -> dict:
     """Enroll photo A, verify photo B for the first n_pairs CelebA test pairs of bench/peers.py
     (balanced pairs over all photos of the held-out test identities): refusals by code and
@@ -154,6 +164,7 @@ def http_pairs(url: str, keys: dict, n_pairs: int) -> dict:
     celeba, cp = celeba_pairs(3000, None)
     pairs = cp["test"]
     codes: dict[str, int] = {}
+    refused = []
     right = 0
     with httpx.Client(base_url=url, timeout=120) as http:
         for k in range(n_pairs):
@@ -166,13 +177,17 @@ def http_pairs(url: str, keys: dict, n_pairs: int) -> dict:
             if r.status_code == 200:
                 right += r.json()["match"] == bool(pairs.same[k])
             else:
-                code = r.json().get("code", str(r.status_code))
+                body = r.json()
+                code = body.get("code", str(r.status_code))
                 codes[code] = codes.get(code, 0) + 1
+                step = "enroll" if r is e else "verify"
+                refused.append({"pair": k, "step": step, "code": code, "detail": body.get("detail"),
+                                "photo": celeba.files[pairs.a[k] if step == "enroll" else pairs.b[k]]})
     return {"pairs": n_pairs, "refusals": dict(sorted(codes.items())), "refused": sum(codes.values()),
-            "accuracy_refusals_as_errors": round(right / n_pairs, 4)}
+            "accuracy_refusals_as_errors": round(right / n_pairs, 4), "refused_photos": refused}
 
 
-def throughput(model: str, seconds: float, builds: dict[str, Path], n_http_pairs: int = 0) -> dict:
+def throughput(seconds: float, builds: dict[str, tuple[Path, str | None]], n_http_pairs: int = 0) -> dict:
     """/verify requests/s with 1 and 16 clients per build; the rows of the builds alternate
     (this build, baseline, this build, ...) so that other load on the CPU hits both alike."""
     import httpx
@@ -185,17 +200,18 @@ def throughput(model: str, seconds: float, builds: dict[str, Path], n_http_pairs
     out: dict[str, dict] = {}
     servers = {}
     try:
-        for label, repo in builds.items():
+        for label, (repo, model) in builds.items():
             # every client admitted (no load shedding): this measures the builds at fixed client counts
-            server = LocalService({"FACEAPI_MODEL": model, "FACEAPI_DETECT_QUEUE_MAX": "64"},
-                                  repo=repo).__enter__()
+            settings = {"FACEAPI_DETECT_QUEUE_MAX": "64", **({"FACEAPI_MODEL": model} if model else {})}
+            server = LocalService(settings, repo=repo).__enter__()
             servers[label] = server
             for s in subjects:
                 r = httpx.post(f"{server.url}/enroll", data={"person_id": s},
                                files={"image": ("e.png", yale_bytes(f"{s}.normal"))},
                                headers={"X-API-Key": server.keys["admin"]}, timeout=120)
                 r.raise_for_status()
-            out[label] = {"ready_s": round(server.ready_s, 1), "rss_ready_mib": _rss_mib(server.proc.pid)}
+            out[label] = {"ready_s": round(server.ready_s, 1), "rss_ready_mib": _rss_mib(server.proc.pid),
+                          "model_version": _served_model(server)}
             asyncio.run(drive_verify(server.url, server.keys["admin"], photos, 4, 3))  # warm both paths
         for clients in (1, 16):
             for label, server in servers.items():
@@ -214,27 +230,80 @@ def throughput(model: str, seconds: float, builds: dict[str, Path], n_http_pairs
     return out
 
 
-def baseline_accuracy(repo: Path, model: str, n_same: int, seed: int, stage_samples: int) -> dict:
-    """accuracy_and_stages of the build in `repo`, run by that build's own code."""
+def build_accuracy(repo: Path, model: str | None, n_same: int, seed: int, stage_samples: int,
+                   out: Path) -> dict:
+    """accuracy_and_stages of the build in `repo`, run by that build's own code in its own
+    process; its per-photo embeddings and which photos had a face are kept (observed where
+    that code passes them to `balanced_pairs` and `pair_distances`) and saved to `out`, so that
+    the builds can then be scored on one pair list. `model` None: that build's default."""
     import subprocess
 
-    code = ("import json, sys; sys.path.insert(0, '.'); from bench.verify_pairs import "
-            f"accuracy_and_stages as f; print('RESULT ' + json.dumps(f({model!r}, {n_same}, {seed}, "
-            f"{stage_samples})))")
+    model_expr = repr(model) if model else "__import__('app.core.config', fromlist=['x']).DEFAULT_MODEL"
+    code = f"""
+import json, sys
+import numpy as np
+sys.path.insert(0, '.')
+from model.faces import data
+seen = {{}}
+_bp, _pd = data.balanced_pairs, data.pair_distances
+def bp(identities, usable, *a, **k):
+    seen['found'] = np.array(usable, bool)
+    return _bp(identities, usable, *a, **k)
+def pd(emb, pairs):
+    seen['emb'] = np.asarray(emb, np.float32)
+    return _pd(emb, pairs)
+data.balanced_pairs, data.pair_distances = bp, pd
+from bench.verify_pairs import accuracy_and_stages as f
+r = f({model_expr}, {n_same}, {seed}, {stage_samples})
+np.savez({str(out)!r}, found=seen['found'], emb=seen['emb'])
+print('RESULT ' + json.dumps(r))
+"""
     env = {**os.environ, "PYTHONPATH": str(repo)}
     env = {k: v for k, v in env.items() if not k.startswith("FACEAPI_") or k == "FACEAPI_DATA_DIR"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"the accuracy run of {repo} failed:\n{done.stderr[-3000:]}")
     line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")][-1]
     return json.loads(line.removeprefix("RESULT "))
 
 
-def _accuracy_rows(a: dict, label: str) -> list[str]:
-    m = a["metrics"]
-    return [f"| {label} | {r['threshold']:.4f} ({name}) | {a['no_face']}/{a['test_images']} | "
-            f"{r['pairs']} | {r['accuracy']:.4f} | {r['roc_auc']:.4f} | {r['tar_at_far_1e3']:.4f} | "
-            f"{r['tar_at_threshold']:.4f} | {r['far_at_threshold']:.4f} |"
-            for name, r in (("far_1e-3, default", m), ("max_accuracy", a["metrics_max_accuracy_threshold"]))]
+def identical_pairs(acc: dict, saved: dict[str, Path], n_same: int, seed: int) -> dict:
+    """Every build scored on ONE pair list: balanced pairs over all photos of the test
+    identities (seed + 1, the pairs of bench/peers.py), whichever build found a face in them.
+    (a) all pairs, a photo with no face making its pair an error (and a rejection in the ROC:
+    distance +inf); (b) the pairs every build could score."""
+    from model.common import metrics
+    from model.faces import data
+
+    celeba = data.load_celeba()
+    split = data.split_identities(celeba.identities, seed)
+    pairs = data.balanced_pairs(celeba.identities, np.ones(len(celeba.files), bool), split["test"],
+                                n_same, seed + 1)
+    dist, valid = {}, {}
+    for b, path in saved.items():
+        z = np.load(path)
+        valid[b] = z["found"][pairs.a] & z["found"][pairs.b]
+        dist[b] = np.full(len(pairs), np.inf)
+        dist[b][valid[b]] = data.pair_distances(z["emb"], pairs)[valid[b]]
+    common = np.logical_and.reduce(list(valid.values()))
+    out = {"pairs": len(pairs), "same_pairs": int(pairs.same.sum()), "common_pairs": int(common.sum()),
+           "builds": {}}
+    for b in saved:
+        d, v, y = dist[b], valid[b], pairs.same
+        row = {"unscored_pairs": int((~v).sum()), "thresholds": {}}
+        for policy, t in (("far_1e-3", acc[b]["threshold"]),
+                          ("max_accuracy", acc[b]["metrics_max_accuracy_threshold"]["threshold"])):
+            correct = (d <= t) == y
+            row["thresholds"][policy] = {
+                "threshold": t,
+                "accuracy_refusals_as_errors": float(np.mean(correct & v)),
+                "accuracy_common_pairs": float(np.mean(correct[common])),
+                "far_all_pairs": float(np.mean((d <= t)[~y])), "tar_all_pairs": float(np.mean((d <= t)[y]))}
+        row.update(roc_auc=metrics.roc_auc(d, y), tar_at_far_1e3=metrics.tar_at_far(d, y, 1e-3),
+                   roc_auc_common=metrics.roc_auc(d[common], y[common]),
+                   tar_at_far_1e3_common=metrics.tar_at_far(d[common], y[common], 1e-3))
+        out["builds"][b] = row
+    return out
 
 
 def markdown(result: dict, command: str) -> str:
@@ -244,33 +313,48 @@ def markdown(result: dict, command: str) -> str:
         "## Verification pipeline (`bench/verify_pairs.py`)",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {result['machine']}; load before the run: `{result['uptime']}`; model "
-        f"`{result['model']}`; builds: " + "; ".join(f"**{b}**" for b in builds) + ".",
+        f"Machine: {result['machine']}; load before the run: `{result['uptime']}`, after: "
+        f"`{result.get('uptime_after', 'not recorded')}`; builds: "
+        + "; ".join(f"**{b}** (model `{result['models'][b]}`)" for b in builds) + ".",
         "",
     ]
     if acc:
-        lines += _accuracy_markdown(acc)
+        lines += _accuracy_markdown(acc, result["identical_pairs"])
     return "\n".join(lines + _throughput_markdown(result, builds) + [""])
 
 
-def _accuracy_markdown(acc: dict) -> list[str]:
+def _accuracy_markdown(acc: dict, same: dict) -> list[str]:
     first = next(iter(acc.values()))
     builds = list(acc)
-    lines = [
+    rows = []
+    for b in builds:
+        r = same["builds"][b]
+        for policy, t in r["thresholds"].items():
+            rows.append(f"| {b} | {t['threshold']:.4f} ({policy}) | {acc[b]['no_face']}/{acc[b]['test_images']} | "
+                        f"{r['unscored_pairs']} | {t['accuracy_refusals_as_errors']:.4f} | "
+                        f"{t['accuracy_common_pairs']:.4f} | {t['tar_all_pairs']:.4f} / {t['far_all_pairs']:.4f} | "
+                        f"{r['roc_auc']:.4f} / {r['roc_auc_common']:.4f} | "
+                        f"{r['tar_at_far_1e3']:.4f} / {r['tar_at_far_1e3_common']:.4f} |")
+    return [
         "Each build uses its own code, artefact metadata and thresholds (tuned on the validation "
         "identities with its own detector): the service default (FAR <= 1e-3 on validation) and "
         "the maximum-accuracy one (`FACEAPI_THRESHOLD_POLICY=max_accuracy`).",
         "",
-        f"**Accuracy on held-out CelebA test identities** ({first['test_identities']} identities, "
-        f"{first['test_images']} images, every image from its bytes through decode, detection, "
-        "alignment and the embedder; images with no detected face are left out of the pairs):",
+        f"**Accuracy on held-out CelebA test identities, identical pairs for every build** "
+        f"({first['test_identities']} identities, {first['test_images']} images, every image from its "
+        f"bytes through decode, detection, alignment and the embedder). One list of {same['pairs']} "
+        f"balanced pairs ({same['same_pairs']} same) over all photos of those identities (the test "
+        "pairs of `bench/peers.py`), whichever build found faces in them. *all pairs*: a pair with "
+        "a photo where the build found no face is an error (a refusal) and a rejection in the ROC; "
+        f"*common*: the {same['common_pairs']} pairs every build could score.",
         "",
-        "| build | threshold | no face | pairs | accuracy | ROC AUC | TAR@FAR=1e-3 | TAR at threshold | FAR at threshold |",
+        "| build | threshold | photos with no face | pairs lost | accuracy, all pairs | accuracy, common | "
+        "TAR / FAR at threshold, all pairs | ROC AUC, all / common | TAR@FAR=1e-3, all / common |",
         "|---|---|---|---|---|---|---|---|---|",
-        *[row for b in builds for row in _accuracy_rows(acc[b], b)],
+        *rows,
         "",
         f"**Per-stage latency**, one image at a time ({first['stage_samples']} CelebA images, longer "
-        "side <= 256 px), ms, p50 / p95:",
+        "side <= 256 px), ms, p50 / p95 (the builds' accuracy runs follow each other, not interleaved):",
         "",
         "| stage | " + " | ".join(builds) + " |",
         "|---|" + "---|" * len(builds),
@@ -280,7 +364,6 @@ def _accuracy_markdown(acc: dict) -> list[str]:
                                                        for b in builds) + " |",
         "",
     ]
-    return lines
 
 
 def _throughput_markdown(result: dict, builds: list[str]) -> list[str]:
@@ -328,30 +411,46 @@ def main() -> int:
                         help="git commit of a build to measure beside this one, e.g. the MTCNN build")
     parser.add_argument("--label", default="this build (YuNet)")
     parser.add_argument("--baseline-label", default="baseline (MTCNN)")
+    parser.add_argument("--baseline-model", default=None,
+                        help="model of the baseline build (default: that build's own default)")
     parser.add_argument("--accuracy", choices=["all", "this", "none"], default="all",
                         help="which builds' accuracy and stage latency to measure (the baseline's is slow)")
     parser.add_argument("--http-pairs", type=int, default=200, help="CelebA pairs enrolled/verified over HTTP")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--json", type=Path, default=REPO / "var" / "bench" / "verify_pairs.json")
+    parser.add_argument("--from-json", type=Path, default=None,
+                        help="render the docs block from an earlier run's results file (no measuring)")
+    parser.add_argument("--command", default=None, help="with --from-json: the command that made it")
     args = parser.parse_args()
+    if args.from_json:
+        block = markdown(json.loads(args.from_json.read_text()), args.command or "(not recorded)")
+        print(block)
+        if args.write_docs:
+            write_docs_block("verify_pairs", block)
+        return 0
 
-    builds = {args.label: REPO}
-    if args.baseline:
-        builds[args.baseline_label] = baseline_checkout(args.baseline)
+    builds = {args.label: (REPO, args.model)}
+    if args.baseline:  # the baseline runs its own default model unless --baseline-model names one
+        builds[args.baseline_label] = (baseline_checkout(args.baseline), args.baseline_model)
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     result = {"machine": f"{os.cpu_count()} CPU cores, no GPU", "seconds": args.seconds, "uptime": uptime,
-              "accuracy": {}, "model": args.model}
-    for label, repo in builds.items():
+              "accuracy": {}, "models": {}}
+    saved = {}
+    for n, (label, (repo, model)) in enumerate(builds.items()):
         if args.accuracy == "none" or (args.accuracy == "this" and repo != REPO):
             continue
-        if repo == REPO:
-            result["accuracy"][label] = accuracy_and_stages(args.model, args.pairs, args.seed,
-                                                            args.stage_samples)
-        else:
-            result["accuracy"][label] = baseline_accuracy(repo, args.model, args.pairs, args.seed,
-                                                          args.stage_samples)
+        saved[label] = args.json.parent / f"verify_pairs_embeddings_{n}.npz"
+        saved[label].parent.mkdir(parents=True, exist_ok=True)
+        result["accuracy"][label] = build_accuracy(repo, model, args.pairs, args.seed, args.stage_samples,
+                                                   saved[label])
         print(label, json.dumps(result["accuracy"][label]), flush=True)
-    result["throughput"] = throughput(args.model, args.seconds, builds, args.http_pairs)
+    if saved:
+        result["identical_pairs"] = identical_pairs(result["accuracy"], saved, args.pairs, args.seed)
+        print(json.dumps(result["identical_pairs"]), flush=True)
+    result["throughput"] = throughput(args.seconds, builds, args.http_pairs)
+    for label, (repo, model) in builds.items():
+        result["models"][label] = result["throughput"][label]["model_version"]
+    result["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     command = "python bench/verify_pairs.py " + shlex.join(sys.argv[1:])
