@@ -88,8 +88,11 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
         if detector is None:
             detector = await asyncio.to_thread(YuNetDetector, input_side=settings.detect_max_side)
         await asyncio.to_thread(runtime.store.load_index)
+        pool = BoundedPool(settings.detect_threads, settings.detect_queue_max, "detection")
+        # a face is worth waiting for only while another request is in detection
         worker = BatchingWorker(embedder, settings.batch_max_size, settings.batch_max_wait_ms,
-                                on_batch=runtime.metrics.observe_batch, max_queue=settings.embed_queue_max)
+                                on_batch=runtime.metrics.observe_batch, max_queue=settings.embed_queue_max,
+                                more_coming=lambda: pool.pending > 0)
         runtime.worker = worker
         await worker.start()
         if embedder.input_size != runtime.artifact.alignment.size:
@@ -102,7 +105,6 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
             detector, DecodeLimits(settings.max_upload_bytes, settings.max_pixels, settings.min_image_side),
             runtime.artifact.alignment,
             EnrollRules(settings.min_face_size, settings.enroll_min_score, settings.enroll_dominance_ratio))
-        pool = BoundedPool(settings.detect_threads, settings.detect_queue_max, "detection")
         runtime.detect_pool = pool
 
         async def read_face(data: bytes, enroll: bool):

@@ -115,3 +115,36 @@ def test_a_full_queue_refuses_at_once():
 
     refused_in, answers = asyncio.run(main())
     assert refused_in < 0.05 and len(answers) == 3
+
+
+def test_a_lone_face_does_not_wait_when_nothing_else_is_coming():
+    # max_wait 2 s: a face that waited for company would take 2 s
+    async def main():
+        worker = BatchingWorker(RecordingEmbedder(), max_batch=8, max_wait_ms=2000,
+                                more_coming=lambda: False)
+        await worker.start()
+        t = asyncio.get_running_loop().time()
+        await worker.embed(faces(1)[0])
+        took = asyncio.get_running_loop().time() - t
+        await worker.stop()
+        return took
+
+    assert asyncio.run(main()) < 1.0
+
+
+def test_faces_still_wait_for_requests_in_detection_and_share_a_batch():
+    async def main():
+        emb = RecordingEmbedder()
+        in_detection = {"n": 1}
+        worker = BatchingWorker(emb, max_batch=8, max_wait_ms=2000,
+                                more_coming=lambda: in_detection["n"] > 0)
+        await worker.start()
+        first = asyncio.create_task(worker.embed(faces(1)[0]))
+        await asyncio.sleep(0.2)  # the second request is still being detected
+        in_detection["n"] = 0
+        second = asyncio.create_task(worker.embed(faces(2)[1]))
+        await asyncio.gather(first, second)
+        await worker.stop()
+        return emb.batches
+
+    assert asyncio.run(main()) == [2]
