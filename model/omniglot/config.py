@@ -23,6 +23,12 @@ class OmniglotConfig(JsonConfig):
     pairs_per_epoch: int = 1_350_000  # the paper's 150k pairs x (1 + 8 distortions)
     distort_prob: float = 8 / 9  # share of training pairs shown as an affine distortion
     within_alphabet_negatives: float = 0.0  # share of negatives drawn inside one alphabet
+    # "sampled": the paper's balanced pairs, two tower passes each; "in_batch": every pair
+    # within a batch of P classes x K drawers (train.py, nets.build_in_batch_siamese)
+    pairs: str = "sampled"
+    # class batches (triplet, in_batch): 0 = the P classes come from all training characters;
+    # A > 0 = from A random alphabets, so most negatives share an alphabet (as the test's)
+    batch_alphabets: int = 0
     transform_classes: str = "none"  # "rot" / "rot+flip": quarter turns (and mirrors) of training characters as new classes
 
     # --- network (model/omniglot/nets.py)

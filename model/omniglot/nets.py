@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import keras
 
 from app.inference.layers import L2Normalize
-from model.omniglot.layers import L1Distance
+from model.omniglot.layers import AllPairs, L1Distance, SquareMatrix
 
 BASE_FILTERS = (64, 128, 128, 256)
 PAPER_KERNELS = (10, 7, 4, 4)
@@ -140,6 +140,32 @@ def build_siamese(
     return keras.Model([a, b], p, name="siamese")
 
 
+def build_in_batch_siamese(
+    image_size: int = 105,
+    width: float = 1.0,
+    conv_kernels: Sequence[int] = PAPER_KERNELS,
+    dense_units: int = 4096,
+    l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
+    init: str = "paper",
+    batch_norm: bool = False,
+) -> keras.Model:
+    """The paper's siamese (the same `embedding` twin and L1 `head`), trained on every pair
+    of a batch: B images in, the (B, B) matrix of P(same) out.
+
+    A sampled pair costs two tower passes for one bit of supervision; a batch of P classes
+    x K drawers costs B = PK passes for B(B - 1) pairs, K - 1 positives and (P - 1)K
+    negatives per image (what the triplet variant gains from). The loss stays the paper's
+    binary cross-entropy (`train.InBatchPairBCE`); evaluation uses `embedding` and `head`
+    exactly as for `build_siamese`.
+    """
+    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2, init=init, batch_norm=batch_norm)
+    head = build_head(dense_units, l2[5] if len(l2) > 5 else 0.0, init=init)
+    x = keras.Input((image_size, image_size, 1), name="image")
+    left, right = AllPairs(name="all_pairs")(embedding(x))
+    p = SquareMatrix(name="pair_matrix")(head([left, right]))
+    return keras.Model(x, p, name="in_batch_siamese")
+
+
 def build_triplet_net(
     image_size: int = 105,
     width: float = 1.0,
@@ -167,5 +193,8 @@ def build_triplet_net(
 def build_from_config(cfg) -> keras.Model:
     """The net a config asks for (cfg: model.omniglot.config.OmniglotConfig)."""
     args = (cfg.image_size, cfg.width, cfg.conv_kernels, cfg.dense_units, cfg.l2)
-    build = build_triplet_net if cfg.loss == "triplet" else build_siamese
+    if cfg.loss == "triplet":
+        build = build_triplet_net
+    else:
+        build = build_in_batch_siamese if cfg.pairs == "in_batch" else build_siamese
     return build(*args, init=cfg.init, batch_norm=cfg.batch_norm)

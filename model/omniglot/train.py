@@ -115,8 +115,36 @@ def make_optimizer(cfg: OmniglotConfig) -> keras.optimizers.Optimizer:
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
+@keras.saving.register_keras_serializable(package="omniglot")
+class InBatchPairBCE(keras.losses.Loss):
+    """The paper's binary cross-entropy over every pair of a class batch (i != j).
+
+    y_true: (B,) class labels; y_pred: (B, B) P(same) from `nets.build_in_batch_siamese`.
+    Positives and negatives are weighted half and half, as the paper's balanced pairs
+    are (a 32 x 4 batch has 384 positive and 15,872 negative ordered pairs):
+        L = 1/2 mean_{same, i != j} -log p_ij + 1/2 mean_{different} -log(1 - p_ij)
+    """
+
+    def __init__(self, name: str = "in_batch_pair_bce", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        labels = ops.reshape(y_true, (-1,))
+        same = ops.cast(ops.equal(labels[:, None], labels[None, :]), y_pred.dtype)
+        off_diagonal = 1.0 - ops.eye(ops.shape(labels)[0], dtype=y_pred.dtype)
+        pos, neg = same * off_diagonal, 1.0 - same
+        p = ops.clip(y_pred, 1e-7, 1.0 - 1e-7)
+        pos_loss = ops.sum(-ops.log(p) * pos) / ops.maximum(ops.sum(pos), 1.0)
+        neg_loss = ops.sum(-ops.log(1.0 - p) * neg) / ops.maximum(ops.sum(neg), 1.0)
+        return 0.5 * (pos_loss + neg_loss)
+
+
 def compile_model(model: keras.Model, cfg: OmniglotConfig) -> None:
-    if cfg.loss == "triplet":
+    if cfg.pairs not in ("sampled", "in_batch"):
+        raise ValueError(f"unknown pairs {cfg.pairs!r}; choose 'sampled' or 'in_batch'")
+    if cfg.loss != "triplet" and cfg.pairs == "in_batch":
+        model.compile(optimizer=make_optimizer(cfg), loss=InBatchPairBCE())
+    elif cfg.loss == "triplet":
         from model.common.losses import TripletSemiHardLoss
 
         model.compile(optimizer=make_optimizer(cfg), loss=TripletSemiHardLoss(cfg.triplet_margin))
@@ -168,17 +196,34 @@ class PairBatches(keras.utils.PyDataset):
 
 
 class TripletBatches(PairBatches):
-    """P classes x K drawers per batch, labels = character index, for the triplet loss."""
+    """P classes x K drawers per batch, labels = character index: for the triplet loss and
+    the in-batch siamese. With `batch_alphabets` = A > 0 the P classes come from A random
+    alphabets (P / A each), so most of a batch's negatives share an alphabet."""
 
     def __init__(self, split: om.Split, cfg: OmniglotConfig):
         super().__init__(split, replace_pool(cfg))
+        self.by_alphabet = [np.flatnonzero(split.char_alphabet == a) for a in range(len(split.alphabets))]
+
+    def classes(self, rng: np.random.Generator, p: int) -> np.ndarray:
+        a = self.cfg.batch_alphabets
+        if a <= 0:
+            return rng.choice(self.split.n_chars, p, replace=False)
+        picked = rng.choice(len(self.by_alphabet), min(a, len(self.by_alphabet)), replace=False)
+        share = -(-p // len(picked))  # ceil: the last alphabet may give fewer
+        chars = [rng.choice(self.by_alphabet[j], min(share, len(self.by_alphabet[j])), replace=False)
+                 for j in picked]
+        chars = np.concatenate(chars)[:p]
+        if len(chars) < p:  # alphabets too small: top up from all characters
+            rest = np.setdiff1d(np.arange(self.split.n_chars), chars)
+            chars = np.concatenate([chars, rng.choice(rest, p - len(chars), replace=False)])
+        return chars
 
     def __getitem__(self, i: int):
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, 3, self.epoch, i])
         p = cfg.triplet_classes_per_batch
         k = max(2, cfg.batch_size // p)
-        chars = rng.choice(self.split.n_chars, p, replace=False)
+        chars = self.classes(rng, p)
         drawers = np.stack([rng.choice(self.split.n_drawers, k, replace=False) for _ in range(p)])
         idx = (chars[:, None] * self.split.n_drawers + drawers).ravel()
         x = augment.distort(self.flat[idx], rng, cfg.distort_prob)
@@ -342,7 +387,8 @@ def train(
 
     model = build_from_config(cfg)
     compile_model(model, cfg)
-    data = (TripletBatches if cfg.loss == "triplet" else PairBatches)(splits["train"], cfg)
+    class_batches = cfg.loss == "triplet" or cfg.pairs == "in_batch"
+    data = (TripletBatches if class_batches else PairBatches)(splits["train"], cfg)
     state = {"epoch": 0, "best_val": -1.0, "best_epoch": 0, "history": [], "elapsed_s": 0.0}
     if resume and run.state.exists():
         state = run.load_state()

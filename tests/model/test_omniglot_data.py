@@ -173,3 +173,27 @@ def test_rotation_classes_never_leak_evaluation_characters(omniglot_28, splits_2
     for name in ("validation", "test"):
         with pytest.raises(ValueError, match="training split only"):
             om.with_transformed_classes(splits_28[name], "rot")
+
+
+@pytest.mark.parametrize("alphabets", [0, 1, 2, 4])
+def test_class_batches_draw_their_classes_from_the_asked_number_of_alphabets(splits_28, alphabets):
+    from model.omniglot.config import resolve
+    from model.omniglot.train import TripletBatches
+
+    split = om.with_transformed_classes(splits_28["train"], "rot")
+    cfg = resolve("smoke", ["pairs=in_batch", "triplet_classes_per_batch=16", "batch_size=64",
+                            f"batch_alphabets={alphabets}"])
+    batches = TripletBatches(split, cfg)
+    for i in range(5):
+        x, labels = batches[i]
+        assert x.shape == (64, 28, 28, 1)
+        classes = np.unique(labels)
+        assert len(classes) == 16 and np.all(np.bincount(labels)[classes] == 4)  # 16 classes x 4 drawers
+        alpha, count = np.unique(split.char_alphabet[classes], return_counts=True)
+        if alphabets == 1:  # one alphabet gives all it has (the smallest have 14); the rest tops up
+            sizes = np.bincount(split.char_alphabet)
+            assert count.max() == min(16, sizes[alpha[count.argmax()]])
+        elif alphabets:
+            assert len(alpha) == alphabets and np.all(count == 16 // alphabets)
+        else:
+            assert len(alpha) > 8  # all training alphabets: 16 classes rarely share one

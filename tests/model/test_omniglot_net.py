@@ -102,3 +102,56 @@ def test_batch_norm_tower_trains_with_layerwise_sgd():
     net.fit([x, x[::-1]], np.ones((8, 1), "float32"), epochs=1, verbose=0)  # every variable has a rate
     gamma = next(v for v in net.trainable_variables if v.path.startswith("conv3_bn"))
     assert opt._layer_of[opt._get_variable_index(gamma)] == 2  # conv3's rate
+
+
+def test_in_batch_siamese_scores_every_pair_with_the_papers_head():
+    from model.omniglot.nets import build_in_batch_siamese
+
+    keras.utils.set_random_seed(2)
+    net = build_in_batch_siamese(28, 0.25, (3, 3, 2, 2), 32, init="he")
+    x = np.random.default_rng(3).random((6, 28, 28, 1)).astype("float32")
+    p = net.predict(x, verbose=0)
+    assert p.shape == (6, 6)
+    h = net.get_layer("embedding").predict(x, verbose=0)
+    head = net.get_layer("head")
+    for i, j in ((0, 1), (4, 2), (5, 5)):
+        pair = head.predict([h[i:i + 1], h[j:j + 1]], verbose=0)[0, 0]
+        np.testing.assert_allclose(p[i, j], pair, rtol=1e-5)
+    np.testing.assert_allclose(p, p.T, rtol=1e-5)  # L1 is symmetric, so is the matrix
+
+
+def test_in_batch_pair_bce_weights_positives_and_negatives_half_and_half():
+    from model.omniglot.train import InBatchPairBCE
+
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    p = np.random.default_rng(4).uniform(0.05, 0.95, (6, 6)).astype("float32")
+    same = labels[:, None] == labels[None, :]
+    pos = same & ~np.eye(6, dtype=bool)  # the diagonal (an image with itself) is no pair
+    expected = 0.5 * (-np.log(p[pos]).mean() - np.log(1 - p[~same]).mean())
+    np.testing.assert_allclose(float(InBatchPairBCE()(labels, p)), expected, rtol=1e-5)
+    # a perfect matrix costs (almost) nothing; one that swaps same and different a lot
+    perfect = np.where(same, 1.0, 0.0).astype("float32")
+    assert float(InBatchPairBCE()(labels, perfect)) < 1e-5
+    assert float(InBatchPairBCE()(labels, 1.0 - perfect)) > 10.0
+
+
+def test_in_batch_siamese_trains_with_the_paper_loss_and_reloads(tmp_path):
+    from model.omniglot.config import resolve
+    from model.omniglot.nets import build_from_config
+    from model.omniglot.train import compile_model
+
+    cfg = resolve("smoke", ["pairs=in_batch"])
+    net = build_from_config(cfg)
+    assert net.name == "in_batch_siamese"
+    compile_model(net, cfg)
+    x = np.random.default_rng(5).random((8, 28, 28, 1)).astype("float32")
+    before = net.get_layer("head").get_weights()[0].copy()
+    logs = net.train_on_batch(x, np.repeat(np.arange(4), 2), return_dict=True)
+    assert np.isfinite(logs["loss"])
+    assert not np.allclose(before, net.get_layer("head").get_weights()[0])
+    net.save_weights(tmp_path / "w.weights.h5")
+    again = build_from_config(cfg)
+    again.load_weights(tmp_path / "w.weights.h5")
+    np.testing.assert_allclose(again.predict(x, verbose=0), net.predict(x, verbose=0), rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown pairs"):
+        compile_model(build_from_config(cfg), resolve("smoke", ["pairs=all"]))
