@@ -278,6 +278,9 @@ class EpochControl(keras.callbacks.Callback):
         self.data.epoch = epoch
         if isinstance(self.model.optimizer, LayerwiseSGD):
             self.model.optimizer.set_epoch(epoch)
+        elif self.cfg.optimizer == "adam" and self.cfg.adam_decay != 1.0:
+            # set from the epoch alone, so a resumed run continues the same schedule
+            self.model.optimizer.learning_rate.assign(self.cfg.lr * self.cfg.adam_decay ** epoch)
         self.bar = tqdm(total=len(self.data), desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
                         disable=not self.verbose, leave=False, dynamic_ncols=True)
 

@@ -101,3 +101,23 @@ def test_tensorboard_logs_record_loss_and_validation_accuracy(tmp_path, omniglot
     assert len(logs["train"]["epoch_loss"]) == 2
     np.testing.assert_allclose(logs["validation"]["epoch_oneshot20_within"],
                                [h["val"] for h in state["history"]], rtol=1e-6)
+
+
+
+def test_adam_decay_sets_each_epochs_rate_from_the_epoch(tmp_path, omniglot_28, monkeypatch):
+    import keras
+
+    rates = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                rates.append(float(self.model.optimizer.learning_rate))
+
+    real_fit = keras.Model.fit
+    monkeypatch.setattr(keras.Model, "fit", lambda self, *a, callbacks=(), **kw: real_fit(
+        self, *a, callbacks=[*callbacks, Spy()], **kw))
+    cfg = _micro(epochs=3, patience=9, adam_decay=0.5)
+    train(cfg, tmp_path / "run", verbose=False, tensorboard=False)
+    np.testing.assert_allclose(rates, [cfg.lr, cfg.lr / 2, cfg.lr / 4], rtol=1e-6)
+    assert resolve("cpu").adam_decay == 1.0  # the presets keep a constant rate
