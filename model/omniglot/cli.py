@@ -4,7 +4,7 @@
             best checkpoint at the end unless --no-eval
   eval      --run-dir DIR [--scorer pairwise|prototype|all] [--tta K]
   ensemble  --run-dir DIR --run-dir DIR ... [--tta K]   (seed ensemble: averaged scores)
-  mnist     [--run-dir DIR ...] [--tta K]   Koch's 10-way one-shot MNIST transfer, 1-NN and MHD beside
+  mnist     [--run-dir DIR ...] [--tta K] [--ensemble]   Koch's 10-way one-shot MNIST transfer, 1-NN and MHD beside
   baseline  --which 1nn|mhd|chance|all [--image-size 105]
   plot      [--inputs JSON ...] --out docs/img/omniglot_accuracy_vs_n.png
 Results are JSON files (eval_*.json in the run directory, runs/omniglot/baselines/*.json).
@@ -57,6 +57,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", type=Path, action="append", default=[], help="a trained run (repeatable)")
     p.add_argument("--tasks", type=int, default=1000)
     p.add_argument("--tta", type=int, default=0, metavar="K")
+    p.add_argument("--ensemble", action="store_true",
+                   help="also score the runs together as one seed ensemble (averaged scores)")
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--out-dir", type=Path, default=DEFAULT_RUNS / "mnist")
     _data_dir(p)
@@ -141,22 +143,28 @@ def cmd_eval(args) -> int:
     return _eval_run(args.run_dir, scorers, args.which, args.data_dir, args.tta)
 
 
-def cmd_ensemble(args) -> int:
+def _ensemble(run_dirs: list[Path], tta: int):
+    """The runs as one seed ensemble (pairwise scores averaged) and the first run's config."""
     from model.omniglot import evaluate as ev
     from model.omniglot.train import load_trained
 
-    loaded = [load_trained(d) for d in args.run_dir]
+    loaded = [load_trained(d) for d in run_dirs]
     sizes = {cfg.image_size for _, cfg in loaded}
     if len(sizes) != 1:
         raise SystemExit(f"ensemble members need one input size, got {sorted(sizes)}")
-    cfg0 = loaded[0][1]
-    members = [ev.model_method(m, cfg, "pairwise", args.tta) for m, cfg in loaded]
-    name = f"ensemble of {len(members)}: " + " + ".join(d.name for d in args.run_dir) + (
-        f" (tta{args.tta})" if args.tta else "")
+    members = [ev.model_method(m, cfg, "pairwise", tta) for m, cfg in loaded]
+    name = f"ensemble of {len(members)}: " + " + ".join(Path(d).name for d in run_dirs) + (
+        f" (tta{tta})" if tta else "")
+    return ev.ensemble_method(members, name), loaded[0][1]
+
+
+def cmd_ensemble(args) -> int:
+    from model.omniglot import evaluate as ev
+
+    m, cfg0 = _ensemble(args.run_dir, args.tta)
     data = ev.EvalData.load(cfg0.image_size, cfg0.eval_ways, cfg0.eval_tasks, cfg0.verification_pairs,
                             data_dir=args.data_dir)
     t0 = time.time()
-    m = ev.ensemble_method(members, name)
     result = ev.evaluate_method(m.name, data, m.featurize, m.score, None)
     result.update(run_dirs=[str(d) for d in args.run_dir], tta=args.tta, eval_seconds=round(time.time() - t0, 1))
     out = args.out or DEFAULT_RUNS / "ensembles" / ("+".join(d.name for d in args.run_dir)
@@ -181,6 +189,13 @@ def cmd_mnist(args) -> int:
         r = ev.mnist_oneshot(method, mnist.resize(images, cfg.image_size), labels, args.tasks)
         r.update(run_dir=str(run_dir), image_size=cfg.image_size, eval_seconds=round(time.time() - t0, 1))
         results.append((f"{Path(run_dir).name}" + (f"_tta{args.tta}" if args.tta else ""), r))
+    if args.ensemble and len(args.run_dir) > 1:
+        method, cfg = _ensemble(args.run_dir, args.tta)
+        t0 = time.time()
+        r = ev.mnist_oneshot(method, mnist.resize(images, cfg.image_size), labels, args.tasks)
+        r.update(run_dirs=[str(d) for d in args.run_dir], image_size=cfg.image_size,
+                 eval_seconds=round(time.time() - t0, 1))
+        results.append(("+".join(Path(d).name for d in args.run_dir) + (f"_tta{args.tta}" if args.tta else ""), r))
     if not args.no_baselines:
         clouds = PointClouds()
         for key, method in (("1nn_28", ev.Method("1-NN raw pixels (L2, 28 px)", ev.raw_pixels, ev.negative_l2_scorer)),

@@ -57,6 +57,19 @@ def test_smoke_training_beats_chance_on_20_way(smoke_run):
     assert acc["within_alphabet"][20] > 0.08
 
 
+def test_mnist_command_scores_a_seed_ensemble_beside_its_members(smoke_run, tmp_path):
+    from model.__main__ import main
+
+    run_dir = smoke_run[0]
+    # two copies of one run: their ensemble must score exactly what the run scores alone
+    main(["omniglot", "mnist", "--run-dir", str(run_dir), "--run-dir", str(run_dir), "--ensemble",
+          "--tasks", "200", "--no-baselines", "--out-dir", str(tmp_path)])
+    single = json.loads((tmp_path / f"{run_dir.name}.json").read_text())
+    both = json.loads((tmp_path / f"{run_dir.name}+{run_dir.name}.json").read_text())
+    assert both["method"].startswith("ensemble of 2") and both["tasks"] == 200
+    assert both["accuracy"] == single["accuracy"] > 0.15  # chance is 10 %
+
+
 def _micro(**kw):
     return apply_overrides(resolve("smoke"), ["pairs_per_epoch=256", "val_tasks=20",
                                               *[f"{k}={v}" for k, v in kw.items()]])
