@@ -104,7 +104,8 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
         pipeline = FacePipeline(
             detector, DecodeLimits(settings.max_upload_bytes, settings.max_pixels, settings.min_image_side),
             runtime.artifact.alignment,
-            EnrollRules(settings.min_face_size, settings.enroll_min_score, settings.enroll_dominance_ratio))
+            EnrollRules(settings.min_face_size, settings.enroll_min_score, settings.enroll_dominance_ratio),
+            reduce_to=settings.detect_max_side)  # a large JPEG is first decoded near the first pass's size
         runtime.detect_pool = pool
 
         async def read_face(data: bytes, enroll: bool):

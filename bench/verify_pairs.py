@@ -60,7 +60,7 @@ def accuracy_and_stages(model: str, n_same: int, seed: int, stage_samples: int) 
     embedder = build_embedder(artifact)
     settings = Settings(model=model)
     pipeline = FacePipeline(YuNetDetector(input_side=settings.detect_max_side), DecodeLimits(),
-                            artifact.alignment)
+                            artifact.alignment, reduce_to=settings.detect_max_side)
     size = artifact.alignment.size
     celeba = data.load_celeba()
     split = data.split_identities(celeba.identities, seed)

@@ -9,6 +9,7 @@ EXIF orientation and conversion to RGB.
 from __future__ import annotations
 
 import io
+import math
 import struct
 import warnings
 from dataclasses import dataclass
@@ -47,6 +48,15 @@ def sniff_format(data: bytes) -> str | None:
 
 def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
     """Decode untrusted bytes into an HxWx3 uint8 RGB array (first frame of animations)."""
+    return decode_reduced(data, limits, 0)[0]
+
+
+def decode_reduced(data: bytes, limits: DecodeLimits, reduce_to: int) -> tuple[np.ndarray, int]:
+    """Like decode_image, but a JPEG whose longer side is at least twice `reduce_to` is decoded
+    at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling, Pillow's `draft`), its longer side
+    kept at `reduce_to` or more: 5-10x faster than decoding a 12-megapixel photo in full.
+    Returns the array and the factor k (1, 2, 4 or 8): a decoded pixel is k x k photo pixels.
+    The limits apply to the photo's declared size, whatever the factor."""
     if not data:
         raise errors.EmptyImage("The image is empty (0 bytes)")
     if len(data) > limits.max_bytes:
@@ -64,6 +74,9 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> np.ndarr
             image = Image.open(io.BytesIO(data), formats=[fmt])
             width, height = image.size
             _check_dimensions(width, height, limits)
+            if reduce_to and fmt == "JPEG" and max(width, height) >= 2 * reduce_to:
+                r = reduce_to / max(width, height)
+                image.draft("RGB", (math.ceil(width * r), math.ceil(height * r)))
             image.seek(0)
             image.load()
     except errors.DomainError:
@@ -73,11 +86,12 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> np.ndarr
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, ZeroDivisionError,
             struct.error, MemoryError):
         raise errors.CorruptImage(f"The {fmt} image is truncated or corrupt") from None
+    factor = max(1, round(width / image.size[0]))  # before the EXIF turn, which may swap sides
     try:
         image = ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block must not reject an otherwise good photo
         pass
-    return to_rgb(image)  # EXIF rotation swaps the sides, so the checks above still hold
+    return to_rgb(image), factor  # EXIF rotation swaps the sides, so the checks above still hold
 
 
 def _check_dimensions(width: int, height: int, limits: DecodeLimits) -> None:

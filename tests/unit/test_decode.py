@@ -55,3 +55,28 @@ def test_limits():
         decode_image(data, DecodeLimits(min_side=244))
     with pytest.raises(errors.CorruptImage):
         decode_image(data[:200])
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_that_keeps_the_asked_side():
+    from app.vision.decode import decode_reduced
+
+    big = PHOTO.resize((4000, 3038), Image.BICUBIC)
+    rgb, k = decode_reduced(encode(big, "JPEG", quality=90), DecodeLimits(), 640)
+    assert k == 4 and rgb.shape == (760, 1000, 3)  # 1/8 would be 500 px, under 640
+    # not reduced: a PNG (no DCT scaling), a JPEG under twice the asked side, reduce_to 0
+    assert decode_reduced(encode(big, "PNG"), DecodeLimits(), 640)[1] == 1
+    small = PHOTO.resize((1200, 911), Image.BICUBIC)
+    assert decode_reduced(encode(small, "JPEG"), DecodeLimits(), 640)[0].shape == (911, 1200, 3)
+    assert decode_reduced(encode(big, "JPEG"), DecodeLimits(), 0)[0].shape == (3038, 4000, 3)
+
+
+def test_a_reduced_decode_keeps_the_limits_of_the_declared_size_and_the_exif_turn():
+    from app.vision.decode import decode_reduced
+
+    big = PHOTO.resize((4000, 3038), Image.BICUBIC)
+    with pytest.raises(errors.ImageTooManyPixels):
+        decode_reduced(encode(big, "JPEG"), DecodeLimits(max_pixels=4000 * 3038 - 1), 640)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    rgb, k = decode_reduced(encode(big, "JPEG", exif=exif), DecodeLimits(), 640)
+    assert k == 4 and rgb.shape == (1000, 760, 3)
