@@ -84,7 +84,8 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
         aligned, found, faces, score, size, done = (z[k].copy() for k in
                                                     ("aligned", "found", "faces", "score", "size", "done"))
     else:
-        aligned = np.zeros((n, 160, 160, 3), np.uint8)
+        side = artifact.alignment.size  # the artefact's aligned-face side (FaceNet 160, SFace 112)
+        aligned = np.zeros((n, side, side, 3), np.uint8)
         found, faces, score, size = np.zeros(n, bool), np.zeros(n, np.int32), np.zeros(n), np.zeros(n)
         done = np.zeros(n, bool)
 
