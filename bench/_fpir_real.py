@@ -92,7 +92,8 @@ class Pool:
         f_pop = float(pair_rate.sum() / (k * (k - 1)))
         rng = np.random.default_rng(seed)
         weights = rng.multinomial(k, np.full(k, 1.0 / k), size=BOOT).astype(np.float64)
-        off = weights.sum(1) ** 2 - (weights ** 2).sum(1)
+        off = weights.sum(1) ** 2 - (weights ** 2).sum(1)  # pairs of two different people drawn
+        weights, off = weights[off > 0], off[off > 0]
         f_boot = np.einsum("bj,jg,bg->b", weights, pair_rate, weights) / off
         w_m = weights[:, has_mated]
         fnir_boot = (w_m @ missed[has_mated]) / np.maximum(w_m.sum(1), 1)
