@@ -289,7 +289,7 @@ def run(args) -> None:
     seen = trained_on_celeba(artifact.metadata)
     print(f"  mislabeled photos left out of the galleries and probes: {int(wrong.sum())}", flush=True)
     result = {
-        "command": "python bench/identify_fpir.py " + " ".join(sys.argv[2:]),
+        "command": "python bench/identify_fpir.py " + " ".join(sys.argv[1:]),
         "model_version": artifact.model_version, "detector": type(_detector()).__name__,
         "verify_threshold": verify_t, "tail_source": "artefact metadata" if shipped else "computed in the bench",
         "tail_pairs": tail.pairs, "tail_min_rate": tail.min_measured_rate,
@@ -305,10 +305,12 @@ def run(args) -> None:
     if args.keep_synthetic and previous.get("synthetic") and previous.get("model_version") == artifact.model_version:
         result["synthetic"], result["synthetic_setup"] = previous["synthetic"], previous["synthetic_setup"]
         result["synthetic_uptime"] = previous.get("synthetic_uptime", previous.get("uptime"))
+        result["synthetic_command"] = previous.get("synthetic_command", previous["command"])
     elif args.synthetic:
         result["synthetic"], result["synthetic_setup"] = synthetic_galleries(
             z, args.synthetic, args.mated, args.strangers, verify_t, args.seed)
         result["synthetic_uptime"] = os.popen("uptime").read().strip()
+        result["synthetic_command"] = result["command"]
     result["uptime"] = os.popen("uptime").read().strip()
     OUT.write_text(json.dumps(result, indent=1))
     print(f"-> {OUT.relative_to(REPO)}")
@@ -359,7 +361,8 @@ def report(args) -> None:
         s = r["synthetic_setup"]
         lines += ["", f"Synthetic rows: {s['mated']:,} mated probes and {s['strangers']:,} strangers per gallery; "
                   f"F from a synthetic validation set of {s['impostor_pairs']:,} impostor pairs (measured down to "
-                  f"{s['tail_min_rate']:.1e}); machine load: {r.get('synthetic_uptime', '?')}."]
+                  f"{s['tail_min_rate']:.1e}); command `{r.get('synthetic_command', r['command'])}`, machine load at its "
+                  f"end: {r.get('synthetic_uptime', '?')}."]
     lines += ["", f"Command: `{r['command']}`; machine load at the end: {r.get('uptime', '?')}.",
               "", "![FNIR and FPIR vs gallery size](img/identify_fpir.png)"]
     write_docs_block("identify_fpir", "\n".join(lines))
