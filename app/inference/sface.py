@@ -26,6 +26,12 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+def run_in_passes(model, faces: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+    """model(faces) computed `chunk` faces at a time (the pass size bounds the activations' memory)."""
+    x = np.asarray(faces, dtype=np.float32)
+    return np.concatenate([np.asarray(model.predict_on_batch(x[s : s + chunk])) for s in range(0, len(x), chunk)])
+
+
 def build_sface_model(base_output: str | None = None, head=None):
     """The SFace port, cut at layer `base_output` (default: its 128-D output), then `head`."""
     import keras
@@ -61,6 +67,4 @@ class SFaceEmbedder:
             raise ValueError(f"expected [N,{INPUT_SIZE},{INPUT_SIZE},3] faces, got {faces.shape}")
         if len(faces) == 0:
             return np.zeros((0, self.embedding_dim), np.float32)
-        x = np.asarray(faces, dtype=np.float32)
-        out = [np.asarray(self._model.predict_on_batch(x[s : s + CHUNK])) for s in range(0, len(x), CHUNK)]
-        return l2_normalize(np.concatenate(out))
+        return l2_normalize(run_in_passes(self._model, faces))
