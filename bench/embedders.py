@@ -115,17 +115,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-LICENCES = {"facenet-graph": "MIT (davidsandberg/facenet; CASIA-WebFace)", "sface-keras": "Apache-2.0 (opencv_zoo)"}
+LICENCES = {"facenet-graph": "MIT (davidsandberg/facenet; CASIA-WebFace)", "sface-keras": "Apache-2.0 (opencv_zoo)",
+            "dlib-keras": "public domain / CC0 (dlib-models)",
+            "fusion": "Apache-2.0 (SFace) + public domain / CC0 (dlib)"}
 
 
-def _weights_mb(artifact) -> float:
+def _base_file(spec: dict):
+    from app.inference.dlib_dat import dat_path
     from app.inference.facenet_graph import graph_path
     from app.inference.sface_onnx import onnx_path
 
+    return {"sface-keras": onnx_path, "dlib-keras": dat_path}.get(spec.get("kind"), graph_path)()
+
+
+def _weights_mb(artifact) -> float:
+    """The base files in their packages plus the artefact's head (a fusion: every part's)."""
     spec = artifact.metadata["embedder"]
-    base = onnx_path() if spec.get("kind") == "sface-keras" else graph_path()
-    head = artifact.path / spec["head"] if spec.get("head") else None
-    return (base.stat().st_size + (head.stat().st_size if head else 0)) / 1e6
+    specs = spec["parts"] if spec.get("kind") == "fusion" else [spec]
+    size = sum(_base_file(s).stat().st_size for s in specs)
+    size += sum((artifact.path / h).stat().st_size for h in {s["head"] for s in [spec, *specs] if s.get("head")})
+    return size / 1e6
 
 
 def quality_table(rows: list[dict]) -> str:

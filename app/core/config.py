@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # the shipped model artefacts (written by `python -m model faces export`, read by the service)
 ARTIFACTS_DIR = REPO_ROOT / "model" / "artifacts"
 PREFIX = "FACEAPI_"
-DEFAULT_MODEL = "sface-2021dec-base512-v1"
+DEFAULT_MODEL = "fusion-sface-dlib-flip-v1"
 
 
 class Settings(BaseSettings):

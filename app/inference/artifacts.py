@@ -125,12 +125,19 @@ def load_artifact(path: Path) -> ModelArtifact:
 
 def build_embedder(artifact: ModelArtifact) -> Embedder:
     """The embedder named by metadata["embedder"]["kind"] (default: the FaceNet graph)."""
-    kind = artifact.metadata["embedder"].get("kind", "facenet-graph")
-    builders = {"facenet-graph": _build_facenet, "sface-keras": _build_sface}
+    spec = artifact.metadata["embedder"]
+    kind = spec.get("kind", "facenet-graph")
+    builders = {"facenet-graph": _build_facenet, "sface-keras": _build_sface, "dlib-keras": _build_dlib,
+                "fusion": _build_fusion}
     if kind not in builders:
         raise ArtifactError(f"unknown embedder kind {kind!r} in {artifact.path}/metadata.json; "
                             f"known: {', '.join(builders)}")
-    return builders[kind](artifact)
+    embedder = builders[kind](artifact)
+    if spec.get("flip"):
+        from app.inference.flip import FlipAveraged
+
+        return FlipAveraged(embedder)
+    return embedder
 
 
 def _check_base(spec: dict, actual_sha256, what: str, pin: str) -> None:
@@ -163,6 +170,37 @@ def _build_sface(artifact: ModelArtifact) -> Embedder:
     head = _load_head(artifact)
     return SFaceEmbedder(model_version=artifact.model_version, base_output=spec.get("base_output"),
                          head=head, embedding_dim=artifact.embedding_dim)
+
+
+def _build_fusion(artifact: ModelArtifact) -> Embedder:
+    """Weighted parts, each an embedder of its own kind on its own crop of the aligned canvas
+    (app/inference/fusion.py); `embedder.parts` lists them with their weight and alignment."""
+    from app.inference.fusion import FusionEmbedder, Part
+
+    parts = []
+    for spec in artifact.metadata["embedder"].get("parts") or ():
+        try:
+            template = AlignmentTemplate.from_metadata(spec["alignment"])
+            sub = ModelArtifact(artifact.path, {**artifact.metadata, "embedder": spec,
+                                                "embedding_dim": int(spec["embedding_dim"])})
+            parts.append(Part(build_embedder(sub), template, float(spec["weight"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{artifact.path}/metadata.json: a fusion part is malformed: {exc}") from None
+    try:
+        return FusionEmbedder(artifact.model_version, artifact.alignment, parts, artifact.embedding_dim)
+    except ValueError as exc:
+        raise ArtifactError(f"{artifact.path}/metadata.json: {exc}") from None
+
+
+def _build_dlib(artifact: ModelArtifact) -> Embedder:
+    """The Keras port of dlib's face-recognition ResNet, cut where the artefact's head (if any) takes over."""
+    from app.inference.dlib_dat import PIN, dat_sha256
+    from app.inference.dlib_face import DlibEmbedder
+
+    spec = artifact.metadata["embedder"]
+    _check_base(spec, dat_sha256, "dlib face-recognition model file", PIN)
+    return DlibEmbedder(model_version=artifact.model_version, base_output=spec.get("base_output"),
+                        head=_load_head(artifact), embedding_dim=artifact.embedding_dim)
 
 
 def _build_facenet(artifact: ModelArtifact) -> Embedder:

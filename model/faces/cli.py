@@ -26,7 +26,16 @@ def register(parser: argparse.ArgumentParser) -> None:
                    help="instead: base-model accuracy and TAR@FAR=1e-3 on validation pairs per margin")
     p.add_argument("--write", nargs="+", metavar="VERSION", default=None,
                    help="write the template into these artefacts' metadata.json (key alignment)")
+    p.add_argument("--dlib", action="store_true",
+                   help="instead: where YuNet's landmarks sit in dlib's 150 chip (needs dlib: bench extra)")
     p.set_defaults(run=run_template)
+
+    p = commands.add_parser("candidates", help="SFace, dlib, flip and fusion compared on the same photos "
+                                               "(fusion weight chosen on validation identities)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--head", type=Path, default=None, metavar="RUN_DIR",
+                   help="instead: validation TAR of the fused vector with and without a fusion-triplet run's head")
+    p.set_defaults(run=run_candidates)
 
     p = commands.add_parser("tune-threshold", help="tune and record the base embedder's threshold")
     p.add_argument("--data-dir", default=None)
@@ -47,6 +56,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="identity split seed")
     p.add_argument("--out", type=Path, default=ARTIFACTS)
     p.set_defaults(run=run_all_pairs)
+
+    p = commands.add_parser("export-ports", help="artefact of the frozen Keras ports (SFace, dlib) alone or "
+                                                 "fused, with flip test-time augmentation or not")
+    p.add_argument("--version", required=True)
+    p.add_argument("--parts", nargs="+", required=True, metavar="NAME:WEIGHT",
+                   help="e.g. sface:0.3 dlib:0.7 (weights sum to 1), or one part: dlib:1")
+    p.add_argument("--flip", action="store_true", help="average each face's embedding with its mirror's")
+    p.add_argument("--out", type=Path, default=ARTIFACTS)
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(run=run_export_ports)
 
     p = commands.add_parser("finetune", help="siamese fine-tuning of the face embedder on CelebA")
     p.add_argument("--preset", default="triplet", choices=sorted(PRESETS))
@@ -80,6 +99,13 @@ def run_template(args: argparse.Namespace) -> int:
 
     from model.faces.template import measure_template, sweep_margins
 
+    if args.dlib:
+        from model.faces.dlib import measure_template as measure_dlib
+
+        n, points = measure_dlib(args.data_dir)
+        print(f"{n} validation faces; YuNet landmarks in dlib's 150 chip (x, y):")
+        print(np.array2string(np.round(points, 2), separator=", "))
+        return 0
     if args.sweep:
         for row in sweep_margins(args.sweep, args.data_dir):
             print(json.dumps(row))
@@ -94,6 +120,33 @@ def run_template(args: argparse.Namespace) -> int:
         meta["alignment"] = template.to_metadata()
         write_metadata(ARTIFACTS / version, meta)
         print(f"written into {ARTIFACTS / version / 'metadata.json'}")
+    return 0
+
+
+def run_candidates(args: argparse.Namespace) -> int:
+    from model.faces.candidates import head_on_fusion, run
+
+    if args.head:
+        print(json.dumps(head_on_fusion(args.head, args.data_dir)))
+        return 0
+    rows, sweep = run(args.data_dir)
+    print(json.dumps({"fusion_sweep_val": sweep, "rows": rows}, indent=1))
+    return 0
+
+
+def run_export_ports(args: argparse.Namespace) -> int:
+    from model.faces.fusion import export_ports
+
+    parts = []
+    for item in args.parts:
+        name, _, weight = item.partition(":")
+        if name not in ("sface", "dlib"):
+            raise SystemExit(f"export-ports: unknown part {name!r} (sface, dlib)")
+        parts.append((name, float(weight or 1)))
+    meta = export_ports(args.version, parts, args.flip, args.out, args.data_dir)
+    print(json.dumps({k: meta[k] for k in ("threshold", "threshold_far_1e-3", "embedding_ms_per_face")}))
+    print(json.dumps({s: meta["metrics"][s]["all_pairs"]["tar_at_far"] for s in ("val", "test")}, indent=1))
+    print(f"artefact: {args.out / args.version}")
     return 0
 
 
@@ -132,7 +185,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or RUNS / cfg.preset
     print(cfg.to_json())
     template = None
-    if cfg.base == "sface":
+    if cfg.base in ("sface", "fusion"):  # fusion: the SFace-aligned set gives identities and faces
         from model.faces.sface import arcface_template
 
         template = arcface_template()

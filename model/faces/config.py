@@ -24,8 +24,9 @@ class FaceTuneConfig(JsonConfig):
     max_train_identities: int = 0  # 0 = all train identities (smoke tests use a few)
     max_images_per_identity: int = 0  # 0 = all
 
-    # --- base: "facenet" (Inception-ResNet-v1, model/faces/heads.py) or "sface" (frozen Keras port of
-    # OpenCV's SFace, 128-D, ArcFace 112 alignment; model/faces/sface.py)
+    # --- base: "facenet" (Inception-ResNet-v1, model/faces/heads.py), "sface" (frozen Keras port of
+    # OpenCV's SFace, 128-D, ArcFace 112 alignment; model/faces/sface.py) or "fusion" (the default's
+    # fused SFace + dlib vector, 256-D; model/faces/fusion.py)
     base: str = "facenet"
 
     # --- model (model/faces/heads.py)
@@ -99,6 +100,12 @@ def sface_pairs() -> FaceTuneConfig:
     return replace(sface_triplet(), preset="sface-pairs", objective="pairs", batch_size=256)
 
 
+def fusion_triplet() -> FaceTuneConfig:
+    """The default's fused, flip-averaged SFace + dlib vector (256-D, frozen, cached), a 256x256
+    projection (identity start), semi-hard triplets; flip is already inside the features."""
+    return replace(sface_triplet(), preset="fusion-triplet", base="fusion", embedding_dim=256)
+
+
 def smoke() -> FaceTuneConfig:
     """Tests: 12 train identities x 8 faces, frozen base, 3 quick epochs."""
     return replace(
@@ -116,6 +123,7 @@ PRESETS = {
     "gpu-blocks": gpu_blocks,
     "sface-triplet": sface_triplet,
     "sface-pairs": sface_pairs,
+    "fusion-triplet": fusion_triplet,
     "smoke": smoke,
 }
 
@@ -123,9 +131,9 @@ PRESETS = {
 def validate(cfg: FaceTuneConfig) -> FaceTuneConfig:
     from model.faces.facenet_keras import STAGE_NAMES
 
-    if cfg.base not in ("facenet", "sface"):
-        raise ValueError(f"base must be 'facenet' or 'sface', got {cfg.base!r}")
-    if cfg.base == "sface" and (cfg.base_stage != "Bottleneck" or cfg.affine or cfg.color_jitter):
+    if cfg.base not in ("facenet", "sface", "fusion"):
+        raise ValueError(f"base must be 'facenet', 'sface' or 'fusion', got {cfg.base!r}")
+    if cfg.base in ("sface", "fusion") and (cfg.base_stage != "Bottleneck" or cfg.affine or cfg.color_jitter):
         raise ValueError("base='sface' trains a head on the frozen port's cached outputs: "
                          "keep base_stage='Bottleneck' and no affine / colour augmentation")
     if cfg.objective not in ("triplet", "pairs"):

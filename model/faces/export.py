@@ -151,22 +151,61 @@ def data_section(cfg, ids: dict, celeba, yale) -> dict:
     }
 
 
+def write_artifact(folder: Path, version: str, cfg, spec: dict, template, tuned: dict, distances: dict,
+                   labels: dict, ms: dict, celeba, yale, training: dict | None, includes: str) -> dict:
+    """metadata.json of a Keras-port artefact (SFace, dlib, fusion) into `folder` and, with the
+    evaluation distances, into var/export/<version>/; returns the metadata."""
+    ids = facedata.split_identities(celeba.identities, cfg.split_seed, tuple(cfg.fractions))
+    meta = {
+        "model_version": version,
+        "embedding_dim": int(cfg.embedding_dim),
+        "metric": "cosine_distance",
+        "embedder": spec,
+        "alignment": template.to_metadata(),
+        "threshold": tuned["threshold"],
+        "threshold_far_1e-3": tuned["threshold_far_1e-3"],
+        "threshold_source": {"split": "val", "pairs": int(len(labels["val"])), "criterion": "max accuracy"},
+        "metrics": tuned["metrics"],
+        "embedding_ms_per_face": {"batch_1": ms[1], "batch_32": ms[32], "value": ms[32], "batch": 32,
+                                  "device": "CPU, 2 cores (shared)", "includes": includes},
+        "data": data_section(cfg, ids, celeba, yale),
+        "training": training,
+        **provenance(),
+    }
+    apply_all_pairs(meta, tuned["all_pairs"])
+    write_metadata(folder, meta)
+    exports = EXPORTS / version
+    write_metadata(exports, meta)
+    np.savez(exports / "eval.npz", **{f"d_{k}": v for k, v in distances.items()},
+             **{f"y_{k}": v for k, v in labels.items()}, threshold=tuned["threshold"])
+    return meta
+
+
 def evaluate_variant(emb, cfg, celeba, yale, celeba_feats=None) -> tuple[dict, dict, dict]:
     """(tuned thresholds + metrics, distances per split, labels per split) on val, test, Yale."""
+    idx = np.flatnonzero(evaluation_faces(celeba, cfg))
+    e_celeba = embed_indices(emb, celeba.faces, idx, celeba_feats)
+    e_yale = embed_indices(emb, yale.faces, np.flatnonzero(yale.usable))
+    return evaluate_embeddings(e_celeba, e_yale, cfg, celeba, yale)
+
+
+def evaluation_faces(celeba, cfg) -> np.ndarray:
+    """Mask of the CelebA faces the evaluation embeds: every usable photo of the validation and
+    test identities (the low-FAR figures use all their pairs)."""
+    ids = facedata.split_identities(celeba.identities, cfg.split_seed, tuple(cfg.fractions))
+    return celeba.usable & np.isin(celeba.identities, np.r_[ids["val"], ids["test"]])
+
+
+def evaluate_embeddings(e_celeba: np.ndarray, e_yale: np.ndarray, cfg, celeba, yale) -> tuple[dict, dict, dict]:
+    """evaluate_variant on embeddings already computed (rows of evaluation_faces; others unused)."""
     splits = make_splits(celeba, cfg)
     pairs = {"val": splits.val_pairs, "test": test_pairs(celeba, cfg),
              "yale": all_pairs(yale.identities, yale.usable)}
     ids = facedata.split_identities(celeba.identities, cfg.split_seed, tuple(cfg.fractions))
-    # every photo of the validation and test identities: the low-FAR figures use all their pairs
-    held_out = celeba.usable & np.isin(celeba.identities, np.r_[ids["val"], ids["test"]])
-    idx = np.unique(np.r_[pairs["val"].a, pairs["val"].b, pairs["test"].a, pairs["test"].b,
-                          np.flatnonzero(held_out)])
-    e_celeba = embed_indices(emb, celeba.faces, idx, celeba_feats)
-    e_yale = embed_indices(emb, yale.faces, np.flatnonzero(yale.usable))
     distances = {k: facedata.pair_distances(e_yale if k == "yale" else e_celeba, p) for k, p in pairs.items()}
     labels = {k: p.same for k, p in pairs.items()}
     tuned = tune_threshold(distances, labels)
-    tuned["all_pairs"] = all_pairs_statistics(e_celeba, celeba.identities, held_out, ids)
+    tuned["all_pairs"] = all_pairs_statistics(e_celeba, celeba.identities, evaluation_faces(celeba, cfg), ids)
     return tuned, distances, labels
 
 

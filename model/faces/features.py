@@ -50,3 +50,23 @@ def base_features(fs: FaceSet, tensors: list[str], flip: bool, cache: Path | Non
         for t in missing:
             np.save(files[t], out[t])
     return {t: np.load(files[t], mmap_mode="r") for t in tensors}
+
+
+def port_features(name: str, build_model, weights_sha256: str, faces: np.ndarray, usable: np.ndarray,
+                  flip: bool, cache: Path | None = None, batch: int = 8) -> np.ndarray:
+    """A frozen Keras port's output for every usable face (mirrored when `flip`), cached by the
+    content of the faces and the weight file (`name`_<faces>_<weights>_orig|flip.npy).
+    Rows of unusable faces are zero."""
+    key = f"{faces_key(faces)}_{weights_sha256[:8]}_{'flip' if flip else 'orig'}"
+    path = paths.cache_dir(cache) / f"{name}_{key}.npy"
+    if path.exists():
+        return np.load(path, mmap_mode="r")
+    model = build_model()
+    out = np.zeros((len(faces), model.output_shape[-1]), np.float32)
+    idx = np.flatnonzero(usable)
+    for s in tqdm(range(0, len(idx), batch), desc=f"{name} ({'flipped' if flip else 'faces'})",
+                  unit="batch", mininterval=5):
+        chunk = faces[idx[s : s + batch]]
+        out[idx[s : s + batch]] = model.predict_on_batch((chunk[:, :, ::-1] if flip else chunk).astype(np.float32))
+    np.save(path, out)
+    return out

@@ -14,11 +14,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
-
-from model.common import paths
 from model.faces import data as facedata
-from model.faces.features import faces_key
+from model.faces.features import port_features
 
 # InsightFace's ArcFace template (x, y) for 112x112 crops: image-left eye, image-right eye,
 # nose tip, image-left mouth corner, image-right mouth corner; OpenCV's FaceRecognizerSF
@@ -41,31 +38,19 @@ def sface_features(faces: np.ndarray, usable: np.ndarray, flip: bool, cache: Pat
     from app.inference.sface import build_sface_model
     from app.inference.sface_onnx import onnx_sha256
 
-    key = f"{faces_key(faces)}_{onnx_sha256()[:8]}_{'flip' if flip else 'orig'}"
-    path = paths.cache_dir(cache) / f"sface_{BASE_OUTPUT}_{key}.npy"
-    if path.exists():
-        return np.load(path, mmap_mode="r")
-    model = build_sface_model()
-    out = np.zeros((len(faces), model.output_shape[-1]), np.float32)
-    idx = np.flatnonzero(usable)
-    for s in tqdm(range(0, len(idx), batch), desc=f"SFace features ({'flipped' if flip else 'faces'})",
-                  unit="batch", mininterval=5):
-        chunk = faces[idx[s : s + batch]]
-        out[idx[s : s + batch]] = model.predict_on_batch((chunk[:, :, ::-1] if flip else chunk).astype(np.float32))
-    np.save(path, out)
-    return out
+    return port_features(f"sface_{BASE_OUTPUT}", build_sface_model, onnx_sha256(), faces, usable, flip, cache, batch)
 
 
-def build_sface_embedding(embedding_dim: int = 128, seed: int = 0):
-    """The `embedding` head on SFace's 128-D output:
-        L2 normalise -> dense D (no bias; identity init when D == 128) -> L2 normalise.
+def build_sface_embedding(embedding_dim: int = 128, seed: int = 0, input_dim: int = 128):
+    """The `embedding` head on SFace's 128-D output (or a fused vector of `input_dim`):
+        L2 normalise -> dense D (no bias; identity init when D == input_dim) -> L2 normalise.
     Built-in layers only, so the service loads head.keras without importing model/.
     """
     import keras
     from keras import layers
 
-    init = keras.initializers.Identity() if embedding_dim == 128 else keras.initializers.Orthogonal(seed=seed)
-    inputs = keras.Input((128,), name="sface_output")
+    init = keras.initializers.Identity() if embedding_dim == input_dim else keras.initializers.Orthogonal(seed=seed)
+    inputs = keras.Input((input_dim,), name="sface_output")
     x = layers.UnitNormalization(name="base_l2")(inputs)
     x = layers.Dense(embedding_dim, use_bias=False, kernel_initializer=init, name="projection")(x)
     x = layers.UnitNormalization(name="l2_normalize")(x)
@@ -118,11 +103,9 @@ def export_sface(run_dir: Path | None, version: str, out: Path, data_dir: str | 
     """model/artifacts/<version>/ for SFace alone (run_dir None) or with a fine-tuned head."""
     import keras
 
-    from model.faces.artifact import provenance, write_metadata
     from model.faces.config import FaceTuneConfig
-    from model.faces.export import EXPORTS, data_section, evaluate_variant, time_per_face
+    from model.faces.export import evaluate_variant, time_per_face, write_artifact
     from model.faces.faceset import celeba_faces, yale_faces
-    from model.faces.threshold import apply_all_pairs
 
     if run_dir is not None:
         cfg = FaceTuneConfig.load(run_dir / "config.json")
@@ -144,31 +127,11 @@ def export_sface(run_dir: Path | None, version: str, out: Path, data_dir: str | 
     if head is not None:
         head_file = "head.keras"
         head.save(folder / head_file)
-    ids = facedata.split_identities(celeba.identities, cfg.split_seed, tuple(cfg.fractions))
-    meta = {
-        "model_version": version,
-        "embedding_dim": int(cfg.embedding_dim),
-        "metric": "cosine_distance",
-        "embedder": embedder_spec(head_file),
-        "alignment": template.to_metadata(),
-        "threshold": tuned["threshold"],
-        "threshold_far_1e-3": tuned["threshold_far_1e-3"],
-        "threshold_source": {"split": "val", "pairs": int(len(labels["val"])), "criterion": "max accuracy"},
-        "metrics": tuned["metrics"],
-        "embedding_ms_per_face": {"batch_1": ms[1], "batch_32": ms[32], "value": ms[32], "batch": 32,
-                                  "device": "CPU, 2 cores (shared)", "includes": "SFace port + head"},
-        "data": data_section(cfg, ids, celeba, yale),
-        "training": None if state is None else {
-            "preset": cfg.preset, "objective": cfg.objective, "base": "sface (frozen)",
-            "best_epoch": state["best_epoch"], "best_val_auc": round(state["best_val_auc"], 6),
-            "minutes": round(state["seconds"] / 60, 1), "config": json.loads(cfg.to_json()),
-        },
-        **provenance(),
+    training = None if state is None else {
+        "preset": cfg.preset, "objective": cfg.objective, "base": "sface (frozen)",
+        "best_epoch": state["best_epoch"], "best_val_auc": round(state["best_val_auc"], 6),
+        "minutes": round(state["seconds"] / 60, 1), "config": json.loads(cfg.to_json()),
     }
-    apply_all_pairs(meta, tuned["all_pairs"])
-    write_metadata(folder, meta)
-    exports = EXPORTS / version
-    write_metadata(exports, meta)
-    np.savez(exports / "eval.npz", **{f"d_{k}": v for k, v in distances.items()},
-             **{f"y_{k}": v for k, v in labels.items()}, threshold=tuned["threshold"])
+    meta = write_artifact(folder, version, cfg, embedder_spec(head_file), template, tuned, distances, labels,
+                          ms, celeba, yale, training, "SFace port + head")
     return meta

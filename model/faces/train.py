@@ -113,10 +113,10 @@ def build_models(cfg: FaceTuneConfig, constants=None):
 
     from model.common.losses import TripletSemiHardLoss
 
-    if cfg.base == "sface":
+    if cfg.base in ("sface", "fusion"):
         from model.faces.sface import build_sface_embedding
 
-        embedding = build_sface_embedding(cfg.embedding_dim, cfg.seed)
+        embedding = build_sface_embedding(cfg.embedding_dim, cfg.seed, 256 if cfg.base == "fusion" else 128)
     else:
         embedding = heads.build_embedding(cfg.base_stage, cfg.embedding_dim, cfg.seed,
                                           cfg.trainable_from or None, constants)
@@ -179,6 +179,10 @@ def train(cfg: FaceTuneConfig, fs: FaceSet, run_dir: Path, resume: bool = False,
         feats = {"orig": sface_features(fs.faces, fs.usable, False, cache)}
         if cfg.flip:
             feats["flip"] = sface_features(fs.faces, fs.usable, True, cache)
+    elif cfg.base == "fusion":
+        from model.faces.fusion import fused_features
+
+        feats = {"orig": fused_features(fs, cache)}
     elif cfg.base_stage != "stem":
         tensor = heads.base_output_tensor(cfg.base_stage)
         feats = {"orig": base_features(fs, [tensor], False, cache)[tensor]}

@@ -46,3 +46,42 @@ def test_an_artifact_without_an_alignment_template_is_refused_at_load(tmp_path):
     (tmp_path / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="alignment is malformed"):
         load_artifact(tmp_path)
+
+
+def test_dlib_artifact_for_another_dat_file_is_refused(tmp_path):
+    with pytest.raises(ArtifactError, match="sha256 mismatch"):
+        build_embedder(_artifact(tmp_path, {"kind": "dlib-keras", "base_sha256": "0" * 64}))
+
+
+def test_fusion_artifact_builds_its_parts_with_flip(tmp_path):
+    """The shipped default's kind: SFace and dlib parts on their own templates, each flip-averaged."""
+    from app.inference.flip import FlipAveraged
+    from app.inference.fusion import FusionEmbedder
+    from model.faces.fusion import embedder_block
+
+    spec, template, dim = embedder_block([("sface", 0.3), ("dlib", 0.7)], flip=True)
+    meta = {"model_version": "fusion-v1", "embedding_dim": dim, "metric": "cosine_distance",
+            "embedder": spec, "threshold": 0.5, "alignment": template.to_metadata()}
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    embedder = build_embedder(load_artifact(tmp_path))
+    assert isinstance(embedder, FusionEmbedder)
+    assert (embedder.embedding_dim, embedder.input_size) == (512, 184)
+    assert [p.weight for p in embedder.parts] == [0.3, 0.7]
+    assert all(isinstance(p.embedder, FlipAveraged) for p in embedder.parts)
+    assert [p.embedder.input_size for p in embedder.parts] == [112, 150]
+
+
+def test_fusion_artifact_with_bad_parts_is_refused(tmp_path):
+    from model.faces.fusion import embedder_block
+
+    spec, template, _ = embedder_block([("sface", 0.3), ("dlib", 0.7)], flip=False)
+    spec["parts"][1]["weight"] = 0.9  # weights no longer sum to 1
+    meta = {"model_version": "fusion-v1", "embedding_dim": 512, "metric": "cosine_distance",
+            "embedder": spec, "threshold": 0.5, "alignment": template.to_metadata()}
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="sum to 1"):
+        build_embedder(load_artifact(tmp_path))
+    del spec["parts"][0]["alignment"]
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="fusion part is malformed"):
+        build_embedder(load_artifact(tmp_path))

@@ -1,0 +1,77 @@
+"""Fusion of two embedders that frame faces differently (SFace: ArcFace 112 template; dlib: its
+150 chip): one embedding of weighted, L2-normalised parts.
+
+The service aligns each face once, on the artefact's `alignment` (a "canvas" large enough to hold
+every part's framing at full resolution). Each part's crop is cut from the canvas by the fixed
+similarity that maps the canvas template onto the part's template: a plain slice where that map
+is a whole-pixel translation (dlib's chip, placed in the canvas at an integer offset, is then
+exactly what aligning the photo on dlib's template gives), otherwise a bilinear resample (SFace's
+112 crop). Part i's L2-normalised embedding is scaled by sqrt(w_i) (the weights sum to 1), so the
+fused vector is unit-length and its cosine similarity is sum_i w_i cos_i; it is zero-padded to the
+artefact's width (an isometry: distances unchanged) because the database column is 512 wide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from app.inference.embedder import Embedder
+from app.vision.align import AlignmentTemplate, similarity_transform
+
+
+@dataclass
+class Part:
+    embedder: Embedder
+    template: AlignmentTemplate  # the part's own framing
+    weight: float
+
+
+def crop_map(canvas: AlignmentTemplate, part: AlignmentTemplate) -> np.ndarray:
+    """2x3 map from part-crop pixels to canvas pixels (what Pillow's AFFINE transform takes)."""
+    return similarity_transform(part.points, canvas.points)
+
+
+class FusionEmbedder:
+    """Aligned canvases [N, S, S, 3] -> [N, embedding_dim] (see module doc)."""
+
+    def __init__(self, model_version: str, canvas: AlignmentTemplate, parts: list[Part],
+                 embedding_dim: int) -> None:
+        total = sum(p.weight for p in parts)
+        if not parts or abs(total - 1.0) > 1e-6 or any(p.weight < 0 for p in parts):
+            raise ValueError(f"fusion weights must be >= 0 and sum to 1, got {[p.weight for p in parts]}")
+        self.model_version, self.parts, self.canvas = model_version, parts, canvas
+        self.input_size = canvas.size
+        self.embedding_dim = embedding_dim
+        self._fused_dim = sum(p.embedder.embedding_dim for p in parts)
+        if self._fused_dim > embedding_dim:
+            raise ValueError(f"{self._fused_dim} fused values do not fit in {embedding_dim}")
+        self._maps = [crop_map(canvas, p.template) for p in parts]
+
+    def crops(self, faces: np.ndarray, i: int) -> np.ndarray:
+        """Part i's crops of the canvases."""
+        size, m = self.parts[i].template.size, self._maps[i]
+        shift = np.rint(m[:, 2])
+        if np.allclose(m[:, :2], np.eye(2), atol=1e-9) and np.allclose(m[:, 2], shift, atol=1e-6):
+            x, y = int(shift[0]), int(shift[1])
+            return np.ascontiguousarray(faces[:, y : y + size, x : x + size])
+        data = tuple(m.ravel())
+        return np.stack([np.asarray(Image.fromarray(f).transform((size, size), Image.AFFINE, data=data,
+                                                                 resample=Image.BILINEAR)) for f in faces])
+
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        faces = np.asarray(faces)
+        s = self.input_size
+        if faces.ndim != 4 or faces.shape[1:] != (s, s, 3):
+            raise ValueError(f"expected [N,{s},{s},3] faces, got {faces.shape}")
+        out = np.zeros((len(faces), self.embedding_dim), np.float32)
+        if len(faces) == 0:
+            return out
+        col = 0
+        for i, part in enumerate(self.parts):
+            e = part.embedder.embed(self.crops(faces.astype(np.uint8, copy=False), i))
+            out[:, col : col + e.shape[1]] = np.sqrt(part.weight) * e
+            col += e.shape[1]
+        return out
