@@ -8,7 +8,7 @@ import pytest
 
 from app.inference.flip import FlipAveraged
 from app.inference.fusion import FusionEmbedder, Part
-from app.inference.sface import l2_normalize
+from app.inference.ports import l2_normalize
 from app.vision.align import AlignmentTemplate, align_face
 from tests.conftest import YALE, require_data
 
