@@ -100,11 +100,13 @@ def run_template(args: argparse.Namespace) -> int:
     from model.faces.template import measure_template, sweep_margins
 
     if args.dlib:
+        from model.faces.dlib import framing_agreement
         from model.faces.dlib import measure_template as measure_dlib
 
         n, points = measure_dlib(args.data_dir)
         print(f"{n} validation faces; YuNet landmarks in dlib's 150 chip (x, y):")
         print(np.array2string(np.round(points, 2), separator=", "))
+        print("dlib's own chip vs the template's (port descriptors, cosine):", framing_agreement(args.data_dir))
         return 0
     if args.sweep:
         for row in sweep_margins(args.sweep, args.data_dir):

@@ -73,8 +73,10 @@ def _image_to_chip(details) -> np.ndarray:
     return np.linalg.inv(np.vstack([to_image, [0, 0, 1]]))[:2]
 
 
-def measure_template(data_dir: str | None = None, seed: int = 0) -> tuple[int, np.ndarray]:
-    """(faces used, 5x2 template) on the validation identities' photos (module doc)."""
+def _validation_faces(data_dir: str | None, seed: int, step: int = 1):
+    """(photo, dlib's 5-point shape, YuNet's landmarks) for the validation identities' photos
+    (every `step`-th) where dlib's HOG detector finds one face, the one YuNet found (its nose
+    inside dlib's box)."""
     import dlib
     from PIL import Image
 
@@ -87,15 +89,39 @@ def measure_template(data_dir: str | None = None, seed: int = 0) -> tuple[int, n
     celeba = data.load_celeba(data_dir)
     det = data.detect_all(celeba)
     val = np.flatnonzero(det.found & np.isin(celeba.identities, data.split_identities(celeba.identities, seed)["val"]))
-    points = []
-    for i in val:
+    for i in val[::step]:
         rgb = np.asarray(Image.open(celeba.path(i)).convert("RGB"))
         found = detector(rgb, 1)
         yunet = det.landmarks[i]
-        # one face, and the one YuNet found (its nose inside dlib's box)
-        if len(found) != 1 or not found[0].contains(dlib.point(int(yunet[2, 0]), int(yunet[2, 1]))):
-            continue
-        m = _image_to_chip(dlib.get_face_chip_details(predictor(rgb, found[0]), 150, 0.25))
+        if len(found) == 1 and found[0].contains(dlib.point(int(yunet[2, 0]), int(yunet[2, 1]))):
+            yield rgb, predictor(rgb, found[0]), yunet
+
+
+def measure_template(data_dir: str | None = None, seed: int = 0) -> tuple[int, np.ndarray]:
+    """(faces used, 5x2 template) on the validation identities' photos (module doc)."""
+    import dlib
+
+    points = []
+    for _, shape, yunet in _validation_faces(data_dir, seed):
+        m = _image_to_chip(dlib.get_face_chip_details(shape, 150, 0.25))
         # dlib's coordinates count pixel centres from 0, PIL's (app/vision/align.py) from 0.5
         points.append((yunet - 0.5) @ m[:, :2].T + m[:, 2] + 0.5)
     return len(points), np.mean(points, axis=0)
+
+
+def framing_agreement(data_dir: str | None = None, seed: int = 0, step: int = 3) -> dict:
+    """Cosine between the port's descriptors of dlib's own chip and of the chip our template cuts
+    from YuNet's landmarks, on every `step`-th validation photo: how well the template stands in."""
+    import dlib
+
+    from app.inference.dlib_face import DlibEmbedder
+    from app.vision.align import align_face
+
+    own, ours = [], []
+    for rgb, shape, yunet in _validation_faces(data_dir, seed, step):
+        own.append(dlib.get_face_chip(rgb, shape, 150, 0.25))
+        ours.append(align_face(rgb, yunet, dlib_template()))
+    embedder = DlibEmbedder()
+    c = np.sum(embedder.embed(np.stack(own)) * embedder.embed(np.stack(ours)), axis=1)
+    return {"faces": len(c), "median": round(float(np.median(c)), 4), "p5": round(float(np.percentile(c, 5)), 4),
+            "min": round(float(c.min()), 4)}
