@@ -182,7 +182,7 @@ def main() -> int:
     errors = {k: n for p in phases for k, n in p.errors.items()}
     report = [
         f"Mixed workload (enroll 10 %, verify 45 %, identify 45 %), {args.duration:.0f} s per client "
-        f"count, one server: real YuNet + FaceNet on {psutil.cpu_count()} CPU cores, SQLite, "
+        f"count, one server: real YuNet + {load_settings().model} on {psutil.cpu_count()} CPU cores, SQLite, "
         f"{len(yale)} persons enrolled at start (server ready {ready_s:.0f} s after start), default "
         "settings (FACEAPI_DETECT_QUEUE_MAX, FACEAPI_EMBED_QUEUE_MAX).",
         "",
