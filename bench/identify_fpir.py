@@ -302,15 +302,20 @@ def run(args) -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(OUT.read_text()) if OUT.exists() else {}
     OUT.write_text(json.dumps(result, indent=1))
+    sizes = args.synthetic if args.synthetic is not None else ([] if args.keep_synthetic else [1000, 10_000, 100_000])
+    kept = []
     if args.keep_synthetic and previous.get("synthetic") and previous.get("model_version") == artifact.model_version:
-        result["synthetic"], result["synthetic_setup"] = previous["synthetic"], previous["synthetic_setup"]
+        kept = [row for row in previous["synthetic"] if row["n"] not in sizes]
+        result["synthetic"], result["synthetic_setup"] = kept, previous["synthetic_setup"]
         result["synthetic_uptime"] = previous.get("synthetic_uptime", previous.get("uptime"))
         result["synthetic_command"] = previous.get("synthetic_command", previous["command"])
-    elif args.synthetic:
-        result["synthetic"], result["synthetic_setup"] = synthetic_galleries(
-            z, args.synthetic, args.mated, args.strangers, verify_t, args.seed)
+    if sizes:
+        rows, result["synthetic_setup"] = synthetic_galleries(
+            z, sizes, args.mated, args.strangers, verify_t, args.seed)
+        result["synthetic"] = sorted(kept + rows, key=lambda row: row["n"])
         result["synthetic_uptime"] = os.popen("uptime").read().strip()
-        result["synthetic_command"] = result["command"]
+        result["synthetic_command"] = result["command"] if not kept else (
+            f"{result['synthetic_command']}; then {result['command']}")
     result["uptime"] = os.popen("uptime").read().strip()
     OUT.write_text(json.dumps(result, indent=1))
     print(f"-> {OUT.relative_to(REPO)}")
@@ -408,13 +413,15 @@ def main(argv=None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
     r.add_argument("--model", default=None, help="artefact (default: the service's)")
-    r.add_argument("--synthetic", type=int, nargs="*", default=[1000, 10_000, 100_000],
-                   help="synthetic gallery sizes (searched in chunks: under 1 GB at 1,000,000)")
+    r.add_argument("--synthetic", type=int, nargs="*", default=None,
+                   help="synthetic gallery sizes (default 1000 10000 100000, none with --keep-synthetic; "
+                        "searched in chunks: under 1 GB at 1,000,000)")
     r.add_argument("--mated", type=int, default=1000)
     r.add_argument("--strangers", type=int, default=10_000)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--keep-synthetic", action="store_true",
-                   help="reuse the synthetic rows of the last run of the same artefact (they do not use its tail)")
+                   help="keep the synthetic rows of the last run of the same artefact (they do not use its tail); "
+                        "sizes given with --synthetic are measured and added")
     r.set_defaults(fn=run)
     sub.add_parser("report").set_defaults(fn=report)
     args = p.parse_args(argv)
