@@ -394,7 +394,7 @@ def report(args) -> None:
     axes[0].set_ylim(0, 1)
     axes[1].set_ylabel("measured FPIR (stranger named); dotted: target; bars: 95 %")
     axes[1].set_yscale("symlog", linthresh=1e-4)
-    axes[1].set_ylim(bottom=0)
+    axes[1].set_ylim(0, 0.02)
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("gallery size N (people enrolled)")
