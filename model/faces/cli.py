@@ -63,6 +63,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--parts", nargs="+", required=True, metavar="NAME:WEIGHT",
                    help="e.g. sface:0.3 dlib:0.7 (weights sum to 1), or one part: dlib:1")
     p.add_argument("--flip", action="store_true", help="average each face's embedding with its mirror's")
+    p.add_argument("--flip-parts", nargs="+", default=None, metavar="NAME",
+                   help="instead of --flip: only these parts average with the mirror image (e.g. dlib)")
     p.add_argument("--out", type=Path, default=ARTIFACTS)
     p.add_argument("--data-dir", default=None)
     p.set_defaults(run=run_export_ports)
@@ -145,7 +147,8 @@ def run_export_ports(args: argparse.Namespace) -> int:
         if name not in ("sface", "dlib"):
             raise SystemExit(f"export-ports: unknown part {name!r} (sface, dlib)")
         parts.append((name, float(weight or 1)))
-    meta = export_ports(args.version, parts, args.flip, args.out, args.data_dir)
+    meta = export_ports(args.version, parts, set(args.flip_parts) if args.flip_parts else args.flip, args.out,
+                        args.data_dir)
     print(json.dumps({k: meta[k] for k in ("threshold", "threshold_far_1e-3", "embedding_ms_per_face")}))
     print(json.dumps({s: meta["metrics"][s]["all_pairs"]["tar_at_far"] for s in ("val", "test")}, indent=1))
     print(f"artefact: {args.out / args.version}")

@@ -61,16 +61,18 @@ def canvas_template():
                              "ArcFace 112 crop cut from it (app/inference/fusion.py)")
 
 
-def embedder_block(parts: list[tuple[str, float]], flip: bool) -> tuple[dict, object, int]:
-    """(metadata `embedder` block, alignment template, embedding_dim) for these parts."""
+def embedder_block(parts: list[tuple[str, float]], flip: bool | set[str]) -> tuple[dict, object, int]:
+    """(metadata `embedder` block, alignment template, embedding_dim) for these parts; `flip`:
+    True for every part, or the names of the parts that average with the mirror image."""
+    flips = {n for n, _ in parts} if flip is True else set(flip or ())
     specs = part_specs()
     if len(parts) == 1:
         spec, template = specs[parts[0][0]]
-        return {**spec, "flip": flip}, template, 128
+        return {**spec, "flip": parts[0][0] in flips}, template, 128
     blocks = []
     for name, weight in parts:
         spec, template = specs[name]
-        blocks.append({**spec, "flip": flip, "weight": weight, "embedding_dim": 128,
+        blocks.append({**spec, "flip": name in flips, "weight": weight, "embedding_dim": 128,
                        "alignment": template.to_metadata()})
     template = canvas_template()
     spec = {"kind": "fusion", "parts": blocks, "input_size": template.size,
@@ -80,7 +82,7 @@ def embedder_block(parts: list[tuple[str, float]], flip: bool) -> tuple[dict, ob
     return spec, template, 512
 
 
-def export_ports(version: str, parts: list[tuple[str, float]], flip: bool, out: Path,
+def export_ports(version: str, parts: list[tuple[str, float]], flip: bool | set[str], out: Path,
                  data_dir: str | None = None) -> dict:
     from app.inference.artifacts import ModelArtifact, build_embedder
     from model.faces.config import FaceTuneConfig
@@ -97,6 +99,7 @@ def export_ports(version: str, parts: list[tuple[str, float]], flip: bool, out: 
     tuned, distances, labels = evaluate_variant(emb, cfg, celeba, yale)
     ms = {b: round(time_per_face(emb, celeba.faces[celeba.usable], batch=b), 2) for b in (1, 32)}
     folder.mkdir(parents=True, exist_ok=True)
-    what = " + ".join(f"{n} (weight {w})" for n, w in parts) + (", each with its mirror image" if flip else "")
+    flips = {n for n, _ in parts} if flip is True else set(flip or ())
+    what = " + ".join(f"{n} (weight {w}{', with its mirror image' if n in flips else ''})" for n, w in parts)
     return write_artifact(folder, version, cfg, spec, template, tuned, distances, labels, ms, celeba, yale,
                           None, what)
