@@ -18,3 +18,15 @@ class Embedder(Protocol):
 
         Blocking; called from one worker thread only.
         """
+
+
+def check_faces(faces: np.ndarray, input_size: int) -> None:
+    """The shape every embedder takes: ValueError for anything but [N, S, S, 3]."""
+    s = input_size
+    if faces.ndim != 4 or faces.shape[1:] != (s, s, 3):
+        raise ValueError(f"expected [N,{s},{s},3] faces, got {faces.shape}")
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.inference.embedder import check_faces, l2_normalize
 from app.inference.layers import prewhiten
 from app.inference.wheel_files import installed_file
 
@@ -102,14 +103,9 @@ class FaceNetGraphEmbedder:
         logging.getLogger("app.inference").info(
             "embedder %s on %s", model_version, ", ".join(g.name for g in gpus) or "CPU")
 
-    def _check(self, faces: np.ndarray) -> None:
-        s = self.input_size
-        if faces.ndim != 4 or faces.shape[1:] != (s, s, 3):
-            raise ValueError(f"expected [N,{s},{s},3] faces, got {faces.shape}")
-
     def base_features(self, faces: np.ndarray) -> np.ndarray:
         """The frozen graph's `base_output` for a batch of aligned faces."""
-        self._check(faces)
+        check_faces(faces, self.input_size)
         return np.asarray(self._fn(prewhiten(faces)))
 
     def embed_features(self, features: np.ndarray) -> np.ndarray:
@@ -118,12 +114,8 @@ class FaceNetGraphEmbedder:
         return l2_normalize(np.asarray(out))
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
-        self._check(faces)
+        check_faces(faces, self.input_size)
         if len(faces) == 0:
             return np.zeros((0, self.embedding_dim), np.float32)
         return self.embed_features(self.base_features(faces))
 
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from app.inference.embedder import Embedder
+from app.inference.embedder import Embedder, check_faces
 from app.vision.align import AlignmentTemplate, similarity_transform
 
 
@@ -63,9 +63,7 @@ class FusionEmbedder:
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces)
-        s = self.input_size
-        if faces.ndim != 4 or faces.shape[1:] != (s, s, 3):
-            raise ValueError(f"expected [N,{s},{s},3] faces, got {faces.shape}")
+        check_faces(faces, self.input_size)
         out = np.zeros((len(faces), self.embedding_dim), np.float32)
         if len(faces) == 0:
             return out

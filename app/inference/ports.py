@@ -7,15 +7,12 @@ import logging
 
 import numpy as np
 
+from app.inference.embedder import check_faces, l2_normalize
+
 # Faces per forward pass. SFace's first layers' activations are 112x112x64 floats per face, so a
 # batch of 32 in one pass raised the process RSS from ~750 to ~1,115 MB; passes of 8 kept it at
 # ~800 MB and were no slower per face on 2 CPU cores (bench/embedders.py, docs/face-embedder.md).
 CHUNK = 8
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def run_in_passes(model, faces: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
@@ -50,9 +47,7 @@ class PortEmbedder:
                                                 keras.backend.backend())
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
-        s = self.input_size
-        if faces.ndim != 4 or faces.shape[1:] != (s, s, 3):
-            raise ValueError(f"expected [N,{s},{s},3] faces, got {faces.shape}")
+        check_faces(faces, self.input_size)
         if len(faces) == 0:
             return np.zeros((0, self.embedding_dim), np.float32)
         return l2_normalize(run_in_passes(self._model, faces))

@@ -25,6 +25,7 @@ from tenacity import (
 )
 
 from app.inference.artifacts import ModelArtifact
+from app.inference.embedder import check_faces
 
 log = logging.getLogger("app.remote")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -53,9 +54,7 @@ class RemoteEmbedder:
         self._client = client or httpx.Client(timeout=timeout_s)
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
-        s = self.input_size
-        if faces.ndim != 4 or faces.shape[1:] != (s, s, 3):
-            raise ValueError(f"expected [N,{s},{s},3] faces, got {faces.shape}")
+        check_faces(faces, self.input_size)
         if len(faces) == 0:
             return np.zeros((0, self.embedding_dim), np.float32)
         body = {"signature_name": self.signature, "inputs": faces.astype(np.float32).tolist()}
