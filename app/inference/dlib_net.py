@@ -36,9 +36,13 @@ def _conv(x, record: Layer, affine: Layer, name: str):
     w, b = record.weights["filters"], record.weights["biases"]
     gamma, beta = affine.weights["gamma"], affine.weights["beta"]
     c = record.config
-    if c["padding"]:
+    # at stride 1, padding kernel//2 on every side is Keras' "same" (one op fewer than a pad layer)
+    same = (c["stride"], c["stride_x"]) == (1, 1) and (c["padding"], c["padding_x"]) == (c["kernel"] // 2,
+                                                                                      c["kernel_x"] // 2)
+    if c["padding"] and not same:
         x = layers.ZeroPadding2D(((c["padding"],) * 2, (c["padding_x"],) * 2), name=f"{name}_pad")(x)
-    conv = layers.Conv2D(w.shape[0], (c["kernel"], c["kernel_x"]), (c["stride"], c["stride_x"]), name=name)
+    conv = layers.Conv2D(w.shape[0], (c["kernel"], c["kernel_x"]), (c["stride"], c["stride_x"]),
+                         padding="same" if same else "valid", name=name)
     x = conv(x)
     # dlib [out, in, h, w] cross-correlation -> Keras [h, w, in, out]; affine folded in
     conv.set_weights([(w * gamma[:, None, None, None]).transpose(2, 3, 1, 0), b * gamma + beta])
