@@ -65,6 +65,9 @@ class FusionEmbedder:
         return np.stack([np.asarray(Image.fromarray(f).transform((size, size), Image.AFFINE, data=data,
                                                                  resample=Image.BILINEAR)) for f in faces])
 
+    def _embed_part(self, faces: np.ndarray, i: int) -> np.ndarray:
+        return self.parts[i].embedder.embed(self.crops(faces, i))
+
     def embed(self, faces: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces)
         check_faces(faces, self.input_size)
@@ -72,8 +75,7 @@ class FusionEmbedder:
         if len(faces) == 0:
             return out
         faces = faces.astype(np.uint8, copy=False)
-        runs = [self._pool.submit(lambda i=i: part.embedder.embed(self.crops(faces, i)))
-                for i, part in enumerate(self.parts)]
+        runs = [self._pool.submit(self._embed_part, faces, i) for i in range(len(self.parts))]
         col = 0
         for part, run in zip(self.parts, runs):
             e = run.result()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from app.inference.embedder import check_faces
 from app.inference.flip import FlipAveraged
 from app.inference.fusion import FusionEmbedder, Part
 from app.inference.ports import l2_normalize
@@ -20,6 +21,7 @@ class ColumnMeans:
         self.model_version, self.input_size, self.embedding_dim = "columns", size, dim
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
+        check_faces(faces, self.input_size)  # a part given another part's crops fails, as a port does
         cols = faces.astype(np.float32).mean(axis=(1, 3))  # [N, size]
         return l2_normalize(cols[:, np.linspace(0, self.input_size - 1, self.embedding_dim).astype(int)] + 1)
 
