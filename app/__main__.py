@@ -55,9 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot start: {problem}", file=sys.stderr)
         return 2
 
+    from app.api.connections import protocol_for, raise_open_files_limit
+
     app = create_app(settings)
     report_progress(app, args.host, args.port)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, timeout_graceful_shutdown=30)
+    raise_open_files_limit()
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, timeout_graceful_shutdown=30,
+                http=protocol_for(settings))
     return 0
 
 

@@ -64,6 +64,15 @@ def problem(status: int, code: str, title: str, detail: str, instance: str,
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def raw_problem(status: int, code: str, title: str, detail: str) -> bytes:
+    """A whole HTTP/1.1 problem+json response that closes the connection, for the connection
+    guard (app.api.connections), which answers below the ASGI app."""
+    body = problem(status, code, title, detail, "").body
+    head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: {PROBLEM_JSON}\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+    return head.encode("ascii") + body
+
+
 def problem_of(exc: errors.DomainError, instance: str) -> JSONResponse:
     return problem(status_of(exc), exc.code, exc.title, exc.detail, instance,
                    retry_after=exc.retry_after, **exc.extra)

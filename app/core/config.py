@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     hnsw_ef_search: Annotated[int, Field(ge=1, le=1000)] | None = Field(
         default=None, description="PostgreSQL HNSW search breadth; unset: chosen for the gallery's "
         "size from measured recall@1 >= 0.99 (app/services/hnsw.py)")
+    # slow or endless requests (app/api/connections.py): one client must not hold a connection
+    request_head_timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = Field(
+        default=20.0, description="a request head (line and headers) must arrive within this; else 408")
+    request_body_idle_timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = Field(
+        default=30.0, description="a request body may not stall longer than this between reads; else 408")
+    max_request_head_bytes: Annotated[int, Field(ge=4096, le=1024 * 1024)] = Field(
+        default=64 * 1024, description="largest request head (line and headers); more is 431")
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0  # 0 = no limit
     # failed key checks per client address and minute, before any database lookup is spent
     auth_failures_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 30
