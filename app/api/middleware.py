@@ -98,3 +98,22 @@ class BodyLimit:
             return message
 
         return await self.app(scope, limited_receive, send)
+
+
+class HeadAsGet:
+    """HEAD is GET without the body (RFC 9110 9.3.2), for every GET route: monitors and caches
+    probe with HEAD, and the routes are declared for GET only."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def send_head(message):
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}  # the headers (Content-Length too) stay GET's
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_head)

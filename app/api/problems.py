@@ -15,6 +15,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match, Mount
 
 from app.core import errors
 
@@ -97,7 +98,11 @@ def install_error_handlers(app: FastAPI) -> None:
         phrase = HTTPStatus(exc.status_code).phrase
         code = phrase.lower().replace(" ", "_").replace("-", "_")
         detail = exc.detail if isinstance(exc.detail, str) else phrase
-        return problem(exc.status_code, code, phrase, detail, request.url.path)
+        response = problem(exc.status_code, code, phrase, detail, request.url.path)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405 and (allowed := allowed_methods(request)):
+            response.headers["Allow"] = ", ".join(allowed)  # Starlette names only the first route's
+        return response
 
     @app.exception_handler(ClientDisconnect)
     async def _disconnect(request: Request, exc: ClientDisconnect) -> JSONResponse:
@@ -117,6 +122,14 @@ def install_error_handlers(app: FastAPI) -> None:
                     type(exc).__name__)
         return problem_of(errors.DatabaseUnavailable("The database cannot be reached; retry shortly."),
                           request.url.path)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (GET implies HEAD: app.api.middleware.HeadAsGet)."""
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]  # mounts take any
+    methods = {m for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
+               if any(r.matches({**request.scope, "method": m})[0] == Match.FULL for r in routes)}
+    return sorted(methods | ({"HEAD"} if "GET" in methods else set()))
 
 
 def internal_error(instance: str) -> JSONResponse:
