@@ -15,7 +15,12 @@ PersonId = Annotated[
           description="Your identifier for the person: letters, digits and . _ : @ -, up to 128",
           examples=["emp-00042"]),
 ]
-DisplayName = Annotated[str | None, Field(default=None, max_length=256, examples=["Ada Lovelace"])]
+# no control characters (C0, DEL, C1): PostgreSQL cannot store a NUL in text, and a name with
+# escapes or line breaks would reach logs and pages as such
+DISPLAY_NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+DisplayName = Annotated[str | None, Field(default=None, max_length=256, pattern=DISPLAY_NAME_PATTERN,
+                                          description="Any text up to 256 characters, no control characters",
+                                          examples=["Ada Lovelace"])]
 ImageBase64 = Annotated[
     str, Field(min_length=1, description="The photo (JPEG, PNG, WebP, BMP), base64-encoded",
                examples=["/9j/4AAQSkZJRgABAQ..."])

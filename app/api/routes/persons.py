@@ -12,7 +12,7 @@ from app.repositories import PersonRecord
 from app.services import faces as use_cases
 from app.vision.encode import png_base64
 from app.schemas import (
-    PERSON_ID_PATTERN, EnrollJson, EnrollResponse, FaceInfo, PersonList, PersonPublic,
+    DISPLAY_NAME_PATTERN, PERSON_ID_PATTERN, EnrollJson, EnrollResponse, FaceInfo, PersonList, PersonPublic,
 )
 
 router = APIRouter(tags=["persons"])
@@ -20,7 +20,7 @@ PersonIdPath = Annotated[str, Path(pattern=PERSON_ID_PATTERN, max_length=128)]
 
 ENROLL_FORM = {
     "person_id": {"type": "string", "pattern": PERSON_ID_PATTERN, "maxLength": 128},
-    "display_name": {"type": "string", "maxLength": 256},
+    "display_name": {"type": "string", "maxLength": 256, "pattern": DISPLAY_NAME_PATTERN},
     "replace": {"type": "boolean", "default": False},
 }
 
