@@ -259,7 +259,12 @@ np.savez({str(out)!r}, found=seen['found'], emb=seen['emb'])
 print('RESULT ' + json.dumps(r))
 """
     env = {**os.environ, "PYTHONPATH": str(repo)}
-    env = {k: v for k, v in env.items() if not k.startswith("FACEAPI_") or k == "FACEAPI_DATA_DIR"}
+    env = {k: v for k, v in env.items() if not k.startswith("FACEAPI_")}
+    # a baseline's tree lives under /tmp, where its default data path (../shared/data) is not:
+    # every build reads the data this checkout reads
+    from app.core.config import load_settings
+
+    env["FACEAPI_DATA_DIR"] = str(load_settings().data_dir.resolve())
     done = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"the accuracy run of {repo} failed:\n{done.stderr[-3000:]}")
