@@ -22,7 +22,8 @@ DisplayName = Annotated[str | None, Field(default=None, max_length=256, pattern=
                                           description="Any text up to 256 characters, no control characters",
                                           examples=["Ada Lovelace"])]
 ImageBase64 = Annotated[
-    str, Field(min_length=1, description="The photo (JPEG, PNG, WebP, BMP), base64-encoded",
+    str, Field(min_length=1, description="The photo (JPEG, PNG, WebP, BMP, GIF), base64-encoded; "
+                           "a data: URL prefix and line breaks are allowed",
                examples=["/9j/4AAQSkZJRgABAQ..."])
 ]
 

@@ -15,6 +15,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ValidationError
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core import errors
 from app.core.security import Role, hash_key
@@ -98,9 +99,15 @@ async def read_image_request(request: Request, model: type[BaseModel]) -> ImageR
     into `model`. Size limits are enforced while the body streams in (app.main)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=10)
+        try:
+            form = await request.form(max_files=1, max_fields=10)
+        except StarletteHTTPException as exc:  # Starlette's 400 for a body it cannot parse
+            raise errors.InvalidMultipart(f"The multipart body cannot be read: {exc.detail}") from None
         upload = form.get("image")
-        if upload is None or isinstance(upload, str):
+        if isinstance(upload, str):
+            raise errors.EmptyImage("The `image` part came as a text field: give it a filename "
+                                    "(curl -F image=@photo.jpg)")
+        if upload is None:
             raise errors.EmptyImage("Send the photo as the multipart file field `image`")
         image = await upload.read()
         raw = {k: v for k, v in form.items() if k != "image" and isinstance(v, str)}
@@ -126,9 +133,10 @@ def _parse_json(body: bytes, model: type[BaseModel]) -> ImageRequest:
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
     try:
-        image = base64.b64decode(parsed.image_base64, validate=True)
+        image = base64.b64decode(_base64_payload(parsed.image_base64), validate=True)
     except (binascii.Error, ValueError):
-        raise errors.InvalidBase64("image_base64 is not valid base64") from None
+        raise errors.InvalidBase64("image_base64 is not valid base64 (a data: URL prefix and line "
+                                   "breaks are fine; other characters are not)") from None
     return ImageRequest(parsed.model_copy(update={"image_base64": "-"}), image)
 
 
@@ -150,3 +158,11 @@ def image_request_body(json_model: type[BaseModel], form_fields: dict, required:
             },
         }
     }
+
+
+def _base64_payload(text: str) -> str:
+    """What browsers and shells send: `data:image/jpeg;base64,` before it (FileReader,
+    canvas.toDataURL) and line breaks every 76 characters (`base64` without -w0)."""
+    if text[:5].lower() == "data:" and "," in text[:100]:
+        text = text.split(",", 1)[1]
+    return "".join(text.split())

@@ -15,8 +15,9 @@ from app.schemas import Problem
 
 _DETAILS = {
     "image_missing": "Send the photo as the multipart file field `image`",
-    "invalid_base64": "image_base64 is not valid base64",
-    "unsupported_image_type": "The bytes are not a JPEG, PNG, WebP or BMP image",
+    "invalid_multipart": "The multipart body cannot be read: Invalid multipart data.",
+    "invalid_base64": "image_base64 is not valid base64 (a data: URL prefix and line breaks are fine)",
+    "unsupported_image_type": "The bytes are not a JPEG, PNG, WebP, BMP or GIF image",
     "image_corrupt": "The image could not be decoded: it is truncated or damaged",
     "image_too_small": "The image is 20x24 px; the smallest accepted side is 32 px",
     "image_too_many_pixels": "The image has 64000000 pixels; the limit is 40000000",
@@ -49,7 +50,7 @@ INVALID_REQUEST = {
                 "'^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$'", "type": "string_pattern_mismatch"}],
 }
 
-INTAKE = (errors.EmptyImage, errors.InvalidBase64, errors.UnsupportedImageType, errors.CorruptImage,
+INTAKE = (errors.EmptyImage, errors.InvalidMultipart, errors.InvalidBase64, errors.UnsupportedImageType, errors.CorruptImage,
           errors.ImageTooSmall, errors.ImageTooManyPixels, errors.UnsupportedMediaType,
           errors.PayloadTooLarge, errors.NoFace)
 CLIENT = (errors.Unauthenticated, errors.RateLimited, errors.DatabaseUnavailable)

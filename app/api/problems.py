@@ -26,6 +26,7 @@ log = logging.getLogger("app.errors")
 STATUS: dict[str, int] = {
     errors.InvalidRequest.code: 422,
     errors.EmptyImage.code: 400,
+    errors.InvalidMultipart.code: 400,
     errors.InvalidBase64.code: 400,
     errors.UnsupportedImageType.code: 415,
     errors.CorruptImage.code: 422,

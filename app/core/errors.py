@@ -28,9 +28,10 @@ def _error(name: str, code: str, title: str, retry_after: int | None = None) -> 
 # request and image intake
 InvalidRequest = _error("InvalidRequest", "invalid_request", "The request is not valid")
 EmptyImage = _error("EmptyImage", "image_missing", "No image was sent")
+InvalidMultipart = _error("InvalidMultipart", "invalid_multipart", "The multipart body cannot be read")
 InvalidBase64 = _error("InvalidBase64", "invalid_base64", "image_base64 is not valid base64")
 UnsupportedImageType = _error("UnsupportedImageType", "unsupported_image_type",
-                              "Not a JPEG, PNG, WebP or BMP image")
+                              "Not a JPEG, PNG, WebP, BMP or GIF image")
 CorruptImage = _error("CorruptImage", "image_corrupt", "The image could not be decoded")
 ImageTooSmall = _error("ImageTooSmall", "image_too_small", "The image is too small")
 ImageTooManyPixels = _error("ImageTooManyPixels", "image_too_many_pixels", "The image has too many pixels")

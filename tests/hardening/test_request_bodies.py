@@ -1,0 +1,68 @@
+"""Request bodies as clients really send them, and broken ones (fake model: API shape only):
+a malformed multipart body is 400 `invalid_multipart` (not Starlette's generic `bad_request`),
+an image part sent without a filename says so, and base64 as browsers and shells write it
+(a data: URL, line breaks every 76 characters) is accepted. Nothing is stored by a refusal."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import pytest
+
+from tests.conftest import yale_bytes
+
+PHOTO = yale_bytes("subject01.normal")
+PART = (b'--XX\r\nContent-Disposition: form-data; name="person_id"\r\n\r\np1\r\n'
+        b'--XX\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + PHOTO + b"\r\n--XX--\r\n")
+
+MALFORMED = {
+    "no boundary": ("multipart/form-data", PART),
+    "another boundary": ("multipart/form-data; boundary=YY", PART),
+    "LF line ends": ("multipart/form-data; boundary=XX", PART.replace(b"\r\n", b"\n")),
+    "part without a name": ("multipart/form-data; boundary=XX",
+                            b"--XX\r\nContent-Disposition: form-data\r\n\r\nabc\r\n--XX--\r\n"),
+    "random bytes": ("multipart/form-data; boundary=XX", bytes(range(256)) * 20),
+    "JSON body": ("multipart/form-data; boundary=XX", b'{"person_id": "p1", "image_base64": "AAAA"}'),
+    "two files": ("multipart/form-data; boundary=XX",
+                  PART[: -len(b"--XX--\r\n")] + PART[PART.index(b"--XX\r\nContent-Disposition: form-data; name=\"image\""):]),
+    "5 MB text field": ("multipart/form-data; boundary=XX",
+                        b'--XX\r\nContent-Disposition: form-data; name="display_name"\r\n\r\n'
+                        + b"a" * 5_000_000 + b"\r\n--XX--\r\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_multipart_is_400_invalid_multipart(fake_live, case):
+    content_type, body = MALFORMED[case]
+    r = httpx.post(fake_live.base_url + "/enroll", content=body,
+                   headers={**fake_live.admin, "Content-Type": content_type}, timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "invalid_multipart" and r.json()["detail"].startswith("The multipart body")
+    assert httpx.get(fake_live.base_url + "/persons", headers=fake_live.client).json()["total"] == 0
+
+
+def test_an_image_part_without_a_filename_is_named_as_the_problem(fake_live):
+    r = httpx.post(fake_live.base_url + "/enroll", headers=fake_live.admin,
+                   files={"person_id": (None, "p1"), "image": (None, "not a file")})
+    assert r.status_code == 400 and r.json()["code"] == "image_missing"
+    assert "filename" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("encode", [
+    lambda b: "data:image/png;base64," + base64.b64encode(b).decode(),
+    lambda b: base64.encodebytes(b).decode(),  # `base64 photo.png`: a line break every 76 chars
+    lambda b: " " + base64.b64encode(b).decode() + "\n",
+], ids=["data-url", "76-column-lines", "surrounding-space"])
+def test_base64_as_browsers_and_shells_write_it(fake_live, encode):
+    r = httpx.post(fake_live.base_url + "/enroll", headers=fake_live.admin,
+                   json={"person_id": "p1", "image_base64": encode(PHOTO)})
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize("text", ["%%%not base64%%%", "data:image/png;base64,@@@", "AAA"])
+def test_bad_base64_is_still_400(fake_live, text):
+    r = httpx.post(fake_live.base_url + "/identify", headers=fake_live.client, json={"image_base64": text})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_base64", r.text
