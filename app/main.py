@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.api.demo import install_demo
 from app.api.docs import install_docs
-from app.api.middleware import BodyLimit, HeadAsGet, RequestContext
+from app.api.middleware import BodyLimit, HeadAsGet, RequestContext, TrailingSlash
 from app.api.problems import install_error_handlers
 from app.api.routes import health, persons, verification
 from app.core.config import Settings, load_settings
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["X-API-Key", "Content-Type"])
     app.add_middleware(HeadAsGet)
+    app.add_middleware(TrailingSlash)
     # the limit allows for base64's 4/3 and form overhead
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes * 4 // 3 + 64 * 1024)
     # added last, so outermost: it sees every response, the 413s of BodyLimit included

@@ -116,4 +116,35 @@ class HeadAsGet:
                 message = {**message, "body": b""}  # the headers (Content-Length too) stay GET's
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, send_head)
+        inner = {**scope, "method": "GET"}  # a copy: uvicorn must still see HEAD
+        try:
+            await self.app(inner, receive, send_head)
+        finally:
+            _keep_route(scope, inner)
+
+
+class TrailingSlash:
+    """`/enroll/` is `/enroll`. Starlette's answer was an empty 307 to an absolute URL built
+    from the client's Host header: `curl -X POST .../enroll/` printed nothing, and a forged
+    Host sent the client elsewhere."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or len(path) < 2 or not path.endswith("/"):
+            return await self.app(scope, receive, send)
+        inner = {**scope, "path": path.rstrip("/") or "/"}
+        if scope.get("raw_path"):
+            inner["raw_path"] = scope["raw_path"].rstrip(b"/") or b"/"
+        try:
+            await self.app(inner, receive, send)
+        finally:
+            _keep_route(scope, inner)
+
+
+def _keep_route(outer: dict, inner: dict) -> None:
+    """The matched route, for RequestContext's metrics and access log (it reads the outer scope)."""
+    if "route" in inner:
+        outer["route"] = inner["route"]

@@ -76,3 +76,27 @@ def test_static_files_refuse_writes_with_a_problem(fake_live):
     r = httpx.put(fake_live.base_url + "/static/demo.js")
     assert r.status_code == 405 and r.headers["content-type"] == "application/problem+json"
     assert "PUT" not in r.headers.get("allow", "GET, HEAD")
+
+
+def test_a_trailing_slash_reaches_the_same_route(fake_live):
+    """No empty 307 (curl without -L printed nothing) and no redirect built from Host."""
+    base, paths = fake_live.base_url, routes(fake_live)
+    for path, methods in paths.items():
+        if "GET" in methods:
+            plain = httpx.get(base + path, headers=fake_live.admin)
+            slash = httpx.get(base + path + "/", headers={**fake_live.admin, "Host": "evil.example"})
+            assert slash.status_code == plain.status_code, (path, slash.status_code, slash.headers)
+            assert "location" not in slash.headers
+    r = httpx.post(base + "/enroll/", headers=fake_live.admin, data={"person_id": "p1"},
+                   files={"image": ("a.png", b"not an image")})
+    assert r.status_code == 415 and r.json()["code"] == "unsupported_image_type"
+    assert httpx.get(base + "//", headers=fake_live.admin).status_code == 200  # the demo page
+
+
+def test_head_and_slashed_requests_are_counted_under_their_route(fake_live):
+    httpx.head(fake_live.base_url + "/health/live")
+    httpx.get(fake_live.base_url + "/health/live/")
+    metrics = httpx.get(fake_live.base_url + "/metrics").text
+    for method in ("HEAD", "GET"):
+        assert f'method="{method}",route="/health/live",status="200"' in metrics, \
+            [line for line in metrics.splitlines() if "health/live" in line]
