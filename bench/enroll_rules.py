@@ -4,7 +4,8 @@ Every CelebA photo is labelled with the celebrity it shows. In the photos where 
 two or more faces, the labelled person is the face nearest (cosine, base FaceNet) to the
 mean embedding of that person's single-face photos. Per bin of the size ratio (largest face
 / second largest), it counts how often the largest face is the labelled person: below the
-ratio where that stops being near-certain, the photo is ambiguous and enroll must refuse.
+ratio where that stops being near-certain, the photo is ambiguous and enroll must refuse;
+and how often the more confident of the two is (what verify and identify take there).
 For the score, it reports the share of photos whose largest face falls under each candidate
 minimum, and the verification accuracy of those faces.
 
@@ -68,14 +69,17 @@ def main() -> int:
         sims = emb @ refs[ident]
         rows.append({"file": celeba.files[i], "ratio": found[0].size / found[1].size,
                      "sizes": [round(f.size, 1) for f in found], "scores": [round(f.score, 3) for f in found],
-                     "sim": [round(float(s), 3) for s in sims], "largest_is_subject": bool(sims[0] > sims[1])})
+                     "sim": [round(float(s), 3) for s in sims], "largest_is_subject": bool(sims[0] > sims[1]),
+                     # what verify and identify take between comparable faces (app/vision/pipeline.py)
+                     "most_confident_is_subject": bool((sims[0] > sims[1]) == (found[0].score >= found[1].score))})
     ratios = np.array([r["ratio"] for r in rows])
     ok = np.array([r["largest_is_subject"] for r in rows])
+    confident = np.array([r["most_confident_is_subject"] for r in rows])
     table = []
     for lo, hi in zip(RATIO_BINS[:-1], RATIO_BINS[1:]):
         m = (ratios >= lo) & (ratios < hi)
         table.append({"ratio": f"[{lo}, {hi if hi < 1e9 else 'inf'})", "photos": int(m.sum()),
-                      "largest_is_subject": int(ok[m].sum())})
+                      "largest_is_subject": int(ok[m].sum()), "most_confident_is_subject": int(confident[m].sum())})
     scores = det.scores[det.found]
     score_share = {str(t): round(float(np.mean(scores < t)), 4) for t in (0.6, 0.7, 0.75, 0.8, 0.85, 0.9)}
     out = {"photos_with_2plus_faces": int(len(multi)), "scored": len(rows), "by_ratio": table,

@@ -65,7 +65,8 @@ class Settings(BaseSettings):
         default=0.75, description="YuNet confidence below which enroll answers low_quality")
     enroll_dominance_ratio: Annotated[float, Field(ge=1.0, le=100.0)] = Field(
         default=1.25, description="enroll takes the largest face when every other face is at least "
-        "this many times smaller; otherwise multiple_faces")
+        "this many times smaller; otherwise multiple_faces. Verify and identify take, of the faces "
+        "within this ratio of the largest, the one the detector is most confident of")
     detect_max_side: Annotated[int, Field(ge=160, le=4096)] = Field(
         default=640, description="YuNet's first pass runs on the photo scaled to this longer side")
     batch_max_size: Annotated[int, Field(ge=1, le=1024)] = 32

@@ -124,3 +124,20 @@ def test_a_tiny_face_is_face_too_small_with_its_size(detector):
     with pytest.raises(errors.FaceTooSmall) as info:
         pipeline.extract(png(rgb), enroll=True)
     assert 100 < info.value.extra["face_size"] < 200 and info.value.extra["min_face_size"] == 200
+
+
+def test_a_larger_false_detection_beside_the_face_is_not_taken(detector):
+    """CelebA 009197 enlarged 3x: YuNet also fires on the shirt (a 74 px box at score 0.79,
+    larger than the 64 px face at 0.95). Verify and identify must take the face (the one found
+    on the original photo), and enroll must still refuse the photo as ambiguous."""
+    original = rgb_of("celeba_subset/images/009197.jpg")
+    (face,) = detector.detect(original)
+    enlarged = resized(original, 3.0)
+    found = detector.detect(enlarged)
+    assert len(found) == 2 and found[0].area > found[1].area and found[0].score < found[1].score
+    sample = _pipeline(detector).extract(png(enlarged), enroll=False)
+    x, y, w, h = (v * 3 for v in face.box)
+    assert centre_inside((x, y, w, h), sample.face), (sample.face.box, (x, y, w, h))
+    assert sample.faces_detected == 2
+    with pytest.raises(errors.MultipleFaces):
+        _pipeline(detector).extract(png(enlarged), enroll=True)

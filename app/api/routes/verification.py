@@ -18,7 +18,8 @@ router = APIRouter(tags=["verification"])
 @router.post(
     "/verify", response_model=VerifyResponse, responses=examples.VERIFY,
     summary="Is this photo the enrolled person? (1:1)",
-    description="Uses the largest face in the photo. `match` is `distance <= threshold`; the "
+    description="Uses the largest face in the photo (of faces of comparable size, the clearest "
+                "detection). `match` is `distance <= threshold`; the "
                 "threshold and model version used are in every response.",
     openapi_extra=image_request_body(
         VerifyJson, {"person_id": {"type": "string", "pattern": PERSON_ID_PATTERN, "maxLength": 128}},
