@@ -107,8 +107,10 @@ async def read_image_request(request: Request, model: type[BaseModel]) -> ImageR
         if isinstance(upload, str):
             raise errors.EmptyImage("The `image` part came as a text field: give it a filename "
                                     "(curl -F image=@photo.jpg)")
-        if upload is None:
-            raise errors.EmptyImage("Send the photo as the multipart file field `image`")
+        if upload is None:  # absent, misnamed, or cut off before its closing boundary
+            raise errors.EmptyImage("Send the photo as the multipart file field `image` (none "
+                                    "arrived whole: check the field's name and that the body "
+                                    "ends with the closing boundary)")
         image = await upload.read()
         raw = {k: v for k, v in form.items() if k != "image" and isinstance(v, str)}
         raw["image_base64"] = "-"  # placeholder: the bytes travel apart

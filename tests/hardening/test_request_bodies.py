@@ -66,3 +66,12 @@ def test_base64_as_browsers_and_shells_write_it(fake_live, encode):
 def test_bad_base64_is_still_400(fake_live, text):
     r = httpx.post(fake_live.base_url + "/identify", headers=fake_live.client, json={"image_base64": text})
     assert r.status_code == 400 and r.json()["code"] == "invalid_base64", r.text
+
+
+def test_a_body_cut_before_its_closing_boundary_says_what_to_check(fake_live):
+    cut = PART[: -len(b"--XX--\r\n")]  # the image part never closes
+    r = httpx.post(fake_live.base_url + "/enroll", content=cut,
+                   headers={**fake_live.admin, "Content-Type": "multipart/form-data; boundary=XX"})
+    assert r.status_code == 400 and r.json()["code"] == "image_missing"
+    assert "closing boundary" in r.json()["detail"]
+    assert httpx.get(fake_live.base_url + "/persons", headers=fake_live.client).json()["total"] == 0
