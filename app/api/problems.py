@@ -22,6 +22,9 @@ from app.core import errors
 PROBLEM_JSON = "application/problem+json"
 BODY_LIMIT_EXCEEDED = "body_limit_exceeded"  # request.state key set by app.api.middleware.BodyLimit
 log = logging.getLogger("app.errors")
+# a 12 MB JSON body of unknown keys listed them all: a 125 MB answer built on the event loop
+# (other clients stalled for seconds); the first few say what is wrong
+MAX_LISTED_ERRORS = 20
 
 STATUS: dict[str, int] = {
     errors.InvalidRequest.code: 422,
@@ -87,11 +90,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        every = exc.errors()
         found = [
             {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()
+            for e in every[:MAX_LISTED_ERRORS]
         ]
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in found) or "invalid request"
+        if len(every) > len(found):
+            detail += f"; and {len(every) - len(found)} more"
         return problem_of(errors.InvalidRequest(detail, errors=found), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
