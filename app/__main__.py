@@ -60,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(settings)
     report_progress(app, args.host, args.port)
     raise_open_files_limit()
+    # proxy_headers=False: the client address (failed-key budget, logs) is the connecting one,
+    # as README says; uvicorn's default took X-Forwarded-For from any local client, so one
+    # could dodge the wrong-key limit with a new made-up address per request
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, timeout_graceful_shutdown=30,
-                http=protocol_for(settings))
+                http=protocol_for(settings), proxy_headers=False)
     return 0
 
 

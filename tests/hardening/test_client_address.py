@@ -1,0 +1,47 @@
+"""The wrong-key budget is per connecting address, as README says, against the real server
+process (`python -m app serve`): a client cannot reset it by sending a made-up
+X-Forwarded-For (or Forwarded) with each request. Uvicorn trusts X-Forwarded-For from
+loopback peers by default, so before this every local client could."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+
+from app.core.config import REPO_ROOT
+from tests.conftest import migrated_sqlite_url
+from tests.hardening.test_slow_clients import free_port
+
+
+def test_made_up_forwarded_addresses_do_not_reset_the_wrong_key_budget(tmp_path):
+    url = migrated_sqlite_url(tmp_path)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEAPI_")}
+    env.update(FACEAPI_DATABASE_URL=url, FACEAPI_LOG_LEVEL="WARNING", TF_CPP_MIN_LOG_LEVEL="2",
+               FACEAPI_AUTH_FAILURES_PER_MINUTE="5")
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port)],
+                            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # keys need only the database: no need to wait for the model
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            try:
+                if httpx.get(base + "/health/live", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        statuses = []
+        for i in range(20):
+            spoof = {"X-Forwarded-For": f"203.0.113.{i}", "Forwarded": f"for=198.51.100.{i}"}
+            statuses.append(httpx.get(base + "/persons", headers={"X-API-Key": "fa_wrong", **spoof}).status_code)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+    assert statuses[:5] == [401] * 5 and set(statuses[6:]) == {429}, statuses
