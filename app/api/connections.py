@@ -70,6 +70,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._phase == "app":  # a response sent before its body was read keeps the body timer
             self._phase = "head"  # the timer starts with the next request's first byte
 
+    def handle_websocket_upgrade(self) -> None:
+        self._phase = "app"  # the websocket protocol takes the connection over: no deadlines here
+        self._disarm()
+        super().handle_websocket_upgrade()
+
     def _arm(self, seconds: float) -> None:
         self._disarm()
         self._timer = self.loop.call_later(seconds, self._expired)
