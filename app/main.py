@@ -61,7 +61,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.add_middleware(HeadAsGet)
     app.add_middleware(TrailingSlash)
     # the limit allows for base64's 4/3 and form overhead
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes * 4 // 3 + 64 * 1024)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes * 4 // 3 + 64 * 1024,
+                       max_inflight_bytes=settings.max_inflight_body_bytes)
     # added last, so outermost: it sees every response, the 413s of BodyLimit included
     app.add_middleware(RequestContext, metrics_of=lambda: _metrics(app))
     return app

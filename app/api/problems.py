@@ -21,6 +21,7 @@ from app.core import errors
 
 PROBLEM_JSON = "application/problem+json"
 BODY_LIMIT_EXCEEDED = "body_limit_exceeded"  # request.state key set by app.api.middleware.BodyLimit
+BODY_BUDGET_EXCEEDED = "body_budget_exceeded"  # the same, for its in-flight bytes budget
 log = logging.getLogger("app.errors")
 # a 12 MB JSON body of unknown keys listed them all: a 125 MB answer built on the event loop
 # (other clients stalled for seconds); the first few say what is wrong
@@ -116,6 +117,9 @@ def install_error_handlers(app: FastAPI) -> None:
         limit = getattr(request.state, BODY_LIMIT_EXCEEDED, None)
         if limit is not None:  # BodyLimit cut the body off while it streamed in
             return problem_of(errors.PayloadTooLarge(f"The body exceeds {limit} bytes"), request.url.path)
+        busy = getattr(request.state, BODY_BUDGET_EXCEEDED, None)
+        if busy is not None:
+            return problem_of(busy, request.url.path)
         log.info("client disconnected during %s %s", request.method, request.url.path)
         return problem(400, "client_disconnected", "Client disconnected",
                        "The client went away before the body was read", request.url.path)

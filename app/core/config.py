@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         "docs/benchmarks.md shows what 0.001 costs in missed enrolled people",
     )
     max_upload_bytes: Annotated[int, Field(ge=1024, le=200 * 1024 * 1024)] = 10 * 1024 * 1024
+    max_inflight_body_bytes: Annotated[int, Field(ge=1024 * 1024)] = Field(
+        default=512 * 1024 * 1024, description="request bodies held at once (all requests in "
+        "progress); a body beyond it is 503 overloaded")
     max_pixels: Annotated[int, Field(ge=1024, le=200_000_000)] = 40_000_000
     min_image_side: Annotated[int, Field(ge=16, le=4096)] = 32
     min_face_size: Annotated[int, Field(ge=8, le=1024)] = Field(
