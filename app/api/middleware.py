@@ -84,9 +84,14 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             exc = errors.PayloadTooLarge(f"The body is {int(declared)} bytes; the limit is {self.max_bytes} bytes")
             return await problem_of(exc, scope.get("path", ""))(scope, receive, send)
-        if declared is not None and declared.isdigit() and self._over_budget(int(declared)):
+        # a declared body is reserved whole before any of it is read (clients arriving together
+        # would otherwise all pass the check before any bytes were counted); a chunked one is
+        # counted as it streams
+        reserved = int(declared) if declared is not None and declared.isdigit() else 0
+        if reserved and self._over_budget(reserved):
             return await problem_of(self._busy(), scope.get("path", ""))(scope, receive, send)
-        seen, exceeded, held = 0, False, 0
+        self.inflight += reserved
+        seen, exceeded, held = 0, False, reserved
 
         async def limited_receive():
             # Raising here would escape as a 500. Instead the app is told the client went away
@@ -103,12 +108,13 @@ class BodyLimit:
                     exceeded = True
                     scope.setdefault("state", {})[BODY_LIMIT_EXCEEDED] = self.max_bytes
                     return {"type": "http.disconnect"}
-                if n and self._over_budget(n):
+                grow = max(0, seen - held)  # beyond what was reserved
+                if grow and self._over_budget(grow):
                     exceeded = True
                     scope.setdefault("state", {})[BODY_BUDGET_EXCEEDED] = self._busy()
                     return {"type": "http.disconnect"}
-                self.inflight += n
-                held += n
+                self.inflight += grow
+                held += grow
             return message
 
         try:
