@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.inference.embedder import Embedder
-from app.inference.ports import l2_normalize
+from app.inference.embedder import Embedder, l2_normalize
 
 
 class FlipAveraged:

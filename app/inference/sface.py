@@ -9,10 +9,10 @@ loading it needs nothing from model/.
 
 from __future__ import annotations
 
-from app.inference.ports import CHUNK, PortEmbedder, cut_and_attach, l2_normalize, run_in_passes
+from app.inference.ports import CHUNK, PortEmbedder, cut_and_attach, run_in_passes
 from app.inference.sface_net import EMBEDDING_DIM, INPUT_SIZE
 
-__all__ = ["CHUNK", "SFaceEmbedder", "build_sface_model", "l2_normalize", "run_in_passes"]
+__all__ = ["CHUNK", "SFaceEmbedder", "build_sface_model", "run_in_passes"]
 
 
 def build_sface_model(base_output: str | None = None, head=None):
