@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,12 +14,17 @@ def save_atomic(path: Path, save: Callable[[str], object]) -> Path:
     """`save(tmp)` into a temporary file beside `path`, then rename it over `path`.
 
     The temporary name keeps the file's suffixes (Keras picks the format from
-    `.keras` / `.weights.h5`), e.g. `model.save` or `model.save_weights`.
+    `.keras` / `.weights.h5`), e.g. `model.save` or `model.save_weights`. It is unique, so
+    two processes writing the same file (two trainings filling one cache) cannot collide.
     """
     path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    save(str(tmp))
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")
+    os.close(fd)
+    try:
+        save(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return path
 
 

@@ -30,7 +30,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="override any config field, e.g. --set image_size=64 (repeatable)")
     p.add_argument("--run-dir", type=Path, help="default: runs/omniglot/<preset>[-triplet]")
-    p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint; a larger time_budget_min/epochs/"
+                   "patience or a later adam_decay_start extends a stopped run")
     p.add_argument("--no-eval", action="store_true")
     p.add_argument("--no-tensorboard", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

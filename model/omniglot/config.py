@@ -43,7 +43,8 @@ class OmniglotConfig(JsonConfig):
     loss: str = "bce"  # "bce" (the paper's siamese) or "triplet" (semi-hard, beyond the paper)
     optimizer: str = "sgd"  # "sgd" (the paper's layer-wise SGD) or "adam"
     lr: float = 6e-5  # Adam learning rate (the seed tutorial's)
-    adam_decay: float = 1.0  # Adam: the rate at epoch e is lr * adam_decay^e (1 = constant)
+    adam_decay: float = 1.0  # Adam: the rate at epoch e is lr * adam_decay^max(0, e - adam_decay_start)
+    adam_decay_start: int = 0  # Adam: epochs at the constant rate before the decay begins
     layer_lrs: tuple[float, ...] = (1e-2, 1e-2, 1e-2, 1e-2, 1e-2, 1e-2)  # SGD: conv1-4, dense, head
     lr_decay: float = 0.99  # SGD: each layer's rate shrinks 1 % per epoch
     momentum_start: float = 0.5

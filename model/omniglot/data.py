@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from model.common import paths
+from model.common.checkpoints import save_atomic
 
 ORIGINAL_SIZE = 105
 N_DRAWERS = 20
@@ -160,15 +161,15 @@ def load_set(
     char_alphabet = np.array([alphabets.index(a) for a in char_alpha_names], dtype=np.int16)
     images = resize_stack(ink, size)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(
+    # atomic, under a unique name: a concurrent reader never sees half a file, and two
+    # trainings started together both fill the cache without colliding
+    save_atomic(cache, lambda tmp: np.savez(
         tmp,
         images=images,
         alphabets=np.array(alphabets),
         char_alphabet=char_alphabet,
         char_ids=np.array(char_ids, dtype=np.int16),
-    )
-    tmp.replace(cache)  # atomic: a concurrent reader never sees half a file
+    ))
     return OmniglotSet(images, alphabets, char_alphabet, np.array(char_ids, dtype=np.int16))
 
 

@@ -264,6 +264,31 @@ class Validator:
 # ----------------------------------------------------------------------------- callbacks
 
 
+def adam_rate(cfg: OmniglotConfig, epoch: int) -> float:
+    """Adam's rate for 0-based `epoch`: constant until `adam_decay_start`, then exponential."""
+    return cfg.lr * cfg.adam_decay ** max(0, epoch - cfg.adam_decay_start)
+
+
+# A resumed run may change only these fields: each leaves the epochs already run as they were
+# (the decay fields only when the decay starts at or after the saved epoch), so a run extended
+# this way is the run its new config.json describes.
+EXTENDABLE = ("time_budget_min", "epochs", "patience", "adam_decay", "adam_decay_start")
+
+
+def extension(saved: OmniglotConfig, cfg: OmniglotConfig, epoch: int) -> dict:
+    """The fields `cfg` changes against the run's `saved` config at `epoch`, or ValueError
+    when a change would rewrite the epochs already run."""
+    changed = {k: getattr(cfg, k) for k in saved.__dataclass_fields__ if getattr(saved, k) != getattr(cfg, k)}
+    fixed = sorted(set(changed) - set(EXTENDABLE))
+    if fixed:
+        raise ValueError(f"resume changes {fixed}: only {list(EXTENDABLE)} may change on resume")
+    schedule_changed = {"adam_decay", "adam_decay_start"} & set(changed)
+    if schedule_changed and cfg.adam_decay != 1.0 and cfg.adam_decay_start < epoch:
+        raise ValueError(f"adam_decay_start={cfg.adam_decay_start} would change the {epoch} epochs "
+                         "already run; start the new decay at or after them")
+    return changed
+
+
 class EpochControl(keras.callbacks.Callback):
     """Per epoch: feed the epoch to data and optimiser, show a tqdm bar, validate, checkpoint,
     stop early (patience or time budget)."""
@@ -280,7 +305,7 @@ class EpochControl(keras.callbacks.Callback):
             self.model.optimizer.set_epoch(epoch)
         elif self.cfg.optimizer == "adam" and self.cfg.adam_decay != 1.0:
             # set from the epoch alone, so a resumed run continues the same schedule
-            self.model.optimizer.learning_rate.assign(self.cfg.lr * self.cfg.adam_decay ** epoch)
+            self.model.optimizer.learning_rate.assign(adam_rate(self.cfg, epoch))
         self.bar = tqdm(total=len(self.data), desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
                         disable=not self.verbose, leave=False, dynamic_ncols=True)
 
@@ -378,10 +403,9 @@ def train(
     """Train per `cfg` into `run_dir`; returns the final state (best validation accuracy ...)."""
     run = RunDir(Path(run_dir))
     run.path.mkdir(parents=True, exist_ok=True)
+    changed = {}
     if resume and run.state.exists():
-        saved = OmniglotConfig.load(run.config)
-        if saved != cfg:
-            raise ValueError(f"{run.config} differs from the requested config; resume with the same one")
+        changed = extension(OmniglotConfig.load(run.config), cfg, run.load_state()["epoch"])
     keras.utils.set_random_seed(cfg.seed)  # once: Python, NumPy and backend seeds
     bg = om.load_set("background", cfg.image_size, data_dir)
     evs = om.load_set("evaluation", cfg.image_size, data_dir)
@@ -396,6 +420,12 @@ def train(
     if resume and run.state.exists():
         state = run.load_state()
         run.load_last(model)
+        if changed:  # a longer budget (or a later decay) lets a stopped run go on
+            state.setdefault("extensions", []).append({"at_epoch": state["epoch"], **changed})
+            if state.get("stopped") in ("time budget", "max epochs") or "patience" in changed:
+                state.pop("stopped", None)
+            run.config.write_text(cfg.to_json())
+            run.save_state(state)
         if state.get("stopped"):
             return state
     else:

@@ -9,7 +9,7 @@ import pytest
 
 from model.omniglot import evaluate as ev
 from model.omniglot.config import OmniglotConfig, apply_overrides, resolve
-from model.omniglot.train import load_trained, train
+from model.omniglot.train import adam_rate, load_trained, train
 
 
 def test_overrides_parse_to_the_field_types():
@@ -86,17 +86,41 @@ def test_same_seed_gives_the_same_numbers(tmp_path, omniglot_28):
 
 def test_resume_continues_where_it_stopped(tmp_path, omniglot_28):
     whole = train(_micro(epochs=2, patience=9), tmp_path / "whole", verbose=False, tensorboard=False)
-    # the same run cut after one epoch, then resumed with the full config
-    train(_micro(epochs=1, patience=9), tmp_path / "cut", verbose=False, tensorboard=False)
-    cfg_file = tmp_path / "cut" / "config.json"
-    cfg_file.write_text(_micro(epochs=2, patience=9).to_json())
-    state = json.loads((tmp_path / "cut" / "state.json").read_text())
-    state.pop("stopped")
-    (tmp_path / "cut" / "state.json").write_text(json.dumps(state))
+    # the same run cut after one epoch, then resumed with the longer budget
+    cut = train(_micro(epochs=1, patience=9), tmp_path / "cut", verbose=False, tensorboard=False)
+    assert cut["stopped"] == "max epochs"
     resumed = train(_micro(epochs=2, patience=9), tmp_path / "cut", resume=True, verbose=False,
                     tensorboard=False)
     assert resumed["epoch"] == 2 and len(resumed["history"]) == 2
+    assert resumed["extensions"] == [{"at_epoch": 1, "epochs": 2}]
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())["epochs"] == 2
     np.testing.assert_allclose(resumed["history"][1]["loss"], whole["history"][1]["loss"], rtol=1e-4)
+
+
+def test_a_decay_added_on_resume_gives_the_run_its_new_config_describes(tmp_path, omniglot_28):
+    # epoch 0 runs at lr before the cut; epoch 1 still at lr (decay^0), epoch 2 at lr / 10
+    decayed = dict(epochs=3, patience=9, adam_decay=0.1, adam_decay_start=1)
+    whole = train(_micro(**decayed), tmp_path / "whole", verbose=False, tensorboard=False)
+    train(_micro(epochs=1, patience=9), tmp_path / "cut", verbose=False, tensorboard=False)
+    resumed = train(_micro(**decayed), tmp_path / "cut", resume=True, verbose=False, tensorboard=False)
+    np.testing.assert_allclose([h["loss"] for h in resumed["history"]], [h["loss"] for h in whole["history"]],
+                               rtol=1e-4)
+    constant = train(_micro(epochs=3, patience=9), tmp_path / "constant", verbose=False, tensorboard=False)
+    assert constant["history"][1]["loss"] == pytest.approx(whole["history"][1]["loss"], rel=1e-4)
+    assert abs(constant["history"][2]["loss"] - whole["history"][2]["loss"]) > 1e-4  # the decay acted
+
+
+def test_resume_refuses_changes_that_would_rewrite_the_epochs_already_run(tmp_path, omniglot_28):
+    train(_micro(epochs=1, patience=9), tmp_path / "run", verbose=False, tensorboard=False)
+    with pytest.raises(ValueError, match=r"\['lr'\]"):
+        train(_micro(epochs=2, patience=9, lr=0.01), tmp_path / "run", resume=True, verbose=False)
+    with pytest.raises(ValueError, match="adam_decay_start=0"):
+        train(_micro(epochs=2, patience=9, adam_decay=0.5), tmp_path / "run", resume=True, verbose=False)
+
+
+def test_adam_rate_is_constant_until_the_decay_starts():
+    cfg = _micro(lr=0.01, adam_decay=0.5, adam_decay_start=3)
+    assert [adam_rate(cfg, e) for e in range(6)] == pytest.approx([0.01, 0.01, 0.01, 0.01, 0.005, 0.0025])
 
 
 def test_tensorboard_logs_record_loss_and_validation_accuracy(tmp_path, omniglot_28):
