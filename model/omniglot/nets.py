@@ -7,6 +7,7 @@ KERAS_BACKEND=tensorflow, jax or torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import keras
 
@@ -41,16 +42,33 @@ def _dense_init(init: str = "paper") -> dict:
     }
 
 
-def build_embedding(
-    image_size: int = 105,
-    width: float = 1.0,
-    conv_kernels: Sequence[int] = PAPER_KERNELS,
-    dense_units: int = 4096,
-    l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
-    dense_activation: str | None = "sigmoid",
-    init: str = "paper",
-    batch_norm: bool = False,
-) -> keras.Model:
+@dataclass(frozen=True)
+class Tower:
+    """The twin's shape, shared by every net below. The defaults are the paper's twin.
+
+    `l2[i]` is the L2 penalty coefficient of layer i (conv1-4, dense; a sixth entry, when
+    given, is the siamese head's). `batch_norm` (not in the paper) puts a batch norm
+    between each conv and its ReLU; `init` is "paper" or "he" (see `_conv_init`).
+    """
+
+    image_size: int = 105
+    width: float = 1.0
+    conv_kernels: Sequence[int] = PAPER_KERNELS
+    dense_units: int = 4096
+    l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3)
+    init: str = "paper"
+    batch_norm: bool = False
+
+    @classmethod
+    def from_config(cls, cfg) -> Tower:
+        """cfg: model.omniglot.config.OmniglotConfig."""
+        return cls(cfg.image_size, cfg.width, cfg.conv_kernels, cfg.dense_units, cfg.l2, cfg.init, cfg.batch_norm)
+
+    def head(self) -> keras.Model:
+        return build_head(self.dense_units, self.l2[5] if len(self.l2) > 5 else 0.0, init=self.init)
+
+
+def build_embedding(tower: Tower = Tower(), dense_activation: str | None = "sigmoid") -> keras.Model:
     """The twin ("embedding"): image_size^2 x 1 -> dense_units sigmoid features h.
 
         conv1 64w@k1 ReLU -> maxpool 2
@@ -59,12 +77,12 @@ def build_embedding(
         conv4 256w@k4 ReLU -> flatten
         dense dense_units sigmoid
 
-    With the defaults (105x105, w=1, kernels 10/7/4/4, 4096) this is exactly the paper's
-    twin: 96 -> 48 -> 42 -> 21 -> 18 -> 9 -> 6, flatten 6x6x256 = 9216.
-    `l2[i]` is the L2 penalty coefficient of layer i (conv1-4, dense).
+    With the default `Tower()` (105x105, w=1, kernels 10/7/4/4, 4096) this is exactly the
+    paper's twin: 96 -> 48 -> 42 -> 21 -> 18 -> 9 -> 6, flatten 6x6x256 = 9216.
     `dense_activation` is the paper's sigmoid except for the triplet variant.
-    `batch_norm` (not in the paper) puts a batch norm between each conv and its ReLU.
     """
+    image_size, width, conv_kernels, l2 = tower.image_size, tower.width, tower.conv_kernels, tower.l2
+    init, batch_norm = tower.init, tower.batch_norm
     filters = [max(1, round(f * width)) for f in BASE_FILTERS]
     if len(conv_kernels) != 4 or len(l2) < 5:
         raise ValueError("need 4 conv kernel sizes and >= 5 L2 coefficients")
@@ -94,7 +112,7 @@ def build_embedding(
             x = keras.layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     h = keras.layers.Dense(
-        dense_units,
+        tower.dense_units,
         activation=dense_activation,
         kernel_regularizer=keras.regularizers.L2(l2[4]),
         name="dense",
@@ -118,37 +136,20 @@ def build_head(dense_units: int, l2: float = 0.0, init: str = "paper") -> keras.
     return keras.Model([h1, h2], p, name="head")
 
 
-def build_siamese(
-    image_size: int = 105,
-    width: float = 1.0,
-    conv_kernels: Sequence[int] = PAPER_KERNELS,
-    dense_units: int = 4096,
-    l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
-    init: str = "paper",
-    batch_norm: bool = False,
-) -> keras.Model:
+def build_siamese(tower: Tower = Tower()) -> keras.Model:
     """Koch et al.'s siamese net: one shared `embedding` twin applied to both images,
     then the `head` (L1 distance -> dense 1 sigmoid) giving P(same character).
 
     Parameter count at the paper's settings: 38,951,745.
     """
-    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2, init=init, batch_norm=batch_norm)
-    head = build_head(dense_units, l2[5] if len(l2) > 5 else 0.0, init=init)
-    a = keras.Input((image_size, image_size, 1), name="left")
-    b = keras.Input((image_size, image_size, 1), name="right")
+    embedding, head = build_embedding(tower), tower.head()
+    a = keras.Input((tower.image_size, tower.image_size, 1), name="left")
+    b = keras.Input((tower.image_size, tower.image_size, 1), name="right")
     p = head([embedding(a), embedding(b)])  # the same `embedding` object: shared weights
     return keras.Model([a, b], p, name="siamese")
 
 
-def build_in_batch_siamese(
-    image_size: int = 105,
-    width: float = 1.0,
-    conv_kernels: Sequence[int] = PAPER_KERNELS,
-    dense_units: int = 4096,
-    l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
-    init: str = "paper",
-    batch_norm: bool = False,
-) -> keras.Model:
+def build_in_batch_siamese(tower: Tower = Tower()) -> keras.Model:
     """The paper's siamese (the same `embedding` twin and L1 `head`), trained on every pair
     of a batch: B images in, the (B, B) matrix of P(same) out.
 
@@ -158,23 +159,14 @@ def build_in_batch_siamese(
     binary cross-entropy (`train.InBatchPairBCE`); evaluation uses `embedding` and `head`
     exactly as for `build_siamese`.
     """
-    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2, init=init, batch_norm=batch_norm)
-    head = build_head(dense_units, l2[5] if len(l2) > 5 else 0.0, init=init)
-    x = keras.Input((image_size, image_size, 1), name="image")
+    embedding, head = build_embedding(tower), tower.head()
+    x = keras.Input((tower.image_size, tower.image_size, 1), name="image")
     left, right = AllPairs(name="all_pairs")(embedding(x))
     p = SquareMatrix(name="pair_matrix")(head([left, right]))
     return keras.Model(x, p, name="in_batch_siamese")
 
 
-def build_triplet_net(
-    image_size: int = 105,
-    width: float = 1.0,
-    conv_kernels: Sequence[int] = PAPER_KERNELS,
-    dense_units: int = 4096,
-    l2: Sequence[float] = (2e-4, 2e-4, 2e-4, 2e-4, 1e-3),
-    init: str = "paper",
-    batch_norm: bool = False,
-) -> keras.Model:
+def build_triplet_net(tower: Tower = Tower()) -> keras.Model:
     """Beyond the paper: the same conv tower, then a *linear* dense layer and L2
     normalisation, for a semi-hard triplet loss. One image in, one unit-norm embedding
     out; the tower is reachable as the sub-model named `embedding`.
@@ -183,18 +175,16 @@ def build_triplet_net(
     (0.5, ..., 0.5), so after normalisation every embedding starts nearly parallel
     and the triplet margin has almost no room to act.
     """
-    embedding = build_embedding(image_size, width, conv_kernels, dense_units, l2, dense_activation=None, init=init,
-                                batch_norm=batch_norm)
-    x = keras.Input((image_size, image_size, 1), name="image")
+    embedding = build_embedding(tower, dense_activation=None)
+    x = keras.Input((tower.image_size, tower.image_size, 1), name="image")
     z = L2Normalize(1e-12, name="l2_normalize")(embedding(x))
     return keras.Model(x, z, name="triplet")
 
 
 def build_from_config(cfg) -> keras.Model:
     """The net a config asks for (cfg: model.omniglot.config.OmniglotConfig)."""
-    args = (cfg.image_size, cfg.width, cfg.conv_kernels, cfg.dense_units, cfg.l2)
     if cfg.loss == "triplet":
         build = build_triplet_net
     else:
         build = build_in_batch_siamese if cfg.pairs == "in_batch" else build_siamese
-    return build(*args, init=cfg.init, batch_norm=cfg.batch_norm)
+    return build(Tower.from_config(cfg))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model.omniglot.layers import L1Distance
-from model.omniglot.nets import build_siamese, build_triplet_net
+from model.omniglot.nets import Tower, build_siamese, build_triplet_net
 from model.omniglot.train import LayerwiseSGD
 
 
@@ -50,7 +50,7 @@ def test_koch2015_net_does_one_training_step(paper_net):
 
 def test_twins_share_weights_and_l1_is_symmetric():
     keras.utils.set_random_seed(1)
-    net = build_siamese(28, 0.25, (3, 3, 2, 2), 32)
+    net = build_siamese(Tower(28, 0.25, (3, 3, 2, 2), 32))
     x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
     y = np.random.default_rng(1).random((4, 28, 28, 1)).astype("float32")
     np.testing.assert_allclose(net.predict([x, y], verbose=0), net.predict([y, x], verbose=0), rtol=1e-5)
@@ -68,7 +68,7 @@ def test_l1_distance_layer_is_registered_and_round_trips():
 
 def test_triplet_net_outputs_unit_vectors():
     keras.utils.set_random_seed(2)
-    net = build_triplet_net(28, 0.25, (3, 3, 2, 2), 32)
+    net = build_triplet_net(Tower(28, 0.25, (3, 3, 2, 2), 32))
     z = net.predict(np.random.default_rng(0).random((3, 28, 28, 1)).astype("float32"), verbose=0)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
 
@@ -91,7 +91,7 @@ def test_layerwise_sgd_decay_and_momentum_ramp():
 
 def test_batch_norm_tower_trains_with_layerwise_sgd():
     keras.utils.set_random_seed(2)
-    net = build_siamese(28, 0.25, (3, 3, 2, 2), 32, init="he", batch_norm=True)
+    net = build_siamese(Tower(28, 0.25, (3, 3, 2, 2), 32, init="he", batch_norm=True))
     emb = net.get_layer("embedding")
     bns = [layer.name for layer in emb.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert bns == ["conv1_bn", "conv2_bn", "conv3_bn", "conv4_bn"]
@@ -105,10 +105,10 @@ def test_batch_norm_tower_trains_with_layerwise_sgd():
 
 
 def test_in_batch_siamese_scores_every_pair_with_the_papers_head():
-    from model.omniglot.nets import build_in_batch_siamese
+    from model.omniglot.nets import Tower, build_in_batch_siamese
 
     keras.utils.set_random_seed(2)
-    net = build_in_batch_siamese(28, 0.25, (3, 3, 2, 2), 32, init="he")
+    net = build_in_batch_siamese(Tower(28, 0.25, (3, 3, 2, 2), 32, init="he"))
     x = np.random.default_rng(3).random((6, 28, 28, 1)).astype("float32")
     p = net.predict(x, verbose=0)
     assert p.shape == (6, 6)
