@@ -388,9 +388,11 @@ def plot_accuracy_vs_n(results: list[dict], out_path) -> None:
         ax.set_ylim(0, 100)
     axes[0].set_ylabel("one-shot accuracy (%)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
+    ncol = min(len(labels), 3)  # long labels (ensembles name their members) need the width
+    rows = -(-len(labels) // ncol)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     fig.suptitle("Omniglot N-way one-shot accuracy (test split: 10 evaluation alphabets, drawers 17-20)")
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.01 + 0.045 * rows, 1, 1))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
