@@ -282,10 +282,13 @@ def extension(saved: OmniglotConfig, cfg: OmniglotConfig, epoch: int) -> dict:
     fixed = sorted(set(changed) - set(EXTENDABLE))
     if fixed:
         raise ValueError(f"resume changes {fixed}: only {list(EXTENDABLE)} may change on resume")
-    schedule_changed = {"adam_decay", "adam_decay_start"} & set(changed)
-    if schedule_changed and cfg.adam_decay != 1.0 and cfg.adam_decay_start < epoch:
-        raise ValueError(f"adam_decay_start={cfg.adam_decay_start} would change the {epoch} epochs "
-                         "already run; start the new decay at or after them")
+    def decays_before(c: OmniglotConfig) -> bool:
+        return c.adam_decay != 1.0 and c.adam_decay_start < epoch
+
+    # a changed schedule must leave the epochs already run at a constant rate in both configs
+    if {"adam_decay", "adam_decay_start"} & set(changed) and (decays_before(saved) or decays_before(cfg)):
+        raise ValueError(f"adam_decay={cfg.adam_decay}, adam_decay_start={cfg.adam_decay_start} would change "
+                         f"the rates of the {epoch} epochs already run; start the new decay at or after them")
     return changed
 
 
@@ -403,9 +406,8 @@ def train(
     """Train per `cfg` into `run_dir`; returns the final state (best validation accuracy ...)."""
     run = RunDir(Path(run_dir))
     run.path.mkdir(parents=True, exist_ok=True)
-    changed = {}
-    if resume and run.state.exists():
-        changed = extension(OmniglotConfig.load(run.config), cfg, run.load_state()["epoch"])
+    resumed = run.load_state() if resume and run.state.exists() else None
+    changed = extension(OmniglotConfig.load(run.config), cfg, resumed["epoch"]) if resumed else {}
     keras.utils.set_random_seed(cfg.seed)  # once: Python, NumPy and backend seeds
     bg = om.load_set("background", cfg.image_size, data_dir)
     evs = om.load_set("evaluation", cfg.image_size, data_dir)
@@ -417,8 +419,8 @@ def train(
     class_batches = cfg.loss == "triplet" or cfg.pairs == "in_batch"
     data = (TripletBatches if class_batches else PairBatches)(splits["train"], cfg)
     state = {"epoch": 0, "best_val": -1.0, "best_epoch": 0, "history": [], "elapsed_s": 0.0}
-    if resume and run.state.exists():
-        state = run.load_state()
+    if resumed:
+        state = resumed
         run.load_last(model)
         if changed:  # a longer budget (or a later decay) lets a stopped run go on
             state.setdefault("extensions", []).append({"at_epoch": state["epoch"], **changed})

@@ -118,6 +118,15 @@ def test_resume_refuses_changes_that_would_rewrite_the_epochs_already_run(tmp_pa
         train(_micro(epochs=2, patience=9, adam_decay=0.5), tmp_path / "run", resume=True, verbose=False)
 
 
+def test_resume_refuses_to_move_a_decay_that_already_acted(tmp_path, omniglot_28):
+    # epochs 1-2 ran with the rate decaying from epoch 1; a later start would rewrite them
+    train(_micro(epochs=2, patience=9, adam_decay=0.5, adam_decay_start=0), tmp_path / "run", verbose=False,
+          tensorboard=False)
+    with pytest.raises(ValueError, match="adam_decay_start=5"):
+        train(_micro(epochs=3, patience=9, adam_decay=0.5, adam_decay_start=5), tmp_path / "run", resume=True,
+              verbose=False)
+
+
 def test_adam_rate_is_constant_until_the_decay_starts():
     cfg = _micro(lr=0.01, adam_decay=0.5, adam_decay_start=3)
     assert [adam_rate(cfg, e) for e in range(6)] == pytest.approx([0.01, 0.01, 0.01, 0.01, 0.005, 0.0025])
