@@ -64,6 +64,9 @@ class Tower:
         """cfg: model.omniglot.config.OmniglotConfig."""
         return cls(cfg.image_size, cfg.width, cfg.conv_kernels, cfg.dense_units, cfg.l2, cfg.init, cfg.batch_norm)
 
+    def input(self, name: str) -> keras.KerasTensor:
+        return keras.Input((self.image_size, self.image_size, 1), name=name)
+
     def head(self) -> keras.Model:
         return build_head(self.dense_units, self.l2[5] if len(self.l2) > 5 else 0.0, init=self.init)
 
@@ -94,7 +97,7 @@ def build_embedding(tower: Tower = Tower(), dense_activation: str | None = "sigm
         if side < 1:
             raise ValueError(f"input {image_size} is too small for kernels {tuple(conv_kernels)}")
 
-    inputs = keras.Input((image_size, image_size, 1), name="image")
+    inputs = tower.input("image")
     x = inputs
     for i, (f, k) in enumerate(zip(filters, conv_kernels, strict=True)):
         x = keras.layers.Conv2D(
@@ -143,8 +146,8 @@ def build_siamese(tower: Tower = Tower()) -> keras.Model:
     Parameter count at the paper's settings: 38,951,745.
     """
     embedding, head = build_embedding(tower), tower.head()
-    a = keras.Input((tower.image_size, tower.image_size, 1), name="left")
-    b = keras.Input((tower.image_size, tower.image_size, 1), name="right")
+    a = tower.input("left")
+    b = tower.input("right")
     p = head([embedding(a), embedding(b)])  # the same `embedding` object: shared weights
     return keras.Model([a, b], p, name="siamese")
 
@@ -160,7 +163,7 @@ def build_in_batch_siamese(tower: Tower = Tower()) -> keras.Model:
     exactly as for `build_siamese`.
     """
     embedding, head = build_embedding(tower), tower.head()
-    x = keras.Input((tower.image_size, tower.image_size, 1), name="image")
+    x = tower.input("image")
     left, right = AllPairs(name="all_pairs")(embedding(x))
     p = SquareMatrix(name="pair_matrix")(head([left, right]))
     return keras.Model(x, p, name="in_batch_siamese")
@@ -176,7 +179,7 @@ def build_triplet_net(tower: Tower = Tower()) -> keras.Model:
     and the triplet margin has almost no room to act.
     """
     embedding = build_embedding(tower, dense_activation=None)
-    x = keras.Input((tower.image_size, tower.image_size, 1), name="image")
+    x = tower.input("image")
     z = L2Normalize(1e-12, name="l2_normalize")(embedding(x))
     return keras.Model(x, z, name="triplet")
 
