@@ -1,4 +1,4 @@
-"""Operator commands: `python -m app serve|migrate|keys|create-key|enroll-dir`."""
+"""Operator commands: `python -m app serve|migrate|models|keys|create-key|enroll-dir`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     commands.add_parser("migrate", help="bring the database schema to the latest revision")
     keys_cli.add_commands(commands)
-    from app.cli import enroll_dir
+    from app.cli import enroll_dir, models as models_cli
+
+    models_cli.add_parser(commands)
 
     enroll_dir.add_parser(commands)
     args = parser.parse_args(argv)
@@ -33,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(settings.database_url)
         print(f"database at the latest schema: {_redact(settings.database_url)}")
         return 0
+    if args.command == "models":
+        return models_cli.run(settings, args)
     if args.command in ("keys", "create-key"):
         return keys_cli.run(settings, args)
 

@@ -19,6 +19,7 @@ from app.core.pools import BoundedPool
 from app.core.ratelimit import RateLimiter
 from app.core.telemetry import Metrics
 from app.inference.artifacts import ModelArtifact
+from app.inference.runtimes import RuntimeChoice
 from app.inference.worker import BatchingWorker
 from app.keys import ApiKeyStore
 from app.repositories import PersonStore
@@ -40,6 +41,7 @@ class Runtime:
     threshold: ThresholdPolicy
     model_version: str
     failed_auth: RateLimiter  # failed key checks per client address
+    inference: RuntimeChoice  # what runs the embedder (litert | keras | remote) and why
     rate_limiter: RateLimiter | None = None  # per key; None when FACEAPI_RATE_LIMIT_PER_MINUTE is 0
     # set by the warm-up
     faces: FaceService | None = None

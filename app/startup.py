@@ -22,9 +22,12 @@ from app.core.migrate import current_revision, head_revision
 from app.core.pools import BoundedPool
 from app.core.ratelimit import RateLimiter
 from app.core.telemetry import Metrics
-from app.inference.artifacts import build_embedder, load_artifact
+from app.inference.artifacts import load_artifact
 from app.models import EMBEDDING_DIM
 from app.inference.embedder import Embedder
+from app.inference.runtimes import (
+    RuntimeChoice, RuntimeChoiceError, build_for, choose_runtime, tensorflow_imported,
+)
 from app.inference.worker import BatchingWorker
 from app.keys import ApiKeyStore
 from app.repositories import PersonStore
@@ -57,13 +60,18 @@ def open_runtime(settings: Settings, embedder: Embedder | None = None) -> Runtim
         dim = embedder.embedding_dim if embedder else artifact.embedding_dim
         store = PersonStore(engine, model_version, dim, settings.hnsw_ef_search)
         check_embedding_size(store, dim, settings.model)
+        try:
+            choice = (RuntimeChoice("given", "an embedder object was handed to create_app") if embedder
+                      else choose_runtime(settings, artifact))
+        except RuntimeChoiceError as exc:
+            raise StartupError(str(exc)) from None
     except BaseException:
         engine.dispose()
         raise
     per_key = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
     return Runtime(settings=settings, engine=engine, artifact=artifact, metrics=Metrics(),
                    keys=ApiKeyStore(engine), store=store, threshold=threshold,
-                   model_version=model_version,
+                   model_version=model_version, inference=choice,
                    failed_auth=RateLimiter(settings.auth_failures_per_minute), rate_limiter=per_key)
 
 
@@ -82,6 +90,7 @@ def check_embedding_size(store: PersonStore, model_dim: int, model_name: str) ->
 async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDetector | None) -> None:
     """Load the models off the event loop, run one batch through each, then say ready."""
     settings = runtime.settings
+    log.info("embedder runtime %s: %s", runtime.inference.name, runtime.inference.reason)
     try:
         if embedder is None:
             embedder = await asyncio.to_thread(_build_embedder, runtime)
@@ -123,9 +132,11 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
                         "gallery grows; re-tune it (python -m model faces tune-threshold)",
                         runtime.artifact.model_version)
         runtime.warm.set()
-        log.info("ready: model %s, threshold %.4f (%s), %s persons indexed", runtime.model_version,
-                 runtime.threshold.value, runtime.threshold.origin,
-                 len(runtime.store.index) if runtime.store.index is not None else "pgvector")
+        log.info("ready: model %s on %s, threshold %.4f (%s), %s persons indexed; TensorFlow imported: %s",
+                 runtime.model_version, runtime.inference.name, runtime.threshold.value,
+                 runtime.threshold.origin,
+                 len(runtime.store.index) if runtime.store.index is not None else "pgvector",
+                 "yes" if tensorflow_imported() else "no")
     except asyncio.CancelledError:
         raise
     except Exception:  # stay alive for keys and records; the reason goes to the log only
@@ -134,11 +145,7 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
 
 
 def _build_embedder(runtime: Runtime) -> Embedder:
-    if runtime.settings.embedder_url:
-        from app.inference.remote import RemoteEmbedder
-
-        return RemoteEmbedder(runtime.settings.embedder_url, runtime.artifact)
-    return build_embedder(runtime.artifact)
+    return build_for(runtime.inference, runtime.settings, runtime.artifact)
 
 
 async def close_runtime(runtime: Runtime) -> None:

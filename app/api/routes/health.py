@@ -46,6 +46,7 @@ async def model_info(runtime: RuntimeDep) -> dict:
         "threshold_origin": runtime.threshold.origin,
         "threshold_criterion": runtime.threshold.criterion,
         "artifact": runtime.artifact.path.name,
+        "runtime": runtime.inference.as_dict(),  # litert | keras | remote, and why
         "provenance": runtime.artifact.threshold_provenance(),
         # provenance.test_metrics are at the max-accuracy threshold; these at the one in use
         "test_metrics_at_threshold": None if runtime.settings.threshold is not None

@@ -1,0 +1,226 @@
+"""The Keras ports (SFace, dlib) run by LiteRT, the TensorFlow Lite runtime (`ai-edge-litert`),
+without TensorFlow in the process.
+
+The `.tflite` files are made by the build step (app/inference/litert_build.py, the only place
+that imports TensorFlow for this runtime: `python -m app models prepare`, or `serve` runs it once
+in a subprocess when a file is missing). They are cached under FACEAPI_MODEL_CACHE_DIR (default
+./var/models, git-ignored), one file per net, named by a key over what the file depends on: the
+source weight file's SHA-256 (and the head's, if any), where the net is cut, the converter
+(TensorFlow and Keras versions) and this module's BUILD_FORMAT. Another wheel or another
+TensorFlow gives another key, so a stale file is never used.
+
+Here a net is the plain `Interpreter` (XNNPACK on by default, `threads` threads); the batch
+dimension of the input is resized to the pass size (`resize_tensor_input`) only when that size
+changes. Nothing in this module imports TensorFlow or Keras.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from app.inference.embedder import check_faces, l2_normalize
+
+log = logging.getLogger("app.inference")
+
+BUILD_FORMAT = 1  # bump when the build step changes what it writes
+# Images per invoke (the arena is sized for it). Measured on 2 shared CPU cores with
+# bench/litert_invoke.py (docs/models.md): ms per image flat within noise from 1 to 8, while each
+# doubling adds 12-24 MB of activations (SFace's first layers: 112x112x64 floats per image).
+INVOKE_SIZE = 4
+# artefact embedder kinds the build step converts
+CONVERTIBLE = ("sface-keras", "dlib-keras")
+# distributions that provide TensorFlow's converter (whichever is installed)
+_TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tensorflow-macos")
+
+
+class ModelCacheMissing(RuntimeError):
+    """A net's .tflite file is not in the cache (the build step makes it)."""
+
+
+def converter_version() -> str | None:
+    """'tensorflow-cpu 2.21.0 / keras 3.15.1' as installed (read from package metadata: TensorFlow
+    is not imported), or None when TensorFlow is not installed (the cache cannot be built here)."""
+    for dist in _TF_DISTRIBUTIONS:
+        try:
+            tf = f"{dist} {metadata.version(dist)}"
+            break
+        except metadata.PackageNotFoundError:
+            continue
+    else:
+        return None
+    try:
+        return f"{tf} / keras {metadata.version('keras')}"
+    except metadata.PackageNotFoundError:
+        return tf
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """One net of an artefact to convert: its kind, cut and head, and its source file's hash."""
+
+    kind: str  # sface-keras | dlib-keras
+    base_output: str | None
+    head: Path | None  # the artefact's Keras head file, if any
+    input_size: int
+
+    def source_sha256(self) -> str:
+        if self.kind == "sface-keras":
+            from app.inference.sface_onnx import onnx_sha256
+
+            return onnx_sha256()
+        from app.inference.dlib_dat import dat_sha256
+
+        return dat_sha256()
+
+    def key(self, converter: str) -> dict:
+        return {"kind": self.kind, "source_sha256": self.source_sha256(),
+                "head_sha256": _file_sha256(self.head) if self.head else None,
+                "base_output": self.base_output, "converter": converter, "format": BUILD_FORMAT}
+
+    def file_name(self, converter: str) -> str:
+        digest = hashlib.sha256(json.dumps(self.key(converter), sort_keys=True).encode()).hexdigest()
+        return f"{self.kind}-{digest[:16]}.tflite"
+
+
+def net_specs(artifact) -> list[NetSpec]:
+    """The convertible nets of `artifact` (a ModelArtifact), in the order the embedder uses them;
+    ValueError when it holds a kind that has no LiteRT build (e.g. the FaceNet graph)."""
+    def walk(spec: dict) -> list[NetSpec]:
+        kind = spec.get("kind", "facenet-graph")
+        if kind == "fusion":
+            return [n for part in spec.get("parts") or () for n in walk(part)]
+        if kind not in CONVERTIBLE:
+            raise ValueError(f"embedder kind {kind!r} has no LiteRT build (only {', '.join(CONVERTIBLE)})")
+        head = artifact.path / spec["head"] if spec.get("head") else None
+        return [NetSpec(kind, spec.get("base_output"), head, int(spec["input_size"]))]
+
+    return walk(artifact.metadata["embedder"])
+
+
+def supports(artifact) -> bool:
+    try:
+        net_specs(artifact)
+    except ValueError:
+        return False
+    return True
+
+
+def cached_path(cache_dir: Path, spec: NetSpec, converter: str | None = None) -> Path:
+    """Where `spec`'s .tflite file is (or will be) for the installed converter."""
+    converter = converter or converter_version()
+    if converter is None:
+        raise ModelCacheMissing("TensorFlow is not installed, so the LiteRT model cache cannot be "
+                                "keyed or built here: run `python -m app models prepare` where it is "
+                                "and copy the cache folder, or install the trainer's packages")
+    return Path(cache_dir) / spec.file_name(converter)
+
+
+def missing_files(artifact, cache_dir: Path) -> list[Path]:
+    """The .tflite files `artifact` needs that the cache lacks."""
+    return [p for p in (cached_path(cache_dir, s) for s in net_specs(artifact)) if not p.is_file()]
+
+
+def release_file_pages(path: Path) -> int:
+    """Drop this process's resident pages of the memory-mapped `path` (madvise MADV_DONTNEED);
+    bytes released. The interpreter maps the .tflite file and XNNPACK packs the weights into its
+    own memory, so the mapped copy (~60 MB for the default artefact) is not read again; a page
+    that is read comes back from the page cache. Linux only; elsewhere nothing is done."""
+    import ctypes
+
+    target = str(Path(path).resolve())
+    try:
+        maps = Path("/proc/self/maps").read_text().splitlines()
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return 0
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    released = 0
+    for line in maps:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5] == target:
+            lo, hi = (int(v, 16) for v in fields[0].split("-"))
+            if libc.madvise(lo, hi - lo, 4) == 0:  # MADV_DONTNEED
+                released += hi - lo
+    return released
+
+
+@dataclass(frozen=True)
+class LiteRTOptions:
+    """Where the .tflite files are and how many threads each net gets."""
+
+    cache_dir: Path
+    threads: int = 2
+    invoke_size: int = INVOKE_SIZE
+
+
+class LiteRTNet:
+    """One .tflite net: float32 [N, S, S, 3] -> [N, D], run `invoke_size` faces at a time."""
+
+    def __init__(self, path: Path, threads: int = 2, invoke_size: int = INVOKE_SIZE) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        self.invoke_size = invoke_size
+        self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        inp = self._interpreter.get_input_details()[0]
+        self._input, self._output = inp["index"], self._interpreter.get_output_details()[0]["index"]
+        self._shape = tuple(int(d) for d in inp["shape"][1:])
+        self._batch = 0
+        self._resize(1)
+        self._interpreter.set_tensor(self._input, np.zeros((1, *self._shape), np.float32))
+        self._interpreter.invoke()  # XNNPACK has packed its own copy of the weights by now
+        release_file_pages(self.path)
+
+    def _resize(self, n: int) -> None:
+        if n != self._batch:
+            self._interpreter.resize_tensor_input(self._input, [n, *self._shape], strict=False)
+            self._interpreter.allocate_tensors()
+            self._batch = n
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        outs = []
+        for s in range(0, len(x), self.invoke_size):
+            part = x[s : s + self.invoke_size]
+            self._resize(len(part))
+            self._interpreter.set_tensor(self._input, part)
+            self._interpreter.invoke()
+            outs.append(self._interpreter.get_tensor(self._output).copy())
+        return np.concatenate(outs)
+
+
+class LiteRTEmbedder:
+    """Aligned uint8 RGB faces [N, S, S, 3] -> L2-normalised embeddings, from a cached .tflite
+    file of a Keras port (the same net, head and cut as the Keras embedder of that kind)."""
+
+    def __init__(self, path: Path, model_version: str, input_size: int, embedding_dim: int,
+                 threads: int = 2, invoke_size: int = INVOKE_SIZE) -> None:
+        self._net = LiteRTNet(path, threads, invoke_size)
+        self.model_version, self.input_size, self.embedding_dim = model_version, input_size, embedding_dim
+        log.info("embedder %s (LiteRT %s, %d threads, %d faces per invoke)", model_version,
+                 Path(path).name, threads, invoke_size)
+
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        check_faces(faces, self.input_size)
+        if len(faces) == 0:
+            return np.zeros((0, self.embedding_dim), np.float32)
+        out = self._net(faces)
+        if out.shape[1] != self.embedding_dim:
+            raise ValueError(f"{self._net.path.name} makes {out.shape[1]} values, the artefact says "
+                             f"{self.embedding_dim}")
+        return l2_normalize(out)
