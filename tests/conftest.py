@@ -78,6 +78,26 @@ def real_embedder(model_artifact):
 
 
 @pytest.fixture(scope="session")
+def litert_embedder(model_artifact):
+    """The default artefact on the LiteRT runtime, from the model cache (FACEAPI_MODEL_CACHE_DIR);
+    missing files are built first, by the same subprocess `serve` would run."""
+    from app.inference.artifacts import build_embedder
+    from app.inference.litert import LiteRTOptions, missing_files
+    from app.inference.runtimes import prepare_in_subprocess
+
+    settings = Settings()
+    if missing_files(model_artifact, settings.model_cache_dir):
+        prepare_in_subprocess(settings, model_artifact)
+    return build_embedder(model_artifact, litert=LiteRTOptions(settings.model_cache_dir, settings.litert_threads))
+
+
+@pytest.fixture(params=["keras", "litert"])
+def runtime_embedder(request):
+    """The real default embedder on each runtime: keras (TensorFlow in-process) and litert."""
+    return request.getfixturevalue("real_embedder" if request.param == "keras" else "litert_embedder")
+
+
+@pytest.fixture(scope="session")
 def real_detector():
     from app.vision.detect import YuNetDetector
 
@@ -243,6 +263,13 @@ def serve_in_thread(app, ready_timeout: float = 180.0):
 @pytest.fixture
 def api(database_url, real_embedder, real_detector):
     with make_api(database_url, real_embedder, real_detector) as a:
+        yield a
+
+
+@pytest.fixture
+def runtime_api(database_url, runtime_embedder, real_detector):
+    """`api` with the real embedder on each runtime (keras, litert)."""
+    with make_api(database_url, runtime_embedder, real_detector) as a:
         yield a
 
 

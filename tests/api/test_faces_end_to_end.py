@@ -1,5 +1,6 @@
 """The product's promise on real photos, through the real detector and model:
-enroll from one photo, verify the same person, reject others, identify, delete."""
+enroll from one photo, verify the same person, reject others, identify, delete. The first two
+run on both embedder runtimes (keras, litert)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from tests.conftest import as_jpeg, yale_bytes
 OTHERS = ("subject02", "subject05", "subject09")
 
 
-def test_enroll_verify_identify_delete_on_real_faces(api):
+def test_enroll_verify_identify_delete_on_real_faces(runtime_api):
+    api = runtime_api
     r = api.enroll("subject01", yale_bytes("subject01.normal"), display_name="Subject 1")
     assert r.status_code == 201, r.text
     assert r.json()["person"]["person_id"] == "subject01"
@@ -45,7 +47,8 @@ def test_enroll_verify_identify_delete_on_real_faces(api):
     assert all(c["person_id"] != "subject01" for c in body["candidates"])
 
 
-def test_unknown_face_gets_no_match(api):
+def test_unknown_face_gets_no_match(runtime_api):
+    api = runtime_api
     api.enroll("subject01", yale_bytes("subject01.normal"))
     body = api.identify(yale_bytes("subject07.normal")).json()
     assert body["match"] is None

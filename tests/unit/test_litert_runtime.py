@@ -1,0 +1,92 @@
+"""The LiteRT runtime: the converted nets give the Keras embeddings on real aligned faces, the
+cache is keyed by what the files depend on, and the runtime is chosen as documented."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.core.config import Settings
+from app.inference import litert, runtimes
+from app.vision.align import align_face
+from tests.conftest import YALE, require_data
+
+PHOTOS = ("subject01.normal", "subject01.happy", "subject02.glasses", "subject05.normal",
+          "subject07.sleepy", "subject09.wink", "subject11.leftlight", "subject14.surprised")
+
+
+@pytest.fixture(scope="module")
+def aligned_faces(real_detector, model_artifact):
+    """Real Yale photos, detected by YuNet and aligned on the artefact's canvas, as the service does."""
+    faces = []
+    for name in PHOTOS:
+        rgb = np.asarray(Image.open(require_data(YALE / f"{name}.png")).convert("RGB"))
+        found = real_detector.detect(rgb)
+        assert found, f"YuNet found no face in {name}"
+        faces.append(align_face(rgb, found[0].landmarks, model_artifact.alignment))
+    return np.stack(faces)
+
+
+def test_litert_embeddings_match_keras_on_real_aligned_faces(aligned_faces, real_embedder, litert_embedder):
+    keras_e = real_embedder.embed(aligned_faces)
+    lite_e = litert_embedder.embed(aligned_faces)
+    assert lite_e.shape == keras_e.shape == (len(PHOTOS), 512)
+    cosine = np.sum(keras_e * lite_e, axis=1) / (np.linalg.norm(keras_e, axis=1) * np.linalg.norm(lite_e, axis=1))
+    assert cosine.min() >= 0.9999, cosine
+    # and so the decisions: every pairwise cosine distance the same to 1e-4
+    np.testing.assert_allclose(1 - lite_e @ lite_e.T, 1 - keras_e @ keras_e.T, atol=1e-4)
+
+
+def test_litert_batches_give_the_same_embeddings_as_single_faces(aligned_faces, litert_embedder):
+    """Passes of INVOKE_SIZE images with the input resized between them change nothing."""
+    whole = litert_embedder.embed(aligned_faces)
+    one_by_one = np.concatenate([litert_embedder.embed(f[None]) for f in aligned_faces])
+    np.testing.assert_allclose(whole, one_by_one, atol=1e-5)
+
+
+def test_cache_file_depends_on_source_head_cut_and_converter(monkeypatch, tmp_path):
+    monkeypatch.setattr(litert.NetSpec, "source_sha256", lambda self: "a" * 64)
+    spec = litert.NetSpec("sface-keras", "fc1", None, 112)
+    name = spec.file_name("tensorflow-cpu 2.21.0 / keras 3.15.1")
+    assert name.startswith("sface-keras-") and name.endswith(".tflite")
+    assert spec.file_name("tensorflow-cpu 2.22.0 / keras 3.15.1") != name
+    assert litert.NetSpec("sface-keras", "other", None, 112).file_name("tensorflow-cpu 2.21.0 / keras 3.15.1") != name
+    head = tmp_path / "head.keras"
+    head.write_bytes(b"head")
+    assert litert.NetSpec("sface-keras", "fc1", head, 112).file_name("tensorflow-cpu 2.21.0 / keras 3.15.1") != name
+    monkeypatch.setattr(litert.NetSpec, "source_sha256", lambda self: "b" * 64)
+    assert spec.file_name("tensorflow-cpu 2.21.0 / keras 3.15.1") != name
+
+
+def test_the_default_artefact_has_a_litert_build_and_the_facenet_graph_has_none(model_artifact):
+    from app.inference.artifacts import load_artifact
+    from app.core.config import ARTIFACTS_DIR
+
+    assert [s.kind for s in litert.net_specs(model_artifact)] == ["sface-keras", "dlib-keras"]
+    assert not litert.supports(load_artifact(ARTIFACTS_DIR / "facenet-casia-base-v1"))
+
+
+def test_runtime_choice_and_its_reason(monkeypatch, model_artifact):
+    from app.inference.artifacts import load_artifact
+    from app.core.config import ARTIFACTS_DIR
+
+    monkeypatch.setattr(runtimes, "gpu_visible", lambda: None)
+    choose = runtimes.choose_runtime
+    assert choose(Settings(), model_artifact).name == "litert"
+    assert "CPU" in choose(Settings(), model_artifact).reason
+    facenet = load_artifact(ARTIFACTS_DIR / "facenet-casia-base-v1")
+    assert choose(Settings(), facenet).name == "keras"
+    url = "http://tfserving:8501/v1/models/faceapi"
+    assert choose(Settings(embedder_url=url), model_artifact) == runtimes.RuntimeChoice(
+        "remote", "FACEAPI_EMBEDDER_URL is set")
+    assert choose(Settings(runtime="keras"), model_artifact).reason == "FACEAPI_RUNTIME=keras"
+    monkeypatch.setattr(runtimes, "gpu_visible", lambda: "/dev/nvidia0")
+    gpu = choose(Settings(), model_artifact)
+    assert gpu.name == "keras" and "/dev/nvidia0" in gpu.reason
+    assert choose(Settings(runtime="litert"), model_artifact).name == "litert"  # asked for: kept
+    for bad in (Settings(runtime="remote"), Settings(runtime="litert", embedder_url=url)):
+        with pytest.raises(runtimes.RuntimeChoiceError):
+            choose(bad, model_artifact)
+    with pytest.raises(runtimes.RuntimeChoiceError, match="no LiteRT build"):
+        choose(Settings(runtime="litert"), facenet)
