@@ -4,8 +4,9 @@ Requests wait in an asyncio queue. The worker takes the first one, gathers more
 until the batch is full or `max_wait_ms` has passed, and runs the batch on a
 single dedicated thread (so the event loop never blocks and the model is never
 called concurrently). While a batch runs, new requests queue up and form the next
-batch, so under load batches fill without any waiting. TensorFlow places the work
-on a GPU when it sees one.
+batch, so under load batches fill without any waiting. The worker is the same for
+every runtime (app/inference/runtimes.py: LiteRT, Keras/TensorFlow, which places the work
+on a GPU when it sees one, or TensorFlow Serving): it only calls `embedder.embed`.
 """
 
 from __future__ import annotations
