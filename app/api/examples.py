@@ -135,7 +135,9 @@ MODEL_INFO = {200: {"content": {"application/json": {"example": {
     "model_version": _MODEL, "embedding_dim": 512, "metric": "cosine_distance",
     "threshold": _THRESHOLD, "threshold_origin": "model artefact, policy far_1e-3",
     "threshold_criterion": "false-accept rate <= 1e-3 on validation pairs",
-    "artifact": _MODEL, "provenance": {
+    "artifact": _MODEL,
+    "runtime": {"name": "litert", "reason": "CPU host (no GPU visible to TensorFlow): LiteRT, TensorFlow not imported"},
+    "provenance": {
         "source": {"split": "val", "pairs": 6000, "criterion": "max accuracy"},
         "threshold_max_accuracy": _THRESHOLD_MAX_ACC, "threshold_far_1e-3": _THRESHOLD,
         "impostor_tail": None,

@@ -35,7 +35,8 @@ def report_progress(app, host: str, port: int, say=print, poll_s: float = 0.25) 
     connect_host = url.split("//", 1)[1].rsplit(":", 1)[0].strip("[]")
 
     def watch() -> None:
-        say("loading and warming up the model (about a minute on 2 CPU cores)...", flush=True)
+        say("loading and warming up the model (seconds on LiteRT; the first start also builds its "
+            "model files, under a minute; up to a minute on Keras)...", flush=True)
         started, next_note = time.monotonic(), STILL_LOADING_EVERY_S
         while True:
             time.sleep(poll_s)
