@@ -5,7 +5,8 @@ its own `python -m app serve` process (the README's start-up, bench/_common.py: 
    concurrent /verify requests to a server started with FACEAPI_BATCH_MAX_WAIT_MS=1000 (its upper bound), so the
    worker gathers them into one batch (checked on /metrics: faceapi_embed_batch_size);
 2. /verify requests/s with 1 and 16 clients (bench/verify_pairs.py: drive_verify, default
-   batching), the runtimes' rows alternating so other load on the CPU hits both alike;
+   batching), the runtimes' rows alternating so other load on the CPU hits both alike, and the
+   server's CPU time per request over the same rows (less sensitive to other jobs on the CPU);
 3. peak RSS under bench/load.py's mixed workload (run_phase) at 32 clients, sampled every 0.1 s;
 4. cosine of each runtime's fused embedding to the Keras one on real aligned Yale faces.
 
@@ -45,6 +46,14 @@ def rss_mib(pid: int) -> float:
     import psutil
 
     return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) the server process has used so far."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
 
 
 def enroll_yale(server) -> None:
@@ -148,14 +157,15 @@ def markdown(result: dict, command: str) -> str:
              f"LiteRT build step {result['build_s']} s beforehand, cached).", "",
              "| runtime | launch to ready (s) | RSS at ready (MiB) | RSS after a batch of 32 (MiB) | "
              "peak RSS, load.py 32 clients (MiB) | /verify req/s, 1 client | /verify req/s, 16 clients | "
-             "cosine to Keras |", "|---|---|---|---|---|---|---|---|"]
+             "server CPU ms per /verify, 1 / 16 clients | cosine to Keras |", "|---|---|---|---|---|---|---|---|---|"]
     for rt in RUNTIMES:
         r = rows[rt]
         cos = "1 (reference)" if rt == "keras" else (f"min {result['cosine']['litert_min']:.7f}, mean "
                                                      f"{result['cosine']['litert_mean']:.7f}")
         lines.append(f"| {rt} | {r['ready_s']} | {r['rss_ready_mib']:.0f} | {r['rss_after_batch32_mib']:.0f} | "
                      f"{r['load32']['peak_rss_mib']:.0f} | {r['1 client(s)']['rps']} | "
-                     f"{r['16 client(s)']['rps']} | {cos} |")
+                     f"{r['16 client(s)']['rps']} | {r['1 client(s)']['server_cpu_ms_per_request']} / "
+                     f"{r['16 client(s)']['server_cpu_ms_per_request']} | {cos} |")
     b = {rt: rows[rt]["batch32"] for rt in RUNTIMES}
     lines += ["", "The batch of 32: " + "; ".join(f"{rt}: {v['batches']} batch(es), {v['faces']:.0f} faces, "
                                                    f"statuses {v['statuses']}" for rt, v in b.items())
@@ -195,9 +205,12 @@ def main() -> int:
             asyncio.run(drive_verify(servers[rt].url, servers[rt].keys["admin"], photos, 4, 3))  # warm
         for clients in (1, 16):
             for rt, server in servers.items():
-                rows[rt][f"{clients} client(s)"] = asyncio.run(
-                    drive_verify(server.url, server.keys["admin"], photos, clients, a.seconds))
-                print(rt, clients, rows[rt][f"{clients} client(s)"], flush=True)
+                cpu = cpu_seconds(server.proc.pid)
+                row = asyncio.run(drive_verify(server.url, server.keys["admin"], photos, clients, a.seconds))
+                row["server_cpu_ms_per_request"] = round(1000 * (cpu_seconds(server.proc.pid) - cpu)
+                                                         / max(row["requests"], 1), 1)
+                rows[rt][f"{clients} client(s)"] = row
+                print(rt, clients, row, flush=True)
         for rt, server in servers.items():
             rows[rt]["load32"] = peak_under_load(server, 32, a.load_seconds)
             print(rt, "load32", rows[rt]["load32"], flush=True)
