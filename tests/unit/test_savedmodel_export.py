@@ -1,0 +1,44 @@
+"""The default artefact's whole embedder as one SavedModel, called as TensorFlow Serving calls it
+(load the SavedModel, call its serving_default signature with `faces`), gives the in-process
+embeddings on real aligned faces (cosine >= 0.9999)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.inference.savedmodel_export import export_savedmodel, pil_affine_to_tf
+from tests.unit.test_litert_runtime import aligned_faces  # noqa: F401  (fixture)
+
+
+def test_pil_affine_convention_matches_pillow():
+    """The transform given to TensorFlow samples where Pillow's AFFINE samples."""
+    import tensorflow as tf
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    m = np.array([[0.83, -0.12, 5.3], [0.12, 0.83, 3.1]])
+    want = np.asarray(Image.fromarray(img).transform((24, 24), Image.AFFINE, data=tuple(m.ravel()),
+                                                     resample=Image.BILINEAR)).astype(np.float32)
+    got = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.constant(img[None], tf.float32), transforms=tf.constant([pil_affine_to_tf(m)], tf.float32),
+        output_shape=tf.constant([24, 24]), fill_value=tf.constant(0.0), interpolation="BILINEAR",
+        fill_mode="CONSTANT").numpy()[0]
+    diff = np.abs(np.floor(got + 1e-3) - want)  # Pillow truncates to uint8
+    assert diff.mean() < 0.01 and diff.max() <= 1  # a half-pixel shift gives tens of levels
+
+
+@pytest.mark.slow
+def test_savedmodel_serving_default_matches_the_in_process_embedder(tmp_path, model_artifact, real_embedder,
+                                                                   aligned_faces):  # noqa: F811
+    import tensorflow as tf
+
+    path = export_savedmodel(model_artifact, tmp_path / "faceapi" / "1")
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    assert list(served.structured_input_signature[1]) == ["faces"]
+    got = served(faces=tf.constant(aligned_faces.astype(np.float32)))["embeddings"].numpy()
+    want = real_embedder.embed(aligned_faces)
+    assert got.shape == want.shape == (len(aligned_faces), model_artifact.embedding_dim)
+    cosine = np.sum(got * want, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+    assert cosine.min() >= 0.9999, cosine
