@@ -51,10 +51,11 @@ class FakeTFServing:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append({k: v for k, v in body.items() if k not in ("inputs", "instances")})
                 sig = outer.loaded.signatures[body.get("signature_name", "serving_default")]
+                (name,) = sig.structured_input_signature[1]  # one input, whatever its name
                 if "inputs" in body:
-                    out = sig(images=outer.tf.constant(body["inputs"], outer.tf.float32))
+                    out = sig(**{name: outer.tf.constant(body["inputs"], outer.tf.float32)})
                     return self._reply(200, {"outputs": out["embeddings"].numpy().tolist()})
-                out = sig(images=outer.tf.constant(body["instances"], outer.tf.float32))
+                out = sig(**{name: outer.tf.constant(body["instances"], outer.tf.float32)})
                 return self._reply(200, {"predictions": out["embeddings"].numpy().tolist()})
 
             def _reply(self, code, obj):

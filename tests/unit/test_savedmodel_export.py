@@ -29,12 +29,17 @@ def test_pil_affine_convention_matches_pillow():
     assert diff.mean() < 0.01 and diff.max() <= 1  # a half-pixel shift gives tens of levels
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, model_artifact):
+    return export_savedmodel(model_artifact, tmp_path_factory.mktemp("tfserving") / "faceapi" / "1")
+
+
 @pytest.mark.slow
-def test_savedmodel_serving_default_matches_the_in_process_embedder(tmp_path, model_artifact, real_embedder,
+def test_savedmodel_serving_default_matches_the_in_process_embedder(exported, model_artifact, real_embedder,
                                                                    aligned_faces):  # noqa: F811
     import tensorflow as tf
 
-    path = export_savedmodel(model_artifact, tmp_path / "faceapi" / "1")
+    path = exported
     served = tf.saved_model.load(str(path)).signatures["serving_default"]
     assert list(served.structured_input_signature[1]) == ["faces"]
     got = served(faces=tf.constant(aligned_faces.astype(np.float32)))["embeddings"].numpy()
@@ -42,3 +47,19 @@ def test_savedmodel_serving_default_matches_the_in_process_embedder(tmp_path, mo
     assert got.shape == want.shape == (len(aligned_faces), model_artifact.embedding_dim)
     cosine = np.sum(got * want, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
     assert cosine.min() >= 0.9999, cosine
+
+
+@pytest.mark.slow
+def test_the_remote_runtime_serves_the_default_model(exported, model_artifact, real_embedder,
+                                                     aligned_faces):  # noqa: F811
+    """RemoteEmbedder (FACEAPI_RUNTIME=remote) against the SavedModel behind TensorFlow Serving's
+    REST predict format (tests/integration/test_tfserving_client.py: FakeTFServing)."""
+    from app.inference.remote import RemoteEmbedder
+    from tests.integration.test_tfserving_client import FakeTFServing
+
+    with FakeTFServing(exported) as server:
+        remote = RemoteEmbedder(server.url, model_artifact)
+        got = remote.embed(aligned_faces)
+    want = real_embedder.embed(aligned_faces)
+    assert remote.input_size == model_artifact.alignment.size
+    assert (np.sum(got * want, axis=1) >= 0.9999).all()
