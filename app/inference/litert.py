@@ -41,7 +41,7 @@ _TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tensor
 
 
 class ModelCacheMissing(RuntimeError):
-    """A net's .tflite file is not in the cache (the build step makes it)."""
+    """The .tflite files cannot be found or keyed here (TensorFlow, which builds them, is absent)."""
 
 
 def converter_version() -> str | None:

@@ -90,3 +90,23 @@ def test_runtime_choice_and_its_reason(monkeypatch, model_artifact):
             choose(bad, model_artifact)
     with pytest.raises(runtimes.RuntimeChoiceError, match="no LiteRT build"):
         choose(Settings(runtime="litert"), facenet)
+
+
+def test_the_build_step_keeps_no_file_that_does_not_reproduce_keras(monkeypatch, tmp_path):
+    """A conversion that loses the weights (as from_concrete_functions does on Keras 3) or
+    converts the wrong net is refused before anything lands in the cache."""
+    import keras
+
+    from app.inference import litert_build
+
+    def other_net():
+        x = keras.Input((150, 150, 3))
+        return keras.Model(x, keras.layers.Dense(128)(keras.layers.GlobalAveragePooling2D()(x)))
+
+    real_convert = litert_build.convert
+    monkeypatch.setattr(litert_build, "convert", lambda model: real_convert(other_net()))
+    spec = litert.NetSpec("dlib-keras", "fc", None, 150)
+    path = tmp_path / spec.file_name("test")
+    with pytest.raises(RuntimeError, match="does not reproduce the Keras one"):
+        litert_build.build_net(spec, path, "test")
+    assert list(tmp_path.iterdir()) == []
