@@ -152,7 +152,9 @@ def release_file_pages(path: Path) -> int:
     released = 0
     for line in maps:
         fields = line.split(maxsplit=5)
-        if len(fields) == 6 and fields[5] == target:
+        # only read-only mappings (the interpreter maps the file r--s): dropping a page of one
+        # loses nothing, the next read refills it from the file
+        if len(fields) == 6 and fields[5] == target and "w" not in fields[1]:
             lo, hi = (int(v, 16) for v in fields[0].split("-"))
             if libc.madvise(lo, hi - lo, 4) == 0:  # MADV_DONTNEED
                 released += hi - lo

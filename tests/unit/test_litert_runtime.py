@@ -110,3 +110,34 @@ def test_the_build_step_keeps_no_file_that_does_not_reproduce_keras(monkeypatch,
     with pytest.raises(RuntimeError, match="does not reproduce the Keras one"):
         litert_build.build_net(spec, path, "test")
     assert list(tmp_path.iterdir()) == []
+
+
+def mapped_resident_bytes(path) -> int:
+    """This process's resident bytes of the memory-mapped file `path` (/proc/self/smaps)."""
+    import re
+    from pathlib import Path
+
+    total, current = 0, None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            current = line.split(maxsplit=5)[5] if len(line.split(maxsplit=5)) == 6 else ""
+        elif line.startswith("Rss:") and current == str(path):
+            total += int(line.split()[1]) * 1024
+    return total
+
+
+def test_the_mapped_model_file_stays_out_of_memory_after_xnnpack_packed_it(model_artifact, litert_embedder):
+    """What the service's RSS at ready relies on: once a net is loaded and has run a batch with
+    its input resized, at most a few MB of its .tflite file are resident (XNNPACK reads its own
+    packed copy of the weights), and the answers are unchanged. (`litert_embedder`: the cache is built.)"""
+    from pathlib import Path
+
+    settings = Settings()
+    spec = litert.net_specs(model_artifact)[0]
+    path = litert.cached_path(settings.model_cache_dir, spec).resolve()
+    net = litert.LiteRTNet(path, threads=2, invoke_size=4)
+    x = np.random.default_rng(0).uniform(0, 255, (9, spec.input_size, spec.input_size, 3)).astype(np.float32)
+    out = net(x)  # passes of 4, 4, 1: resized twice
+    size = Path(path).stat().st_size
+    assert mapped_resident_bytes(path) < 0.1 * size
+    np.testing.assert_allclose(net(x[:1]), out[:1], atol=1e-5)
