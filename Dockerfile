@@ -27,6 +27,9 @@ RUN python -c "import tomllib, os; deps = tomllib.load(open('pyproject.toml', 'r
 COPY migrations ./migrations
 COPY app ./app
 COPY model/artifacts ./model/artifacts
+# the LiteRT runtime's .tflite files, built from the installed weights (docs/models.md): a container
+# then starts without the one-off build (TensorFlow stays out of the serving process either way)
+RUN python -m app models prepare
 
 RUN groupadd --system --gid 10001 faceapi \
     && useradd --system --uid 10001 --gid 10001 --home-dir /srv/faceapi --shell /usr/sbin/nologin faceapi \
