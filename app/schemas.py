@@ -44,6 +44,11 @@ class EnrollJson(_Strict):
     return_aligned: ReturnAligned = False
 
 
+class AddFaceJson(_Strict):
+    image_base64: ImageBase64
+    return_aligned: ReturnAligned = False
+
+
 class VerifyJson(_Strict):
     person_id: PersonId
     image_base64: ImageBase64
@@ -83,12 +88,42 @@ def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
 Timestamp = Annotated[dt.datetime | None, AfterValidator(_as_utc)]
 
 
+TemplateSize = Annotated[int, Field(description="photos (faces) pooled into the person's reference "
+                                                "embedding, which verify and identify compare with")]
+
+
 class PersonPublic(BaseModel):
     person_id: str
     display_name: str | None
     model_version: str
     created_at: Timestamp
     updated_at: Timestamp
+    template_size: TemplateSize
+
+
+class FacePublic(BaseModel):
+    """One stored photo of a person: where the face was, never the image or its embedding."""
+
+    id: int = Field(description="the face's id, for DELETE /persons/{person_id}/faces/{face_id}")
+    added_at: Timestamp
+    box: list[float] | None = Field(description="x, y, width, height in that photo's pixels; null for "
+                                    "a face stored before photos were kept per face")
+    score: float | None = Field(description="detector confidence; null as for box")
+
+
+class PersonDetail(PersonPublic):
+    faces: list[FacePublic] = Field(description="the person's faces, oldest first")
+
+
+class AddedFace(FaceInfo):
+    id: int = Field(description="the new face's id")
+    added_at: Timestamp
+
+
+class AddFaceResponse(BaseModel):
+    person_id: str
+    template_size: TemplateSize
+    face: AddedFace
 
 
 class EnrollResponse(BaseModel):
@@ -105,6 +140,7 @@ class VerifyResponse(BaseModel):
     threshold: float
     model_version: str
     face: FaceInfo
+    template_size: TemplateSize
 
 
 class CandidatePublic(BaseModel):
@@ -112,6 +148,7 @@ class CandidatePublic(BaseModel):
     display_name: str | None
     distance: float
     similarity: float
+    template_size: TemplateSize
 
 
 class IdentifyResponse(BaseModel):

@@ -29,6 +29,7 @@ class Candidate:
     person_id: str
     display_name: str | None
     distance: float
+    template_size: int = 1  # photos pooled into the person's reference
 
     @property
     def similarity(self) -> float:

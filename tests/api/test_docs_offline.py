@@ -89,6 +89,7 @@ def test_openapi_has_examples_for_every_route_and_error_code(api):
     spec = api.http.get("/openapi.json").json()
     routes = {("post", "/enroll"), ("post", "/verify"), ("post", "/identify"), ("get", "/persons"),
               ("get", "/persons/{person_id}"), ("delete", "/persons/{person_id}"),
+              ("post", "/persons/{person_id}/faces"), ("delete", "/persons/{person_id}/faces/{face_id}"),
               ("get", "/health/live"), ("get", "/health/ready"), ("get", "/model"),
               ("get", "/metrics")}
     documented = {(m, p) for p, ops in spec["paths"].items() for m in ops}

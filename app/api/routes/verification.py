@@ -31,7 +31,8 @@ async def verify(request: Request, _: ClientDep, faces: FacesDep) -> VerifyRespo
     return VerifyResponse(
         person_id=v.person.person_id, match=v.match, distance=round(v.distance, 6),
         similarity=round(similarity(v.distance), 6), threshold=v.threshold,
-        model_version=faces.model_version, face=face_info(v.sample, req.fields.return_aligned))
+        model_version=faces.model_version, face=face_info(v.sample, req.fields.return_aligned),
+        template_size=v.person.template_size)
 
 
 @router.post(
@@ -58,4 +59,5 @@ async def identify(request: Request, _: ClientDep, faces: FacesDep) -> IdentifyR
 
 def candidate(c: Candidate) -> CandidatePublic:
     return CandidatePublic(person_id=c.person_id, display_name=c.display_name,
-                           distance=round(c.distance, 6), similarity=round(c.similarity, 6))
+                           distance=round(c.distance, 6), similarity=round(c.similarity, 6),
+                           template_size=c.template_size)
