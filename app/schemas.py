@@ -137,7 +137,8 @@ class VerifyResponse(BaseModel):
     match: bool
     distance: float = Field(description="cosine distance, 0 (same) .. 2; match when <= threshold")
     similarity: float = Field(description="cosine similarity, 1 - distance")
-    threshold: float
+    threshold: float = Field(description="for this person's template_size: the one-photo threshold "
+                             "moved so that it accepts the same share of impostors")
     model_version: str
     face: FaceInfo
     template_size: TemplateSize
@@ -149,6 +150,9 @@ class CandidatePublic(BaseModel):
     distance: float
     similarity: float
     template_size: TemplateSize
+    threshold: float = Field(description="this person's identify threshold: `threshold` moved to "
+                             "their template's size (same share of strangers accepted); the match "
+                             "is within it")
 
 
 class IdentifyResponse(BaseModel):
@@ -156,7 +160,8 @@ class IdentifyResponse(BaseModel):
     candidates: list[CandidatePublic] = Field(description="nearest enrolled persons, nearest first")
     threshold: float = Field(description="the identify threshold `match` used: the distance at which "
                              "a share target_fpir of strangers would be named someone in a gallery of "
-                             "gallery_size people, capped at verify_threshold")
+                             "gallery_size people, capped at verify_threshold; for one-photo "
+                             "references (each candidate's `threshold` is it moved to their template_size)")
     gallery_size: int = Field(description="persons enrolled with the running model (searched)")
     target_fpir: float | None = Field(description="FACEAPI_IDENTIFY_FPIR; null when the artefact has "
                                       "no impostor tail and the 1:1 threshold is used")

@@ -105,19 +105,20 @@ _PERSON = {"person_id": "yale-01", "display_name": "Subject 01", "model_version"
            "created_at": "2026-11-24T06:00:00Z", "updated_at": "2026-11-24T06:00:00Z",
            "template_size": 1}
 _CANDIDATE = {"person_id": "yale-01", "display_name": "Subject 01", "distance": 0.21,
-              "similarity": 0.79, "template_size": 3}
+              "similarity": 0.79, "template_size": 3, "threshold": round(_THRESHOLD - 0.03, 4)}
 
 ENROLL = responses("/enroll", (201, {"person": _PERSON, "replaced": False, "face": _FACE}),
                    *INTAKE, errors.MultipleFaces, errors.FaceTooSmall, errors.LowQuality,
                    errors.PersonExists, *MODEL, *ADMIN)
 VERIFY = responses("/verify", (200, {"person_id": "yale-01", "match": True, "distance": 0.21,
-                                     "similarity": 0.79, "threshold": _THRESHOLD,
+                                     "similarity": 0.79, "threshold": round(_THRESHOLD - 0.03, 4),
                                      "model_version": _MODEL, "face": _FACE, "template_size": 3}),
                    *INTAKE, errors.PersonNotFound, errors.ModelVersionMismatch, *MODEL, *CLIENT)
 IDENTIFY = responses("/identify", (200, {"match": _CANDIDATE, "candidates": [
                          _CANDIDATE, {**_CANDIDATE, "person_id": "yale-02",
                                       "display_name": "Subject 02", "distance": 0.83,
-                                      "similarity": 0.17, "template_size": 1}],
+                                      "similarity": 0.17, "template_size": 1,
+                                      "threshold": _THRESHOLD}],
                          "threshold": _THRESHOLD, "gallery_size": 2, "target_fpir": 0.01,
                          "verify_threshold": _THRESHOLD, "threshold_source": "verify",
                          "model_version": _MODEL, "face": _FACE}),

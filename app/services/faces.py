@@ -56,6 +56,7 @@ class Identified:
     match: Candidate | None  # the nearest one when within the identify threshold
     decision: IdentifyThreshold  # that threshold, for the gallery's size, and where it came from
     sample: FaceSample
+    thresholds: list[float]  # per candidate: decision.threshold moved to its template's size
 
 
 class FaceService:
@@ -99,7 +100,7 @@ class FaceService:
         sample = await self.read_face(image, False)
         embedding = await self.embed(sample.aligned)
         distance = cosine_distance(person.embedding, embedding)
-        threshold = self.threshold.value
+        threshold = self.threshold.verify_threshold(person.template_size)
         return Verified(person, is_match(distance, threshold), distance, threshold, sample)
 
     async def identify(self, image: bytes, top_k: int) -> Identified:
@@ -107,7 +108,8 @@ class FaceService:
         embedding = await self.embed(sample.aligned)
         candidates = await asyncio.to_thread(self.store.nearest, embedding, top_k)
         decision = await asyncio.to_thread(self.identify_threshold)  # may re-read the count (PostgreSQL)
-        return Identified(candidates, best_match(candidates, decision.threshold), decision, sample)
+        thresholds = [self.threshold.for_template(decision.threshold, c.template_size) for c in candidates]
+        return Identified(candidates, best_match(candidates, thresholds), decision, sample, thresholds)
 
     def identify_threshold(self) -> IdentifyThreshold:
         return self.threshold.for_identify(self.store.gallery_size())
