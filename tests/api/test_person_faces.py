@@ -126,3 +126,33 @@ def test_deleting_the_person_deletes_their_faces(api):
     assert r.status_code == 404
     assert api.enroll("ada", ADA[0]).status_code == 201  # enrolled again: a template of one
     assert api.http.get("/persons/ada", headers=api.client).json()["template_size"] == 1
+
+
+def test_50_concurrent_adds_over_http_all_count(database_url):
+    """50 clients add a photo each to one person at the same time (the detection queue sized to
+    hold them all): every add answers 201, the template holds all 51 faces, and the reference
+    is their pooling. The fake embedder and detector: this is about storage, not accuracy."""
+    import threading
+
+    from tests.conftest import FakeDetector, YALE
+
+    photos = [p.read_bytes() for p in sorted(YALE.glob("*.png"))[:51]]
+    with make_api(database_url, FakeEmbedder(), FakeDetector(), detect_queue_max=64) as api:
+        assert api.enroll("crowd", photos[0]).status_code == 201
+        barrier = threading.Barrier(50)
+        results: list = [None] * 50
+
+        def add(i):
+            barrier.wait()
+            results[i] = add_face(api, "crowd", photos[i + 1])
+
+        threads = [threading.Thread(target=add, args=(i,)) for i in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert [r.status_code for r in results] == [201] * 50, [r.text for r in results if r.status_code != 201]
+        assert sorted(r.json()["template_size"] for r in results) == list(range(2, 52))
+        person = api.http.get("/persons/crowd", headers=api.client).json()
+        assert person["template_size"] == 51 and len({f["id"] for f in person["faces"]}) == 51
+        assert reference_is_pooled(api, "crowd") == 51
