@@ -12,6 +12,7 @@ from app.api.problems import STATUS
 from app.core import errors
 from app.core.config import ARTIFACTS_DIR, Settings
 from app.schemas import Problem
+from app.services.templates import TemplateCalibration
 
 _DETAILS = {
     "image_missing": "Send the photo as the multipart file field `image`",
@@ -90,29 +91,34 @@ def responses(path: str, success: tuple[int, dict] | None, *errs: type[errors.Do
     return out
 
 
-def _shipped_default() -> tuple[str, float, float]:
-    """Model version and thresholds (FAR 1e-3, max accuracy) of the default artefact, so the
-    examples show the numbers the service starts with (a JSON read, at import)."""
+def _shipped_default() -> tuple[str, float, float, dict[int, float]]:
+    """Model version and thresholds (FAR 1e-3, max accuracy, FAR 1e-3 by template size) of the
+    default artefact, so the examples show the numbers the service starts with (a JSON read,
+    at import)."""
     fields = Settings.model_fields
     folder = ARTIFACTS_DIR / fields["model"].default
     meta = json.loads((folder / "metadata.json").read_text())
-    return meta["model_version"], meta["threshold_far_1e-3"], meta["threshold"]
+    t = meta["threshold_far_1e-3"]
+    cal = meta.get("template_calibration")
+    by_size = ({k: TemplateCalibration.from_dict(cal).threshold(t, k) for k in (1, 2, 3)} if cal
+               else {k: t for k in (1, 2, 3)})
+    return meta["model_version"], t, meta["threshold"], by_size
 
 
-_MODEL, _THRESHOLD, _THRESHOLD_MAX_ACC = _shipped_default()
+_MODEL, _THRESHOLD, _THRESHOLD_MAX_ACC, _BY_SIZE = _shipped_default()
 _FACE = {"box": [52.0, 38.5, 88.0, 112.0], "score": 0.9998, "faces_detected": 1}
 _PERSON = {"person_id": "yale-01", "display_name": "Subject 01", "model_version": _MODEL,
            "created_at": "2026-11-24T06:00:00Z", "updated_at": "2026-11-24T06:00:00Z",
            "template_size": 1}
-_CANDIDATE = {"person_id": "yale-01", "display_name": "Subject 01", "distance": 0.21,
-              "similarity": 0.79, "template_size": 3, "threshold": round(_THRESHOLD - 0.03, 4)}
+_CANDIDATE = {"person_id": "yale-01", "display_name": "Subject 01", "distance": 0.17,
+              "similarity": 0.83, "template_size": 3, "threshold": _BY_SIZE[3]}
 
 ENROLL = responses("/enroll", (201, {"person": _PERSON, "replaced": False, "face": _FACE}),
                    *INTAKE, errors.MultipleFaces, errors.FaceTooSmall, errors.LowQuality,
                    errors.PersonExists, *MODEL, *ADMIN)
 VERIFY = responses("/verify", (200, {"person_id": "yale-01", "match": True, "distance": 0.21,
-                                     "similarity": 0.79, "threshold": round(_THRESHOLD - 0.03, 4),
-                                     "model_version": _MODEL, "face": _FACE, "template_size": 3}),
+                                     "similarity": 0.79, "threshold": _THRESHOLD,
+                                     "model_version": _MODEL, "face": _FACE, "template_size": 1}),
                    *INTAKE, errors.PersonNotFound, errors.ModelVersionMismatch, *MODEL, *CLIENT)
 IDENTIFY = responses("/identify", (200, {"match": _CANDIDATE, "candidates": [
                          _CANDIDATE, {**_CANDIDATE, "person_id": "yale-02",
@@ -150,6 +156,7 @@ MODEL_INFO = {200: {"content": {"application/json": {"example": {
     "model_version": _MODEL, "embedding_dim": 512, "metric": "cosine_distance",
     "threshold": _THRESHOLD, "threshold_origin": "model artefact, policy far_1e-3",
     "threshold_criterion": "false-accept rate <= 1e-3 on validation pairs",
+    "threshold_by_template_size": {str(k): t for k, t in _BY_SIZE.items()},
     "artifact": _MODEL, "provenance": {
         "source": {"split": "val", "pairs": 6000, "criterion": "max accuracy"},
         "threshold_max_accuracy": _THRESHOLD_MAX_ACC, "threshold_far_1e-3": _THRESHOLD,
