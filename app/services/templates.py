@@ -36,19 +36,6 @@ def pool(embeddings: np.ndarray) -> np.ndarray:
     return (mean / norm).astype(np.float32)
 
 
-def pool_weighted(embeddings: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The alternative measured against `pool`: each photo's normalised embedding weighted
-    (e.g. by its detector score) before the normalised mean."""
-    e = np.asarray(embeddings, np.float64)
-    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-    w = np.asarray(weights, np.float64).reshape(-1, 1)
-    mean = (w * e).sum(axis=0)
-    norm = np.linalg.norm(mean)
-    if norm < _DEGENERATE_NORM:
-        return e[0].astype(np.float32)
-    return (mean / norm).astype(np.float32)
-
-
 @dataclass(frozen=True)
 class TemplateCalibration:
     """Thresholds for templates of k photos that keep the false-accept rate of a one-photo

@@ -46,8 +46,11 @@ def face_info(sample, with_aligned: bool = False) -> FaceInfo:
 @router.post(
     "/enroll", response_model=EnrollResponse, status_code=201, responses=examples.ENROLL,
     summary="Enroll a person from one photo",
-    description="Stores one reference embedding (never the photo). The photo must show exactly "
-                "one clear face. 409 if the person exists, unless `replace=true`.",
+    description="Creates the person with this photo as their first face: stores its embedding "
+                "(never the photo), which is their reference until more photos are added "
+                "(POST /persons/{person_id}/faces). The photo must show exactly one clear face. "
+                "409 if the person exists, unless `replace=true` (their faces are all replaced "
+                "by this one).",
     openapi_extra=image_request_body(EnrollJson, ENROLL_FORM, ["person_id"]),
 )
 async def enroll(request: Request, _: AdminDep, faces: FacesDep) -> EnrollResponse:
