@@ -44,6 +44,11 @@ class EnrollJson(_Strict):
     return_aligned: ReturnAligned = False
 
 
+class AddFaceJson(_Strict):
+    image_base64: ImageBase64
+    return_aligned: ReturnAligned = False
+
+
 class VerifyJson(_Strict):
     person_id: PersonId
     image_base64: ImageBase64
@@ -83,12 +88,42 @@ def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
 Timestamp = Annotated[dt.datetime | None, AfterValidator(_as_utc)]
 
 
+TemplateSize = Annotated[int, Field(description="photos (faces) pooled into the person's reference "
+                                                "embedding, which verify and identify compare with")]
+
+
 class PersonPublic(BaseModel):
     person_id: str
     display_name: str | None
     model_version: str
     created_at: Timestamp
     updated_at: Timestamp
+    template_size: TemplateSize
+
+
+class FacePublic(BaseModel):
+    """One stored photo of a person: where the face was, never the image or its embedding."""
+
+    id: int = Field(description="the face's id, for DELETE /persons/{person_id}/faces/{face_id}")
+    added_at: Timestamp
+    box: list[float] | None = Field(description="x, y, width, height in that photo's pixels; null for "
+                                    "a face stored before photos were kept per face")
+    score: float | None = Field(description="detector confidence; null as for box")
+
+
+class PersonDetail(PersonPublic):
+    faces: list[FacePublic] = Field(description="the person's faces, oldest first")
+
+
+class AddedFace(FaceInfo):
+    id: int = Field(description="the new face's id")
+    added_at: Timestamp
+
+
+class AddFaceResponse(BaseModel):
+    person_id: str
+    template_size: TemplateSize
+    face: AddedFace
 
 
 class EnrollResponse(BaseModel):
@@ -102,9 +137,11 @@ class VerifyResponse(BaseModel):
     match: bool
     distance: float = Field(description="cosine distance, 0 (same) .. 2; match when <= threshold")
     similarity: float = Field(description="cosine similarity, 1 - distance")
-    threshold: float
+    threshold: float = Field(description="for this person's template_size: the one-photo threshold "
+                             "moved so that it accepts the same share of impostors")
     model_version: str
     face: FaceInfo
+    template_size: TemplateSize
 
 
 class CandidatePublic(BaseModel):
@@ -112,6 +149,10 @@ class CandidatePublic(BaseModel):
     display_name: str | None
     distance: float
     similarity: float
+    template_size: TemplateSize
+    threshold: float = Field(description="this person's identify threshold: `threshold` moved to "
+                             "their template's size (same share of strangers accepted); the match "
+                             "is within it")
 
 
 class IdentifyResponse(BaseModel):
@@ -119,7 +160,8 @@ class IdentifyResponse(BaseModel):
     candidates: list[CandidatePublic] = Field(description="nearest enrolled persons, nearest first")
     threshold: float = Field(description="the identify threshold `match` used: the distance at which "
                              "a share target_fpir of strangers would be named someone in a gallery of "
-                             "gallery_size people, capped at verify_threshold")
+                             "gallery_size people, capped at verify_threshold; for one-photo "
+                             "references (each candidate's `threshold` is it moved to their template_size)")
     gallery_size: int = Field(description="persons enrolled with the running model (searched)")
     target_fpir: float | None = Field(description="FACEAPI_IDENTIFY_FPIR; null when the artefact has "
                                       "no impostor tail and the 1:1 threshold is used")

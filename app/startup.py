@@ -122,6 +122,11 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
                         "threshold for every gallery size, so strangers are named more often as the "
                         "gallery grows; re-tune it (python -m model faces tune-threshold)",
                         runtime.artifact.model_version)
+        if runtime.artifact.template_calibration is None:
+            log.warning("model %s has no template_calibration in its metadata.json: persons with "
+                        "several photos are judged by the one-photo threshold, which accepts more "
+                        "impostors as their templates grow; calibrate it (python bench/templates.py "
+                        "calibrate)", runtime.artifact.model_version)
         runtime.warm.set()
         log.info("ready: model %s, threshold %.4f (%s), %s persons indexed", runtime.model_version,
                  runtime.threshold.value, runtime.threshold.origin,

@@ -12,6 +12,7 @@ from app.api.problems import STATUS
 from app.core import errors
 from app.core.config import ARTIFACTS_DIR, Settings
 from app.schemas import Problem
+from app.services.templates import TemplateCalibration
 
 _DETAILS = {
     "image_missing": "Send the photo as the multipart file field `image`",
@@ -30,6 +31,9 @@ _DETAILS = {
     "low_quality": "Face detection confidence 0.91 is below 0.95; send a sharper, frontal photo",
     "person_not_found": "No person 'yale-01' is enrolled",
     "person_exists": "Person 'yale-01' is already enrolled; send replace=true to re-enroll",
+    "face_not_found": "Person 'yale-01' has no face 99",
+    "last_face": "Face 7 is the only face of 'yale-01'; a person needs at least one "
+                 "(DELETE /persons/yale-01 removes the person)",
     "model_version_mismatch": "'yale-01' was enrolled with model 'old-v0', the service runs "
                               "'new-v1'; re-enroll the person (POST /enroll with replace=true)",
     "unauthenticated": "Send an API key in the X-API-Key header",
@@ -87,40 +91,57 @@ def responses(path: str, success: tuple[int, dict] | None, *errs: type[errors.Do
     return out
 
 
-def _shipped_default() -> tuple[str, float, float]:
-    """Model version and thresholds (FAR 1e-3, max accuracy) of the default artefact, so the
-    examples show the numbers the service starts with (a JSON read, at import)."""
+def _shipped_default() -> tuple[str, float, float, dict[int, float]]:
+    """Model version and thresholds (FAR 1e-3, max accuracy, FAR 1e-3 by template size) of the
+    default artefact, so the examples show the numbers the service starts with (a JSON read,
+    at import)."""
     fields = Settings.model_fields
     folder = ARTIFACTS_DIR / fields["model"].default
     meta = json.loads((folder / "metadata.json").read_text())
-    return meta["model_version"], meta["threshold_far_1e-3"], meta["threshold"]
+    t = meta["threshold_far_1e-3"]
+    cal = meta.get("template_calibration")
+    by_size = ({k: TemplateCalibration.from_dict(cal).threshold(t, k) for k in (1, 2, 3)} if cal
+               else {k: t for k in (1, 2, 3)})
+    return meta["model_version"], t, meta["threshold"], by_size
 
 
-_MODEL, _THRESHOLD, _THRESHOLD_MAX_ACC = _shipped_default()
+_MODEL, _THRESHOLD, _THRESHOLD_MAX_ACC, _BY_SIZE = _shipped_default()
 _FACE = {"box": [52.0, 38.5, 88.0, 112.0], "score": 0.9998, "faces_detected": 1}
 _PERSON = {"person_id": "yale-01", "display_name": "Subject 01", "model_version": _MODEL,
-           "created_at": "2026-11-24T06:00:00Z", "updated_at": "2026-11-24T06:00:00Z"}
-_CANDIDATE = {"person_id": "yale-01", "display_name": "Subject 01", "distance": 0.21,
-              "similarity": 0.79}
+           "created_at": "2026-11-24T06:00:00Z", "updated_at": "2026-11-24T06:00:00Z",
+           "template_size": 1}
+_CANDIDATE = {"person_id": "yale-01", "display_name": "Subject 01", "distance": 0.17,
+              "similarity": 0.83, "template_size": 3, "threshold": _BY_SIZE[3]}
 
 ENROLL = responses("/enroll", (201, {"person": _PERSON, "replaced": False, "face": _FACE}),
                    *INTAKE, errors.MultipleFaces, errors.FaceTooSmall, errors.LowQuality,
                    errors.PersonExists, *MODEL, *ADMIN)
 VERIFY = responses("/verify", (200, {"person_id": "yale-01", "match": True, "distance": 0.21,
                                      "similarity": 0.79, "threshold": _THRESHOLD,
-                                     "model_version": _MODEL, "face": _FACE}),
+                                     "model_version": _MODEL, "face": _FACE, "template_size": 1}),
                    *INTAKE, errors.PersonNotFound, errors.ModelVersionMismatch, *MODEL, *CLIENT)
 IDENTIFY = responses("/identify", (200, {"match": _CANDIDATE, "candidates": [
                          _CANDIDATE, {**_CANDIDATE, "person_id": "yale-02",
                                       "display_name": "Subject 02", "distance": 0.83,
-                                      "similarity": 0.17}],
+                                      "similarity": 0.17, "template_size": 1,
+                                      "threshold": _THRESHOLD}],
                          "threshold": _THRESHOLD, "gallery_size": 2, "target_fpir": 0.01,
                          "verify_threshold": _THRESHOLD, "threshold_source": "verify",
                          "model_version": _MODEL, "face": _FACE}),
                      *INTAKE, *MODEL, *CLIENT)
 LIST_PERSONS = responses("/persons", (200, {"items": [_PERSON], "total": 1, "offset": 0,
                                             "limit": 50}), *CLIENT)
-GET_PERSON = responses("/persons/yale-01", (200, _PERSON), errors.PersonNotFound, *CLIENT)
+_FACES = [{"id": 7, "added_at": "2026-11-24T06:00:00Z", "box": [52.0, 38.5, 88.0, 112.0], "score": 0.9998},
+          {"id": 9, "added_at": "2026-11-25T09:30:00Z", "box": [40.0, 31.0, 95.5, 120.0], "score": 0.9991},
+          {"id": 12, "added_at": "2026-11-26T14:10:00Z", "box": [61.0, 44.0, 80.0, 101.5], "score": 0.9987}]
+GET_PERSON = responses("/persons/yale-01", (200, {**_PERSON, "template_size": 3, "faces": _FACES}),
+                       errors.PersonNotFound, *CLIENT)
+ADD_FACE = responses("/persons/yale-01/faces", (201, {"person_id": "yale-01", "template_size": 3, "face": {
+                         **_FACE, "id": 12, "added_at": "2026-11-26T14:10:00Z"}}),
+                     *INTAKE, errors.MultipleFaces, errors.FaceTooSmall, errors.LowQuality,
+                     errors.PersonNotFound, errors.ModelVersionMismatch, *MODEL, *ADMIN)
+DELETE_FACE = responses("/persons/yale-01/faces/7", None, errors.PersonNotFound, errors.FaceNotFound,
+                        errors.LastFace, *ADMIN)
 DELETE_PERSON = responses("/persons/yale-01", None, errors.PersonNotFound, *ADMIN)
 
 LIVE = {200: {"content": {"application/json": {"example": {"status": "ok", "checks": {}}}}}}
@@ -135,6 +156,7 @@ MODEL_INFO = {200: {"content": {"application/json": {"example": {
     "model_version": _MODEL, "embedding_dim": 512, "metric": "cosine_distance",
     "threshold": _THRESHOLD, "threshold_origin": "model artefact, policy far_1e-3",
     "threshold_criterion": "false-accept rate <= 1e-3 on validation pairs",
+    "threshold_by_template_size": {str(k): t for k, t in _BY_SIZE.items()},
     "artifact": _MODEL, "provenance": {
         "source": {"split": "val", "pairs": 6000, "criterion": "max accuracy"},
         "threshold_max_accuracy": _THRESHOLD_MAX_ACC, "threshold_far_1e-3": _THRESHOLD,

@@ -45,6 +45,8 @@ STATUS: dict[str, int] = {
     errors.PersonNotFound.code: 404,
     errors.PersonExists.code: 409,
     errors.ModelVersionMismatch.code: 409,
+    errors.FaceNotFound.code: 404,
+    errors.LastFace.code: 409,
     errors.Unauthenticated.code: 401,
     errors.Forbidden.code: 403,
     errors.RateLimited.code: 429,

@@ -46,6 +46,8 @@ LowQuality = _error("LowQuality", "low_quality", "The face is not clear enough")
 # persons
 PersonNotFound = _error("PersonNotFound", "person_not_found", "No such person is enrolled")
 PersonExists = _error("PersonExists", "person_exists", "This person is already enrolled")
+FaceNotFound = _error("FaceNotFound", "face_not_found", "The person has no such face")
+LastFace = _error("LastFace", "last_face", "A person's only face cannot be removed")
 ModelVersionMismatch = _error("ModelVersionMismatch", "model_version_mismatch",
                               "The stored embedding was made by another model version")
 # auth and limits

@@ -1,4 +1,5 @@
-"""The use cases: enroll, verify, identify, and the person reads and delete.
+"""The use cases: enroll, add and remove a person's faces, verify, identify, and the person
+reads and delete.
 
 Each takes its collaborators as arguments (the person store, the face reader that turns
 bytes into an aligned face, the embedder, the threshold policy) and knows nothing of HTTP:
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.core import errors
-from app.repositories import PersonRecord, PersonStore
+from app.repositories import FaceChange, FaceRecord, PersonRecord, PersonStore, version_mismatch
 from app.services.open_set import IdentifyThreshold
 from app.services.threshold import ThresholdPolicy
 from app.services.verification import Candidate, best_match, cosine_distance, is_match
@@ -35,6 +36,12 @@ class Enrolled:
 
 
 @dataclass(frozen=True)
+class FaceAdded:
+    change: FaceChange  # the person after re-pooling, and the stored face
+    sample: FaceSample
+
+
+@dataclass(frozen=True)
 class Verified:
     person: PersonRecord
     match: bool
@@ -49,6 +56,7 @@ class Identified:
     match: Candidate | None  # the nearest one when within the identify threshold
     decision: IdentifyThreshold  # that threshold, for the gallery's size, and where it came from
     sample: FaceSample
+    thresholds: list[float]  # per candidate: decision.threshold moved to its template's size
 
 
 class FaceService:
@@ -68,20 +76,31 @@ class FaceService:
             await asyncio.to_thread(self.store.ensure_absent, person_id)
         sample = await self.read_face(image, True)
         embedding = await self.embed(sample.aligned)
+        box, score = _where(sample)
         record, replaced = await asyncio.to_thread(
-            self.store.enroll, person_id, display_name, embedding, replace)
+            self.store.enroll, person_id, display_name, embedding, replace, box, score)
         return Enrolled(record, replaced, sample)
+
+    async def add_face(self, person_id: str, image: bytes) -> FaceAdded:
+        """One more photo of an enrolled person, under the enroll rules; the person's reference
+        is re-pooled from all their faces."""
+        person = await asyncio.to_thread(self.store.get, person_id)  # 404 before the model runs
+        if person.model_version != self.model_version:
+            raise _other_version(person, self.model_version)
+        sample = await self.read_face(image, True)
+        embedding = await self.embed(sample.aligned)
+        box, score = _where(sample)
+        change = await asyncio.to_thread(self.store.add_face, person_id, embedding, box, score)
+        return FaceAdded(change, sample)
 
     async def verify(self, person_id: str, image: bytes) -> Verified:
         person = await asyncio.to_thread(self.store.get, person_id)
         if person.model_version != self.model_version:
-            raise errors.ModelVersionMismatch(
-                f"{person.person_id!r} was enrolled with model {person.model_version!r}, the service "
-                f"runs {self.model_version!r}; re-enroll the person (POST /enroll with replace=true)")
+            raise _other_version(person, self.model_version)
         sample = await self.read_face(image, False)
         embedding = await self.embed(sample.aligned)
         distance = cosine_distance(person.embedding, embedding)
-        threshold = self.threshold.value
+        threshold = self.threshold.verify_threshold(person.template_size)
         return Verified(person, is_match(distance, threshold), distance, threshold, sample)
 
     async def identify(self, image: bytes, top_k: int) -> Identified:
@@ -89,7 +108,8 @@ class FaceService:
         embedding = await self.embed(sample.aligned)
         candidates = await asyncio.to_thread(self.store.nearest, embedding, top_k)
         decision = await asyncio.to_thread(self.identify_threshold)  # may re-read the count (PostgreSQL)
-        return Identified(candidates, best_match(candidates, decision.threshold), decision, sample)
+        thresholds = [self.threshold.for_template(decision.threshold, c.template_size) for c in candidates]
+        return Identified(candidates, best_match(candidates, thresholds), decision, sample, thresholds)
 
     def identify_threshold(self) -> IdentifyThreshold:
         return self.threshold.for_identify(self.store.gallery_size())
@@ -105,5 +125,23 @@ async def get_person(store: PersonStore, person_id: str) -> PersonRecord:
     return await asyncio.to_thread(store.get, person_id)
 
 
+async def get_person_with_faces(store: PersonStore, person_id: str) -> tuple[PersonRecord, list[FaceRecord]]:
+    return await asyncio.to_thread(store.get_with_faces, person_id)
+
+
+async def remove_face(store: PersonStore, person_id: str, face_id: int) -> FaceChange:
+    """Remove one face and re-pool the reference; needs no model (the faces keep embeddings)."""
+    return await asyncio.to_thread(store.remove_face, person_id, face_id)
+
+
 async def delete_person(store: PersonStore, person_id: str) -> None:
     await asyncio.to_thread(store.delete, person_id)
+
+
+def _where(sample: FaceSample) -> tuple[list[float], float]:
+    """Where the face was and how sure the detector was: kept with the face's embedding."""
+    return [round(float(v), 1) for v in sample.face.box], round(float(sample.face.score), 4)
+
+
+def _other_version(person: PersonRecord, running: str) -> errors.ModelVersionMismatch:
+    return version_mismatch(person.person_id, person.model_version, running)

@@ -164,7 +164,8 @@ function showCandidates(candidates, threshold) {
   candidates.forEach((c, i) => {
     const tr = document.createElement("tr");
     const name = c.display_name ? `${c.person_id} (${c.display_name})` : c.person_id;
-    for (const text of [String(i + 1), name, c.distance.toFixed(3), c.distance <= threshold ? "yes" : "no"]) {
+    const limit = c.threshold ?? threshold;  // each person's own: moved to their template's size
+    for (const text of [String(i + 1), name, c.distance.toFixed(3), c.distance <= limit ? "yes" : "no"]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);
@@ -195,13 +196,14 @@ async function send(kind) {
   if (kind === "enroll") {
     fields = { person_id: personId, display_name: $("display-name").value.trim(),
       replace: $("replace").checked ? "true" : "" };
-  } else if (kind === "verify") {
-    fields = { person_id: personId };
+  } else if (kind === "verify" || kind === "add-face") {
+    fields = kind === "verify" ? { person_id: personId } : {};
   } else {
     fields = { top_k: $("top-k").value };
   }
   setVerdict(`${kind}…`, "muted");
-  const r = await call("POST", `/${kind}`, photoForm(fields));
+  const path = kind === "add-face" ? `/persons/${encodeURIComponent(personId)}/faces` : `/${kind}`;
+  const r = await call("POST", path, photoForm(fields));
   $("raw").textContent = JSON.stringify(r.body, (k, v) =>
     k === "aligned_png_base64" ? `${v.slice(0, 24)}… (${v.length} chars)` : v, 2);
   if (!r.ok) {
@@ -212,6 +214,9 @@ async function send(kind) {
   showFace(b.face);
   if (kind === "enroll") {
     setVerdict(`${b.replaced ? "re-enrolled" : "enrolled"} ${b.person.person_id}`, "match");
+    listPersons();
+  } else if (kind === "add-face") {
+    setVerdict(`added a photo to ${b.person_id}: template of ${b.template_size} photos`, "match");
     listPersons();
   } else if (kind === "verify") {
     setVerdict(b.match ? `match: this is ${b.person_id}` : `no match: not ${b.person_id}`,
@@ -224,7 +229,8 @@ async function send(kind) {
       : "unknown: nobody is enrolled", "nomatch");
     const label = b.gallery_size === undefined ? "threshold"
       : `identify threshold (gallery of ${b.gallery_size})`;
-    if (b.candidates.length) showDistance(b.candidates[0].distance, threshold, Boolean(b.match), label);
+    if (b.candidates.length) showDistance(b.candidates[0].distance, b.candidates[0].threshold ?? threshold,
+      Boolean(b.match), label);
     showCandidates(b.candidates, threshold);
   }
 }
@@ -242,7 +248,8 @@ async function listPersons() {
     const li = document.createElement("li");
     li.dataset.personId = p.person_id;
     const label = document.createElement("span");
-    label.textContent = p.display_name ? `${p.person_id} (${p.display_name})` : p.person_id;
+    label.textContent = (p.display_name ? `${p.person_id} (${p.display_name})` : p.person_id)
+      + (p.template_size > 1 ? ` · ${p.template_size} photos` : "");
     const del = document.createElement("button");
     del.type = "button";
     del.className = "danger";
@@ -282,7 +289,7 @@ $("photo-file").addEventListener("change", (e) => {
 $("camera-start").addEventListener("click", startCamera);
 $("camera-stop").addEventListener("click", stopCamera);
 $("camera-shoot").addEventListener("click", shoot);
-for (const kind of ["enroll", "verify", "identify"]) $(kind).addEventListener("click", () => send(kind));
+for (const kind of ["enroll", "add-face", "verify", "identify"]) $(kind).addEventListener("click", () => send(kind));
 $("persons-refresh").addEventListener("click", () => { state.offset = 0; listPersons(); });
 $("persons-prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE); listPersons(); });
 $("persons-next").addEventListener("click", () => { state.offset += PAGE; listPersons(); });

@@ -14,7 +14,8 @@ from app.api import examples
 from app.api.demo import STATIC_DIR
 from app.core import errors
 from app.schemas import (
-    EnrollResponse, Health, IdentifyResponse, PersonList, PersonPublic, Problem, VerifyResponse,
+    AddFaceResponse, EnrollResponse, Health, IdentifyResponse, PersonDetail, PersonList, Problem,
+    VerifyResponse,
 )
 from tests.conftest import FakeDetector, FakeEmbedder, make_api, yale_bytes
 
@@ -89,6 +90,7 @@ def test_openapi_has_examples_for_every_route_and_error_code(api):
     spec = api.http.get("/openapi.json").json()
     routes = {("post", "/enroll"), ("post", "/verify"), ("post", "/identify"), ("get", "/persons"),
               ("get", "/persons/{person_id}"), ("delete", "/persons/{person_id}"),
+              ("post", "/persons/{person_id}/faces"), ("delete", "/persons/{person_id}/faces/{face_id}"),
               ("get", "/health/live"), ("get", "/health/ready"), ("get", "/model"),
               ("get", "/metrics")}
     documented = {(m, p) for p, ops in spec["paths"].items() for m in ops}
@@ -126,7 +128,8 @@ def test_problem_schema_documents_the_errors_array_of_422(api):
 @pytest.mark.parametrize("model, example", [
     (EnrollResponse, examples.ENROLL[201]), (VerifyResponse, examples.VERIFY[200]),
     (IdentifyResponse, examples.IDENTIFY[200]), (PersonList, examples.LIST_PERSONS[200]),
-    (PersonPublic, examples.GET_PERSON[200]), (Health, examples.READY[200]),
+    (PersonDetail, examples.GET_PERSON[200]), (AddFaceResponse, examples.ADD_FACE[201]),
+    (Health, examples.READY[200]),
     (Health, examples.READY[503]), (Health, examples.LIVE[200]),
 ])
 def test_success_examples_are_valid_responses(model, example):

@@ -57,6 +57,13 @@ def test_demo_page_enroll_verify_identify_delete(browser, live_server, artefacts
     expect(page.locator("#persons li")).to_have_count(1)
     expect(page.locator("#persons")).to_contain_text("yale-01 (Subject 01)")
 
+    # add a second photo to the person's template
+    page.set_input_files("#photo-file", str(YALE / "subject01.wink.png"))
+    page.click("#add-face")
+    expect(page.locator("#verdict")).to_have_text("added a photo to yale-01: template of 2 photos",
+                                                  timeout=60_000)
+    expect(page.locator("#persons")).to_contain_text("yale-01 (Subject 01) · 2 photos")
+
     # verify a second photo of the same person: the page says match, with the distance bar
     page.set_input_files("#photo-file", str(YALE / "subject01.happy.png"))
     page.click("#verify")

@@ -28,6 +28,8 @@ SCOPES = {
     ("DELETE", "/persons/{person_id}"): ADMIN,
     ("GET", "/persons"): CLIENT,
     ("GET", "/persons/{person_id}"): CLIENT,
+    ("POST", "/persons/{person_id}/faces"): ADMIN,
+    ("DELETE", "/persons/{person_id}/faces/{face_id}"): ADMIN,
     ("POST", "/verify"): CLIENT,
     ("POST", "/identify"): CLIENT,
     ("GET", "/health/live"): PUBLIC,

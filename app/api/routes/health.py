@@ -45,6 +45,7 @@ async def model_info(runtime: RuntimeDep) -> dict:
         "threshold": runtime.threshold.value,
         "threshold_origin": runtime.threshold.origin,
         "threshold_criterion": runtime.threshold.criterion,
+        "threshold_by_template_size": threshold_by_size(runtime.threshold),
         "artifact": runtime.artifact.path.name,
         "provenance": runtime.artifact.threshold_provenance(),
         # provenance.test_metrics are at the max-accuracy threshold; these at the one in use
@@ -52,6 +53,14 @@ async def model_info(runtime: RuntimeDep) -> dict:
         else runtime.artifact.test_metrics_at(runtime.settings.threshold_policy),
         "identify": await asyncio.to_thread(identify_info, runtime),  # may count (PostgreSQL)
     }
+
+
+def threshold_by_size(policy) -> dict | None:
+    """/verify's threshold for each template size the artefact calibrated (larger sizes use the
+    largest's); None when it ships no calibration and every size uses `threshold`."""
+    if policy.templates is None:
+        return None
+    return {str(k): policy.verify_threshold(k) for k in sorted(policy.templates.distances)}
 
 
 def identify_info(runtime) -> dict:

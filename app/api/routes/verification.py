@@ -31,7 +31,8 @@ async def verify(request: Request, _: ClientDep, faces: FacesDep) -> VerifyRespo
     return VerifyResponse(
         person_id=v.person.person_id, match=v.match, distance=round(v.distance, 6),
         similarity=round(similarity(v.distance), 6), threshold=v.threshold,
-        model_version=faces.model_version, face=face_info(v.sample, req.fields.return_aligned))
+        model_version=faces.model_version, face=face_info(v.sample, req.fields.return_aligned),
+        template_size=v.person.template_size)
 
 
 @router.post(
@@ -48,14 +49,16 @@ async def identify(request: Request, _: ClientDep, faces: FacesDep) -> IdentifyR
     req = await read_image_request(request, IdentifyJson)
     found = await faces.identify(req.image, req.fields.top_k)
     d = found.decision
+    limits = {c.person_id: t for c, t in zip(found.candidates, found.thresholds)}
     return IdentifyResponse(
-        match=candidate(found.match) if found.match else None,
-        candidates=[candidate(c) for c in found.candidates],
+        match=candidate(found.match, limits[found.match.person_id]) if found.match else None,
+        candidates=[candidate(c, t) for c, t in zip(found.candidates, found.thresholds)],
         threshold=d.threshold, gallery_size=d.gallery_size, target_fpir=d.target_fpir,
         verify_threshold=d.verify_threshold, threshold_source=d.source,
         model_version=faces.model_version, face=face_info(found.sample, req.fields.return_aligned))
 
 
-def candidate(c: Candidate) -> CandidatePublic:
+def candidate(c: Candidate, threshold: float) -> CandidatePublic:
     return CandidatePublic(person_id=c.person_id, display_name=c.display_name,
-                           distance=round(c.distance, 6), similarity=round(c.similarity, 6))
+                           distance=round(c.distance, 6), similarity=round(c.similarity, 6),
+                           template_size=c.template_size, threshold=threshold)
