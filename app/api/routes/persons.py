@@ -18,11 +18,20 @@ from app.schemas import (
 router = APIRouter(tags=["persons"])
 PersonIdPath = Annotated[str, Path(pattern=PERSON_ID_PATTERN, max_length=128)]
 
+# a multipart face_box: "[x, y, w, h]" or "x,y,w,h" (app/schemas.py parses both)
+FACE_BOX_FORM = {"face_box": {"type": "string", "example": "[120, 64, 88, 112]",
+                              "description": "[x, y, width, height] of the face to use, in the "
+                                             "photo's pixels, when the photo has several"}}
 ENROLL_FORM = {
     "person_id": {"type": "string", "pattern": PERSON_ID_PATTERN, "maxLength": 128},
     "display_name": {"type": "string", "maxLength": 256, "pattern": DISPLAY_NAME_PATTERN},
     "replace": {"type": "boolean", "default": False},
+    **FACE_BOX_FORM,
 }
+
+
+def face_box(fields) -> tuple[float, float, float, float] | None:
+    return tuple(fields.face_box) if fields.face_box is not None else None
 
 
 def public(p: PersonRecord) -> PersonPublic:
@@ -39,14 +48,18 @@ def face_info(sample, with_aligned: bool = False) -> FaceInfo:
 @router.post(
     "/enroll", response_model=EnrollResponse, status_code=201, responses=examples.ENROLL,
     summary="Enroll a person from one photo",
-    description="Stores one reference embedding (never the photo). The photo must show exactly "
-                "one clear face. 409 if the person exists, unless `replace=true`.",
+    description="Stores one reference embedding (never the photo). The face used is the person "
+                "the photo is of (large, central, whole, clearly detected); with several faces "
+                "that cannot be told apart the answer is 422 `multiple_faces`, listing every face "
+                "in `candidates`: send one's box as `face_box` to choose it. 409 if the person "
+                "exists, unless `replace=true`.",
     openapi_extra=image_request_body(EnrollJson, ENROLL_FORM, ["person_id"]),
 )
 async def enroll(request: Request, _: AdminDep, faces: FacesDep) -> EnrollResponse:
     req = await read_image_request(request, EnrollJson)
     fields: EnrollJson = req.fields
-    done = await faces.enroll(fields.person_id, fields.display_name, req.image, fields.replace)
+    done = await faces.enroll(fields.person_id, fields.display_name, req.image, fields.replace,
+                              face_box(fields))
     return EnrollResponse(person=public(done.person), replaced=done.replaced,
                           face=face_info(done.sample, fields.return_aligned))
 
