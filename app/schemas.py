@@ -47,7 +47,11 @@ def _face_box_in(value):
 
 
 def _face_box_valid(box: list[float] | None) -> list[float] | None:
-    if box is not None and (not all(math.isfinite(v) for v in box) or box[2] <= 0 or box[3] <= 0):
+    if box is None:
+        return box
+    if len(box) != 4:
+        raise ValueError("face_box must be four numbers: [x, y, width, height]")
+    if not all(math.isfinite(v) for v in box) or box[2] <= 0 or box[3] <= 0:
         raise ValueError("face_box must be finite, with a positive width and height")
     return box
 

@@ -334,6 +334,17 @@ def main() -> int:
                       f"{t['enroll_other']} | {t['refused']} | {t['verify_subject']} |")
         print(f"<!-- {split}: left out {skipped} photos with 2+ faces and no single labelled face, "
               f"{one} photos where fewer than 2 faces were found -->")
+    print()
+    print("Composites by the subject's offset from the centre (positive: towards the other face), "
+          "both splits, enroll with the new rule: subject / other face / refused (old rule's refusals)")
+    print("| offset | photos | enroll: subject | enroll: other face | refused | refused by the old rule |")
+    print("|---|---|---|---|---|---|")
+    rows = [r for r in data["val"] + data["test"] if r["case"] in CASES]
+    for off in OFFSETS:
+        sub = [r for r in rows if r["offset"] == off]
+        t, o = total(outcomes(sub, "new", ratio)), total(outcomes(sub, "old", ratio))
+        print(f"| {off:+.2f} | {t['photos']} | {t['enroll_subject']} | {t['enroll_other']} | "
+              f"{t['refused']} | {o['refused']} |")
     return 0
 
 
