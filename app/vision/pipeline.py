@@ -10,8 +10,8 @@ enough and a clear detection. A client that knows which face it means sends ``fa
 measured values that caused it.
 
 A large JPEG is first decoded at a reduced scale (``reduce_to``, e.g. a 4000 px photo at
-1/4): when the detector's first pass finds there a face with at least as many pixels as the
-aligned crop has, that face is aligned from the reduced image (decoding a 12-megapixel photo
+1/4): when the detector's first pass (with the second, for a large face) finds there a face with
+at least as many pixels as the aligned crop has, the faces are aligned from the reduced image (decoding a 12-megapixel photo
 in full took ~0.5 s, the reduced one ~0.05 s); otherwise (no face, a smaller one) the photo
 is decoded in full and searched with every pass, as any other photo.
 
@@ -31,7 +31,7 @@ from app.vision.decode import DecodeLimits, decode_image, decode_reduced
 from app.vision.detect import DetectedFace, FaceDetector, box_iou
 from app.vision.subject import SubjectChoice, choose_subject
 
-MAX_CANDIDATES = 50  # faces listed in a multiple_faces refusal
+MAX_CANDIDATES = 50  # faces listed in a refusal (multiple_faces, face_box_no_match), largest first
 FACE_BOX_MIN_IOU = 0.3  # a face_box must overlap a detected face this much (intersection/union)
 
 
@@ -86,7 +86,7 @@ def pick_face_box(faces: list[DetectedFace], face_box: tuple[float, float, float
             f"overlap {overlaps[best]:.2f}, needed {FACE_BOX_MIN_IOU}); choose one of the "
             f"{len(faces)} faces listed in `candidates`",
             face_box=[round(v, 1) for v in face_box], best_overlap=round(overlaps[best], 3),
-            min_overlap=FACE_BOX_MIN_IOU, candidates=[face_summary(f) for f in faces])
+            min_overlap=FACE_BOX_MIN_IOU, candidates=[face_summary(f) for f in faces[:MAX_CANDIDATES]])
     return best
 
 
