@@ -39,6 +39,8 @@ def _face_box_in(value):
     """A form field sends text: `[x, y, w, h]` (JSON) or `x,y,w,h`."""
     if isinstance(value, str):
         text = value.strip()
+        if not text:  # an empty form field: no box
+            return None
         try:
             return json.loads(text) if text.startswith("[") else [float(v) for v in text.split(",")]
         except ValueError:
@@ -57,9 +59,9 @@ def _face_box_valid(box: list[float] | None) -> list[float] | None:
 
 
 FaceBox = Annotated[
-    list[float] | None,
+    Annotated[list[float], Field(min_length=4, max_length=4)] | None,
     BeforeValidator(_face_box_in), AfterValidator(_face_box_valid),
-    Field(default=None, min_length=4, max_length=4,
+    Field(default=None,
           description="Which face to use when the photo has several: [x, y, width, height] in the "
                       "photo's pixels (e.g. a box from a multiple_faces refusal's `candidates` or "
                       "from POST /detect); the detected face overlapping it most is taken. In a "
