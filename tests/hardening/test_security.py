@@ -30,6 +30,8 @@ SCOPES = {
     ("GET", "/persons/{person_id}"): CLIENT,
     ("POST", "/verify"): CLIENT,
     ("POST", "/identify"): CLIENT,
+    ("POST", "/compare"): CLIENT,   # nothing stored: what verify may do
+    ("POST", "/detect"): CLIENT,
     ("GET", "/health/live"): PUBLIC,
     ("GET", "/health/ready"): PUBLIC,
     ("GET", "/model"): PUBLIC,      # model version and threshold provenance: nothing personal
