@@ -220,3 +220,10 @@ def test_new_routes_answer_problem_json_for_bad_input(api, route):
     assert r.headers["content-type"].startswith("application/problem+json")
     r = api.http.post(route, json={}, headers=api.client)
     assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+
+
+def test_all_faces_with_a_face_box_is_an_invalid_request(api):
+    r = api.http.post("/identify", data={"all_faces": "true", "face_box": "[0, 0, 50, 50]"},
+                      files={"image": ("p.png", _two_alike())}, headers=api.client)
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request", r.text
+    assert "face_box" in r.json()["detail"]
