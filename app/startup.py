@@ -108,11 +108,9 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
             reduce_to=settings.detect_max_side)  # a large JPEG is first decoded near the first pass's size
         runtime.detect_pool = pool
 
-        async def read_face(data: bytes, enroll: bool):
-            return await pool.run(pipeline.extract, data, enroll)
-
-        runtime.faces = FaceService(runtime.store, read_face, worker.embed, runtime.threshold,
-                                    runtime.model_version)
+        runtime.faces = FaceService(runtime.store, PooledReader(pipeline, pool), worker.embed,
+                                    runtime.threshold, runtime.model_version,
+                                    settings.identify_all_faces_max)
         stale = await asyncio.to_thread(runtime.store.count_other_versions)
         if stale:
             log.warning("%d persons were enrolled with another model version; they are not searched "
@@ -136,6 +134,22 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
     except Exception:  # stay alive for keys and records; the reason goes to the log only
         runtime.startup_failed = True
         log.exception("model start-up failed")
+
+
+class PooledReader:
+    """The face pipeline run in the detection pool (its queue bound is the load shedding)."""
+
+    def __init__(self, pipeline: FacePipeline, pool: BoundedPool) -> None:
+        self.pipeline, self.pool = pipeline, pool
+
+    async def one(self, image: bytes, enroll: bool, face_box=None):
+        return await self.pool.run(self.pipeline.extract, image, enroll, face_box)
+
+    async def all(self, image: bytes, limit: int):
+        return await self.pool.run(self.pipeline.extract_all, image, limit)
+
+    async def detect(self, image: bytes):
+        return await self.pool.run(self.pipeline.detect, image)
 
 
 def _build_embedder(runtime: Runtime) -> Embedder:

@@ -90,60 +90,73 @@ ClientDep = Annotated[Role, Depends(require(Role.client))]
 
 @dataclass(frozen=True)
 class ImageRequest:
-    fields: BaseModel  # the JSON model, with image_base64 emptied
-    image: bytes
+    fields: BaseModel  # the JSON model, with the base64 fields emptied
+    image: bytes  # the first (or only) photo
+    images: dict[str, bytes]  # every photo, by its field name (`image`, or image_a and image_b)
 
 
-async def read_image_request(request: Request, model: type[BaseModel]) -> ImageRequest:
-    """Parse multipart/form-data (field `image` is the file) or JSON (`image_base64`)
+async def read_image_request(request: Request, model: type[BaseModel],
+                             names: tuple[str, ...] = ("image",)) -> ImageRequest:
+    """Parse multipart/form-data (file fields `names`, e.g. `image`) or JSON (`<name>_base64`)
     into `model`. Size limits are enforced while the body streams in (app.main)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         try:
-            form = await request.form(max_files=1, max_fields=10)
+            form = await request.form(max_files=len(names), max_fields=10)
         except StarletteHTTPException as exc:  # Starlette's 400 for a body it cannot parse
             raise errors.InvalidMultipart(f"The multipart body cannot be read: {exc.detail}") from None
-        upload = form.get("image")
-        if isinstance(upload, str):
-            raise errors.EmptyImage("The `image` part came as a text field: give it a filename "
-                                    "(curl -F image=@photo.jpg)")
-        if upload is None:  # absent, misnamed, or cut off before its closing boundary
-            raise errors.EmptyImage("Send the photo as the multipart file field `image` (none "
-                                    "arrived whole: check the field's name and that the body "
-                                    "ends with the closing boundary)")
-        image = await upload.read()
-        raw = {k: v for k, v in form.items() if k != "image" and isinstance(v, str)}
-        raw["image_base64"] = "-"  # placeholder: the bytes travel apart
+        images = {}
+        for name in names:
+            upload = form.get(name)
+            if isinstance(upload, str):
+                raise errors.EmptyImage(f"The `{name}` part came as a text field: give it a filename "
+                                        f"(curl -F {name}=@photo.jpg)")
+            if upload is None:  # absent, misnamed, or cut off before its closing boundary
+                raise errors.EmptyImage(f"Send the photo as the multipart file field `{name}` (none "
+                                        "arrived whole: check the field's name and that the body "
+                                        "ends with the closing boundary)")
+            images[name] = await upload.read()
+        raw = {k: v for k, v in form.items() if k not in names and isinstance(v, str)}
+        for name in names:
+            raw[f"{name}_base64"] = "-"  # placeholder: the bytes travel apart
     elif content_type == "application/json":
         body = await request.body()
         if len(body) > OFF_LOOP_BYTES:
-            return await asyncio.to_thread(_parse_json, body, model)
-        return _parse_json(body, model)
+            return await asyncio.to_thread(_parse_json, body, model, names)
+        return _parse_json(body, model, names)
     else:
+        files = ", ".join(names)
         raise errors.UnsupportedMediaType(
-            "Send multipart/form-data (fields person_id, image) or application/json (image_base64)"
-        )
+            f"Send multipart/form-data (file fields {files}) or application/json "
+            f"({', '.join(n + '_base64' for n in names)})")
     try:
-        return ImageRequest(model.model_validate(raw), image)
+        return ImageRequest(model.model_validate(raw), images[names[0]], images)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
 
 
-def _parse_json(body: bytes, model: type[BaseModel]) -> ImageRequest:
+def _parse_json(body: bytes, model: type[BaseModel], names: tuple[str, ...] = ("image",)) -> ImageRequest:
     try:
         parsed = model.model_validate_json(body or b"{}")
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
-    try:
-        image = base64.b64decode(_base64_payload(parsed.image_base64), validate=True)
-    except (binascii.Error, ValueError):
-        raise errors.InvalidBase64("image_base64 is not valid base64 (a data: URL prefix and line "
-                                   "breaks are fine; other characters are not)") from None
-    return ImageRequest(parsed.model_copy(update={"image_base64": "-"}), image)
+    images = {}
+    for name in names:
+        field = f"{name}_base64"
+        try:
+            images[name] = base64.b64decode(_base64_payload(getattr(parsed, field)), validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.InvalidBase64(f"{field} is not valid base64 (a data: URL prefix and line "
+                                       "breaks are fine; other characters are not)") from None
+    emptied = parsed.model_copy(update={f"{n}_base64": "-" for n in names})
+    return ImageRequest(emptied, images[names[0]], images)
 
 
-def image_request_body(json_model: type[BaseModel], form_fields: dict, required: list[str]) -> dict:
+def image_request_body(json_model: type[BaseModel], form_fields: dict, required: list[str],
+                       names: tuple[str, ...] = ("image",), return_aligned: bool = True) -> dict:
     """OpenAPI requestBody for endpoints that take multipart or JSON."""
+    files = {n: {"type": "string", "format": "binary"} for n in names}
+    extra = {"return_aligned": {"type": "boolean", "default": False}} if return_aligned else {}
     return {
         "requestBody": {
             "required": True,
@@ -151,9 +164,8 @@ def image_request_body(json_model: type[BaseModel], form_fields: dict, required:
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
-                        "required": ["image", *required],
-                        "properties": {"image": {"type": "string", "format": "binary"}, **form_fields,
-                                       "return_aligned": {"type": "boolean", "default": False}},
+                        "required": [*names, *required],
+                        "properties": {**files, **form_fields, **extra},
                     }
                 },
                 "application/json": {"schema": json_model.model_json_schema()},

@@ -26,7 +26,12 @@ _DETAILS = {
                               "application/json (image_base64)",
     "payload_too_large": "The body is 20000000 bytes; the limit is 14045525 bytes",
     "no_face": "No face was found in the image; send a photo with one frontal face",
-    "multiple_faces": "2 faces were found; enrolling needs a photo with exactly one face",
+    "multiple_faces": "2 faces were found and the two likeliest subjects (88 and 86 px: size ratio "
+                      "1.02, below 1.25) are alike in size, closeness to the centre, edge cut and "
+                      "detection confidence; send face_box with the box of the face to enroll (see "
+                      "`candidates`), or a photo of one person",
+    "face_box_no_match": "No detected face overlaps face_box [400.0, 20.0, 60.0, 60.0] enough (best "
+                         "overlap 0.00, needed 0.3); choose one of the 2 faces listed in `candidates`",
     "face_too_small": "The face is 14 px; enrolling needs at least 20 px",
     "low_quality": "Face detection confidence 0.91 is below 0.95; send a sharper, frontal photo",
     "person_not_found": "No person 'yale-01' is enrolled",
@@ -44,7 +49,19 @@ _DETAILS = {
     "embedder_unavailable": "The face embedder failed (RemoteEmbedderError); retry shortly",
     "database_unavailable": "The database cannot be reached; retry shortly.",
 }
-_EXTRA = {"multiple_faces": {"faces_detected": 2}, "rate_limited": {"retry_after": 1}}
+_CANDIDATES = [
+    {"box": [52.0, 38.5, 88.0, 112.0], "size": 88.0, "score": 0.9213,
+     "landmarks": [[74.1, 82.0], [114.3, 81.2], [95.0, 104.6], [78.2, 124.9], [110.8, 124.3]]},
+    {"box": [230.0, 41.0, 86.0, 109.0], "size": 86.0, "score": 0.9177,
+     "landmarks": [[251.3, 84.2], [290.8, 83.5], [271.9, 106.1], [255.0, 125.8], [287.1, 125.0]]},
+]
+_EXTRA = {"multiple_faces": {"faces_detected": 2, "comparable_faces": 2, "face_sizes": [88.0, 86.0],
+                             "size_ratio": 1.023, "required_ratio": 1.25,
+                             "candidates": [{**_CANDIDATES[0], "subject_score": 1.34},
+                                            {**_CANDIDATES[1], "subject_score": 1.31}]},
+          "face_box_no_match": {"face_box": [400.0, 20.0, 60.0, 60.0], "best_overlap": 0.0,
+                                "min_overlap": 0.3, "candidates": _CANDIDATES},
+          "rate_limited": {"retry_after": 1}}
 
 INVALID_REQUEST = {
     "type": "urn:faceapi:problem:invalid_request", "title": "The request is not valid",
@@ -114,12 +131,13 @@ _CANDIDATE = {"person_id": "yale-01", "display_name": "Subject 01", "distance": 
               "similarity": 0.83, "template_size": 3, "threshold": _BY_SIZE[3]}
 
 ENROLL = responses("/enroll", (201, {"person": _PERSON, "replaced": False, "face": _FACE}),
-                   *INTAKE, errors.MultipleFaces, errors.FaceTooSmall, errors.LowQuality,
-                   errors.PersonExists, *MODEL, *ADMIN)
+                   *INTAKE, errors.MultipleFaces, errors.FaceBoxNoMatch, errors.FaceTooSmall,
+                   errors.LowQuality, errors.PersonExists, *MODEL, *ADMIN)
 VERIFY = responses("/verify", (200, {"person_id": "yale-01", "match": True, "distance": 0.21,
                                      "similarity": 0.79, "threshold": _THRESHOLD,
                                      "model_version": _MODEL, "face": _FACE, "template_size": 1}),
-                   *INTAKE, errors.PersonNotFound, errors.ModelVersionMismatch, *MODEL, *CLIENT)
+                   *INTAKE, errors.FaceBoxNoMatch, errors.PersonNotFound, errors.ModelVersionMismatch,
+                   *MODEL, *CLIENT)
 IDENTIFY = responses("/identify", (200, {"match": _CANDIDATE, "candidates": [
                          _CANDIDATE, {**_CANDIDATE, "person_id": "yale-02",
                                       "display_name": "Subject 02", "distance": 0.83,
@@ -128,7 +146,30 @@ IDENTIFY = responses("/identify", (200, {"match": _CANDIDATE, "candidates": [
                          "threshold": _THRESHOLD, "gallery_size": 2, "target_fpir": 0.01,
                          "verify_threshold": _THRESHOLD, "threshold_source": "verify",
                          "model_version": _MODEL, "face": _FACE}),
-                     *INTAKE, *MODEL, *CLIENT)
+                     *INTAKE, errors.FaceBoxNoMatch, *MODEL, *CLIENT)
+IDENTIFY_ALL = {"faces": [
+    {"box": [52.0, 38.5, 88.0, 112.0], "score": 0.9213, "subject": True, "match": _CANDIDATE,
+     "candidates": [_CANDIDATE]},
+    {"box": [230.0, 41.0, 86.0, 109.0], "score": 0.9177, "subject": False, "match": None,
+     "candidates": [{**_CANDIDATE, "person_id": "yale-02", "display_name": "Subject 02",
+                     "distance": 0.83, "similarity": 0.17}]}],
+    "faces_detected": 2, "max_faces": 20, "threshold": _THRESHOLD, "gallery_size": 2,
+    "target_fpir": 0.01, "verify_threshold": _THRESHOLD, "threshold_source": "verify",
+    "model_version": _MODEL}
+# /identify answers one of two shapes: both shown
+_one = IDENTIFY[200]["content"]["application/json"].pop("example")
+IDENTIFY[200]["content"]["application/json"]["examples"] = {
+    "one_face": {"summary": "The person the photo is of", "value": _one},
+    "all_faces": {"summary": "all_faces=true: every face", "value": IDENTIFY_ALL}}
+COMPARE = responses("/compare", (200, {"match": True, "distance": 0.18, "similarity": 0.82,
+                                       "threshold": _THRESHOLD, "model_version": _MODEL,
+                                       "face_a": _FACE, "face_b": {**_FACE, "box": [30.0, 22.0, 96.0, 121.0]}}),
+                    *INTAKE, *MODEL, *CLIENT)
+DETECT = responses("/detect", (200, {"faces": [{**_CANDIDATES[0], "subject": True},
+                                               {**_CANDIDATES[1], "subject": False}],
+                                     "subject": 0, "ambiguous": True, "faces_detected": 2,
+                                     "image_size": [320, 240]}),
+                   *INTAKE, *MODEL, *CLIENT)
 LIST_PERSONS = responses("/persons", (200, {"items": [_PERSON], "total": 1, "offset": 0,
                                             "limit": 50}), *CLIENT)
 _FACES = [{"id": 7, "added_at": "2026-11-24T06:00:00Z", "box": [52.0, 38.5, 88.0, 112.0], "score": 0.9998},
@@ -138,8 +179,8 @@ GET_PERSON = responses("/persons/yale-01", (200, {**_PERSON, "template_size": 3,
                        errors.PersonNotFound, *CLIENT)
 ADD_FACE = responses("/persons/yale-01/faces", (201, {"person_id": "yale-01", "template_size": 3, "face": {
                          **_FACE, "id": 12, "added_at": "2026-11-26T14:10:00Z"}}),
-                     *INTAKE, errors.MultipleFaces, errors.FaceTooSmall, errors.LowQuality,
-                     errors.PersonNotFound, errors.ModelVersionMismatch, *MODEL, *ADMIN)
+                     *INTAKE, errors.MultipleFaces, errors.FaceBoxNoMatch, errors.FaceTooSmall,
+                     errors.LowQuality, errors.PersonNotFound, errors.ModelVersionMismatch, *MODEL, *ADMIN)
 DELETE_FACE = responses("/persons/yale-01/faces/7", None, errors.PersonNotFound, errors.FaceNotFound,
                         errors.LastFace, *ADMIN)
 DELETE_PERSON = responses("/persons/yale-01", None, errors.PersonNotFound, *ADMIN)

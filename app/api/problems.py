@@ -42,6 +42,7 @@ STATUS: dict[str, int] = {
     errors.MultipleFaces.code: 422,
     errors.FaceTooSmall.code: 422,
     errors.LowQuality.code: 422,
+    errors.FaceBoxNoMatch.code: 422,
     errors.PersonNotFound.code: 404,
     errors.PersonExists.code: 409,
     errors.ModelVersionMismatch.code: 409,

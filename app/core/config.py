@@ -67,9 +67,13 @@ class Settings(BaseSettings):
     enroll_min_score: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         default=0.75, description="YuNet confidence below which enroll answers low_quality")
     enroll_dominance_ratio: Annotated[float, Field(ge=1.0, le=100.0)] = Field(
-        default=1.25, description="enroll takes the largest face when every other face is at least "
-        "this many times smaller; otherwise multiple_faces. Verify and identify take, of the faces "
-        "within this ratio of the largest, the one the detector is most confident of")
+        default=1.25, description="two faces whose sizes differ by less than this factor count as "
+        "the same size when the subject is chosen (app/vision/subject.py): enroll answers "
+        "multiple_faces only when the two likeliest subjects are also alike in closeness to the "
+        "centre, edge cut and detector confidence")
+    identify_all_faces_max: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=20, description="POST /identify with all_faces=true identifies at most this many "
+        "faces of a photo (the largest)")
     detect_max_side: Annotated[int, Field(ge=160, le=4096)] = Field(
         default=640, description="YuNet's first pass runs on the photo scaled to this longer side")
     batch_max_size: Annotated[int, Field(ge=1, le=1024)] = 32

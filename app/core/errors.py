@@ -43,6 +43,8 @@ NoFace = _error("NoFace", "no_face", "No face was found in the image")
 MultipleFaces = _error("MultipleFaces", "multiple_faces", "More than one face in the image")
 FaceTooSmall = _error("FaceTooSmall", "face_too_small", "The face is too small to enroll")
 LowQuality = _error("LowQuality", "low_quality", "The face is not clear enough")
+FaceBoxNoMatch = _error("FaceBoxNoMatch", "face_box_no_match",
+                        "No detected face overlaps face_box enough")
 # persons
 PersonNotFound = _error("PersonNotFound", "person_not_found", "No such person is enrolled")
 PersonExists = _error("PersonExists", "person_exists", "This person is already enrolled")

@@ -4,7 +4,8 @@
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 10;
-const state = { photo: null, photoName: "", image: null, stream: null, offset: 0, total: 0 };
+const state = { photo: null, photoName: "", image: null, stream: null, offset: 0, total: 0,
+  candidates: [], faceBox: null };  // the faces of a multiple_faces refusal; the one clicked
 
 // ---- the API ----------------------------------------------------------------------
 function apiKey() {
@@ -48,6 +49,9 @@ function setPhoto(blob, name) {
   state.photoName = name;
   $("photo-name").textContent = `${name} (${Math.round(blob.size / 1024)} KB)`;
   $("aligned-figure").hidden = true;
+  state.candidates = [];
+  state.faceBox = null;
+  $("face-hint").hidden = true;
   const url = URL.createObjectURL(blob);
   const img = new Image();
   img.onload = () => { state.image = img; drawPhoto(null); };
@@ -62,12 +66,36 @@ function drawPhoto(box) {
   canvas.height = img.naturalHeight;
   const ctx = canvas.getContext("2d");
   ctx.drawImage(img, 0, 0);
-  if (box) {
-    const [x, y, w, h] = box;
-    ctx.lineWidth = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 150));
+  ctx.lineWidth = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 150));
+  for (const c of state.candidates) {  // the faces to choose from
+    ctx.strokeStyle = "#ffb900";
+    ctx.setLineDash([ctx.lineWidth * 3, ctx.lineWidth * 2]);
+    ctx.strokeRect(...c.box);
+  }
+  ctx.setLineDash([]);
+  const chosen = box || state.faceBox;
+  if (chosen) {
+    const [x, y, w, h] = chosen;
     ctx.strokeStyle = "#00e676";
     ctx.strokeRect(x, y, w, h);
   }
+}
+
+function chooseFace(event) {
+  // a click on one of the listed faces: send its box as face_box from now on
+  if (!state.candidates.length) return;
+  const canvas = $("photo-canvas");
+  const r = canvas.getBoundingClientRect();
+  const x = (event.clientX - r.left) * (canvas.width / r.width);
+  const y = (event.clientY - r.top) * (canvas.height / r.height);
+  const inside = state.candidates.filter(({ box: [bx, by, bw, bh] }) =>
+    x >= bx && x <= bx + bw && y >= by && y <= by + bh);
+  if (!inside.length) return;
+  inside.sort((a, b) => a.box[2] * a.box[3] - b.box[2] * b.box[3]);
+  state.faceBox = inside[0].box;
+  drawPhoto(null);
+  $("face-hint").textContent = `face chosen at ${state.faceBox.map(Math.round).join(", ")}: sent as face_box from now on`;
+  $("face-hint").hidden = false;
 }
 
 function showFace(face) {
@@ -145,6 +173,13 @@ function showProblem(p) {
   }
   box.hidden = false;
   setVerdict(p.status ? `refused (${p.status})` : "refused", "nomatch");
+  if (Array.isArray(p.candidates) && p.candidates.length) {
+    state.candidates = p.candidates;
+    state.faceBox = null;
+    drawPhoto(null);
+    $("face-hint").textContent = `${p.candidates.length} faces: click the one to use, then send again`;
+    $("face-hint").hidden = false;
+  }
 }
 
 function showDistance(distance, threshold, match, label) {
@@ -180,6 +215,7 @@ function photoForm(fields) {
   const form = new FormData();
   form.append("image", state.photo, state.photoName || "photo.jpg");
   form.append("return_aligned", "true");
+  if (state.faceBox) form.append("face_box", JSON.stringify(state.faceBox));
   for (const [k, v] of Object.entries(fields)) if (v !== "" && v !== null) form.append(k, v);
   return form;
 }
@@ -286,6 +322,7 @@ $("photo-file").addEventListener("change", (e) => {
   const file = e.target.files[0];
   if (file) setPhoto(file, file.name);
 });
+$("photo-canvas").addEventListener("click", chooseFace);
 $("camera-start").addEventListener("click", startCamera);
 $("camera-stop").addEventListener("click", stopCamera);
 $("camera-shoot").addEventListener("click", shoot);

@@ -138,9 +138,9 @@ def test_big_json_bodies_are_decoded_off_the_event_loop(tmp_path, monkeypatch):
     threads = []
     real = deps._parse_json
 
-    def spy(body, model):
+    def spy(body, model, *names):
         threads.append(threading.current_thread() is threading.main_thread() or _on_loop())
-        return real(body, model)
+        return real(body, model, *names)
 
     monkeypatch.setattr(deps, "_parse_json", spy)
     big = base64.b64encode(photo() + b"\0" * 300_000).decode()

@@ -32,6 +32,8 @@ SCOPES = {
     ("DELETE", "/persons/{person_id}/faces/{face_id}"): ADMIN,
     ("POST", "/verify"): CLIENT,
     ("POST", "/identify"): CLIENT,
+    ("POST", "/compare"): CLIENT,   # nothing stored: what verify may do
+    ("POST", "/detect"): CLIENT,
     ("GET", "/health/live"): PUBLIC,
     ("GET", "/health/ready"): PUBLIC,
     ("GET", "/model"): PUBLIC,      # model version and threshold provenance: nothing personal

@@ -20,11 +20,20 @@ router = APIRouter(tags=["persons"])
 PersonIdPath = Annotated[str, Path(pattern=PERSON_ID_PATTERN, max_length=128)]
 FaceIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="a face's id, as GET /persons/{person_id} lists")]
 
+# a multipart face_box: "[x, y, w, h]" or "x,y,w,h" (app/schemas.py parses both)
+FACE_BOX_FORM = {"face_box": {"type": "string", "example": "[120, 64, 88, 112]",
+                              "description": "[x, y, width, height] of the face to use, in the "
+                                             "photo's pixels, when the photo has several"}}
 ENROLL_FORM = {
     "person_id": {"type": "string", "pattern": PERSON_ID_PATTERN, "maxLength": 128},
     "display_name": {"type": "string", "maxLength": 256, "pattern": DISPLAY_NAME_PATTERN},
     "replace": {"type": "boolean", "default": False},
+    **FACE_BOX_FORM,
 }
+
+
+def face_box(fields) -> tuple[float, float, float, float] | None:
+    return tuple(fields.face_box) if fields.face_box is not None else None
 
 
 def public(p: PersonRecord) -> PersonPublic:
@@ -48,15 +57,18 @@ def face_info(sample, with_aligned: bool = False) -> FaceInfo:
     summary="Enroll a person from one photo",
     description="Creates the person with this photo as their first face: stores its embedding "
                 "(never the photo), which is their reference until more photos are added "
-                "(POST /persons/{person_id}/faces). The photo must show exactly one clear face. "
-                "409 if the person exists, unless `replace=true` (their faces are all replaced "
-                "by this one).",
+                "(POST /persons/{person_id}/faces). The face used is the person the photo is of "
+                "(large, central, whole, clearly detected); with several faces that cannot be told "
+                "apart the answer is 422 `multiple_faces`, listing every face in `candidates`: send "
+                "one's box as `face_box` to choose it. 409 if the person exists, unless "
+                "`replace=true` (their faces are all replaced by this one).",
     openapi_extra=image_request_body(EnrollJson, ENROLL_FORM, ["person_id"]),
 )
 async def enroll(request: Request, _: AdminDep, faces: FacesDep) -> EnrollResponse:
     req = await read_image_request(request, EnrollJson)
     fields: EnrollJson = req.fields
-    done = await faces.enroll(fields.person_id, fields.display_name, req.image, fields.replace)
+    done = await faces.enroll(fields.person_id, fields.display_name, req.image, fields.replace,
+                              face_box(fields))
     return EnrollResponse(person=public(done.person), replaced=done.replaced,
                           face=face_info(done.sample, fields.return_aligned))
 
@@ -87,11 +99,11 @@ async def get_person(person_id: PersonIdPath, runtime: RuntimeDep, _: ClientDep)
     description="The same rules and refusals as /enroll (exactly one clear face). Stores the "
                 "photo's embedding (never the photo) and re-pools the person's reference embedding "
                 "from all their faces, in one transaction; `template_size` is the new number of faces.",
-    openapi_extra=image_request_body(AddFaceJson, {}, []),
+    openapi_extra=image_request_body(AddFaceJson, FACE_BOX_FORM, []),
 )
 async def add_face(person_id: PersonIdPath, request: Request, _: AdminDep, faces: FacesDep) -> AddFaceResponse:
     req = await read_image_request(request, AddFaceJson)
-    done = await faces.add_face(person_id, req.image)
+    done = await faces.add_face(person_id, req.image, face_box(req.fields))
     stored, person = done.change.face, done.change.person
     info = face_info(done.sample, req.fields.return_aligned)
     return AddFaceResponse(person_id=person.person_id, template_size=person.template_size,
