@@ -43,7 +43,7 @@ class StartupError(RuntimeError):
 
 
 def open_runtime(settings: Settings, embedder: Embedder | None = None) -> Runtime:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.database_timeout_s)
     try:
         current, head = current_revision(engine), head_revision()
         if current != head:

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core import errors
+from app.core.db import call
 from app.core.security import Role, hash_key
 from app.runtime import Runtime
 from app.services.faces import FaceService
@@ -59,7 +60,7 @@ def require(needed: Role):
             runtime.metrics.rate_limited.inc()
             raise errors.RateLimited("Too many requests with invalid API keys; retry later",
                                      retry_after=max(1, math.ceil(wait)))
-        role = await asyncio.to_thread(runtime.keys.role_of, key)
+        role = await call(runtime.engine, runtime.keys.role_of, key)
         if role is None:
             runtime.failed_auth.acquire(address)
             log.info("invalid API key from %s", address)

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
         "stranger in a hundred is named (an operating point NIST FRVT 1:N reports FNIR at); "
         "docs/benchmarks.md shows what 0.001 costs in missed enrolled people",
     )
+    database_timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = Field(
+        default=10.0, description="deadline of each database call of a request (and the connect, "
+        "pool-checkout and PostgreSQL statement timeouts): past it the request is 503 "
+        "database_unavailable, so a stalled database cannot hold requests (app/core/db.py)")
     max_upload_bytes: Annotated[int, Field(ge=1024, le=200 * 1024 * 1024)] = 10 * 1024 * 1024
     max_inflight_body_bytes: Annotated[int, Field(ge=1024 * 1024)] = Field(
         default=512 * 1024 * 1024, description="request bodies held at once (all requests in "

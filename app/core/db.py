@@ -1,12 +1,37 @@
-"""Engine and sessions. The app never creates tables: Alembic owns the schema."""
+"""Engine and sessions. The app never creates tables: Alembic owns the schema.
+
+Every database call from a request runs in a worker thread under a deadline (`call`): a
+PostgreSQL that stops answering without closing its sockets (a stopped process, a frozen
+VM, a network partition) otherwise holds the request for as long as the stall lasts, since
+the kernel still acknowledges the bytes and no TCP timeout fires. Past the deadline the
+request gets 503 `database_unavailable` and the thread is left to finish (or fail) on its
+own when the server comes back. New connections have a connect timeout, the pool a
+checkout timeout, and PostgreSQL a statement timeout, all the same deadline.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core import errors
 
-def make_engine(url: str) -> Engine:
+T = TypeVar("T")
+log = logging.getLogger("app.db")
+DEFAULT_TIMEOUT_S = 10.0  # the default of Settings.database_timeout_s, for callers without settings
+# Database calls get threads of their own: calls stuck on a stalled server must not take the
+# threads that other work (JSON parsing, the readiness check's siblings) runs on. More than the
+# pool's 20 connections, so a stall is met by the pool's own timeout, not by a thread shortage.
+_EXECUTOR = ThreadPoolExecutor(32, thread_name_prefix="db")
+
+
+def make_engine(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Engine:
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             from pathlib import Path
@@ -21,8 +46,38 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        engine.info_timeout_s = timeout_s  # type: ignore[attr-defined]
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # libpq's connect_timeout is whole seconds, at least 2; statement_timeout is the server's own
+    # limit on a query that runs too long (a stalled server cannot apply it: `call` does)
+    engine = create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=timeout_s,
+        connect_args={"connect_timeout": max(2, round(timeout_s)),
+                      "options": f"-c statement_timeout={int(timeout_s * 1000)}"})
+    engine.info_timeout_s = timeout_s  # type: ignore[attr-defined]
+    return engine
+
+
+def timeout_of(engine: Engine) -> float:
+    return getattr(engine, "info_timeout_s", DEFAULT_TIMEOUT_S)
+
+
+async def call(engine: Engine, fn: Callable[..., T], *args) -> T:
+    """`fn(*args)` in a database thread; 503 `database_unavailable` past the engine's deadline."""
+    seconds = timeout_of(engine)
+    work = asyncio.get_running_loop().run_in_executor(_EXECUTOR, fn, *args)
+    try:
+        return await asyncio.wait_for(asyncio.shield(work), seconds)
+    except TimeoutError:
+        work.add_done_callback(_forget)
+        log.warning("a database call took more than %g s; answered 503", seconds)
+        raise errors.DatabaseUnavailable(
+            f"The database did not answer within {seconds:g} s; retry shortly.") from None
+
+
+def _forget(work: asyncio.Future) -> None:
+    if not work.cancelled():
+        work.exception()  # retrieved, so a late failure is not reported as never retrieved
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -35,4 +90,12 @@ def ping(engine: Engine) -> bool:
             conn.execute(text("SELECT 1"))
         return True
     except Exception:
+        return False
+
+
+async def ping_within(engine: Engine) -> bool:
+    """`ping` under the deadline: a stalled server is "not reachable", not a hung readiness probe."""
+    try:
+        return await call(engine, ping, engine)
+    except errors.DatabaseUnavailable:
         return False

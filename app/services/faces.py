@@ -8,13 +8,13 @@ they run in a worker thread.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from app.core import errors
+from app.core.db import call
 from app.repositories import PersonRecord, PersonStore
 from app.services.open_set import IdentifyThreshold
 from app.services.threshold import ThresholdPolicy
@@ -65,15 +65,15 @@ class FaceService:
     async def enroll(self, person_id: str, display_name: str | None, image: bytes,
                      replace: bool) -> Enrolled:
         if not replace:  # answer 409 before spending the model on the photo
-            await asyncio.to_thread(self.store.ensure_absent, person_id)
+            await call(self.store.engine, self.store.ensure_absent, person_id)
         sample = await self.read_face(image, True)
         embedding = await self.embed(sample.aligned)
-        record, replaced = await asyncio.to_thread(
-            self.store.enroll, person_id, display_name, embedding, replace)
+        record, replaced = await call(
+            self.store.engine, self.store.enroll, person_id, display_name, embedding, replace)
         return Enrolled(record, replaced, sample)
 
     async def verify(self, person_id: str, image: bytes) -> Verified:
-        person = await asyncio.to_thread(self.store.get, person_id)
+        person = await call(self.store.engine, self.store.get, person_id)
         if person.model_version != self.model_version:
             raise errors.ModelVersionMismatch(
                 f"{person.person_id!r} was enrolled with model {person.model_version!r}, the service "
@@ -87,8 +87,8 @@ class FaceService:
     async def identify(self, image: bytes, top_k: int) -> Identified:
         sample = await self.read_face(image, False)
         embedding = await self.embed(sample.aligned)
-        candidates = await asyncio.to_thread(self.store.nearest, embedding, top_k)
-        decision = await asyncio.to_thread(self.identify_threshold)  # may re-read the count (PostgreSQL)
+        candidates = await call(self.store.engine, self.store.nearest, embedding, top_k)
+        decision = await call(self.store.engine, self.identify_threshold)  # may re-read the count (PostgreSQL)
         return Identified(candidates, best_match(candidates, decision.threshold), decision, sample)
 
     def identify_threshold(self) -> IdentifyThreshold:
@@ -98,12 +98,12 @@ class FaceService:
 # --- person records: no model needed, so these work while the model warms up -----------------
 
 async def list_persons(store: PersonStore, offset: int, limit: int) -> tuple[list[PersonRecord], int]:
-    return await asyncio.to_thread(store.list, offset, limit)
+    return await call(store.engine, store.list, offset, limit)
 
 
 async def get_person(store: PersonStore, person_id: str) -> PersonRecord:
-    return await asyncio.to_thread(store.get, person_id)
+    return await call(store.engine, store.get, person_id)
 
 
 async def delete_person(store: PersonStore, person_id: str) -> None:
-    await asyncio.to_thread(store.delete, person_id)
+    await call(store.engine, store.delete, person_id)
