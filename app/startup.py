@@ -31,7 +31,7 @@ from app.repositories import PersonStore
 from app.runtime import Runtime
 from app.services.faces import FaceService
 from app.services.threshold import ThresholdPolicy
-from app.vision.decode import DecodeLimits
+from app.vision.decode import DecodeLimits, decoded_pixels
 from app.vision.detect import FaceDetector, YuNetDetector
 from app.vision.pipeline import EnrollRules, FacePipeline
 
@@ -88,7 +88,8 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
         if detector is None:
             detector = await asyncio.to_thread(YuNetDetector, input_side=settings.detect_max_side)
         await asyncio.to_thread(runtime.store.load_index)
-        pool = BoundedPool(settings.detect_threads, settings.detect_queue_max, "detection")
+        pool = BoundedPool(settings.detect_threads, settings.detect_queue_max, "detection",
+                           max_cost=settings.detect_max_inflight_pixels, unit="pixels")
         # a face is worth waiting for only while another request is in detection
         worker = BatchingWorker(embedder, settings.batch_max_size, settings.batch_max_wait_ms,
                                 on_batch=runtime.metrics.observe_batch, max_queue=settings.embed_queue_max,
@@ -109,7 +110,8 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
         runtime.detect_pool = pool
 
         async def read_face(data: bytes, enroll: bool):
-            return await pool.run(pipeline.extract, data, enroll)
+            return await pool.run(pipeline.extract, data, enroll,
+                                  cost=decoded_pixels(data, pipeline.reduce_to))
 
         runtime.faces = FaceService(runtime.store, read_face, worker.embed, runtime.threshold,
                                     runtime.model_version)

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # Load shedding: requests allowed in detection (running + waiting) and faces waiting for
     # the embedder; one more is a 503 `overloaded` at once. Sized in docs/benchmarks.md (load).
     detect_queue_max: Annotated[int, Field(ge=1, le=10_000)] = 12
+    detect_max_inflight_pixels: Annotated[int, Field(ge=1024, le=2_000_000_000)] = Field(
+        default=48_000_000, description="decoded pixels that the photos in detection (running and "
+        "waiting) may hold together; a photo that would pass it is 503 overloaded. One photo at "
+        "the pixel limit fits, with room for ordinary photos beside it (app/core/pools.py)")
     embed_queue_max: Annotated[int, Field(ge=1, le=10_000)] = 64
     embedder_url: str | None = Field(
         default=None, description="TensorFlow Serving REST URL of a remote embedder, e.g. "

@@ -94,6 +94,26 @@ def decode_reduced(data: bytes, limits: DecodeLimits, reduce_to: int) -> tuple[n
     return to_rgb(image), factor  # EXIF rotation swaps the sides, so the checks above still hold
 
 
+def decoded_pixels(data: bytes, reduce_to: int = 0) -> int:
+    """The pixels `decode_reduced` would decode, read from the header alone (no pixel is
+    decoded; microseconds): the cost a request asks of the detection stage. 1 for bytes whose
+    header cannot be read (their decode fails at once)."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        return 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            width, height = Image.open(io.BytesIO(data), formats=[fmt]).size
+    except Exception:  # any unreadable header: decode_reduced says what is wrong
+        return 1
+    k = 1
+    if reduce_to and fmt == "JPEG":  # libjpeg's DCT scaling, as decode_reduced asks for it
+        while k < 8 and max(width, height) / (2 * k) >= reduce_to:
+            k *= 2
+    return max(1, math.ceil(width / k) * math.ceil(height / k))
+
+
 def _check_dimensions(width: int, height: int, limits: DecodeLimits) -> None:
     if width * height > limits.max_pixels:
         raise errors.ImageTooManyPixels(
