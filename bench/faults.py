@@ -108,12 +108,13 @@ def trickle(served, admin_key: str, client_key: str, seconds: float, other_key: 
     def trickler():
         s = socket.create_connection(("127.0.0.1", served.port))
         s.sendall(b"POST /verify HTTP/1.1\r\nHost: x\r\nX-API-Key: " + client_key.encode()
-                  + b"\r\nContent-Type: multipart/form-data; boundary=XX\r\nContent-Length: %d\r\n\r\n" % declared)
+                  + b"\r\nContent-Type: multipart/form-data; boundary=XX\r\nContent-Length: %d\r\n\r\n" % declared
+                  + b'--XX\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n')
         socks.append(s)
         s.settimeout(0.05)
         while not stop.is_set():
             try:
-                s.sendall(b"-")
+                s.sendall(b"a")
                 data = s.recv(65536)
                 if data:
                     hostile[data.split(b"\r\n", 1)[0].decode(errors="replace")] += 1

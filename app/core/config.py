@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     max_inflight_body_bytes: Annotated[int, Field(ge=1024 * 1024)] = Field(
         default=512 * 1024 * 1024, description="request bodies held at once (all requests in "
         "progress); a body beyond it is 503 overloaded")
+    max_inflight_body_bytes_per_client: Annotated[int, Field(ge=1024 * 1024)] = Field(
+        default=64 * 1024 * 1024, description="the share of max_inflight_body_bytes that the bodies "
+        "of one API key (or, without a key, one client address) may hold at once; a body beyond "
+        "it is 429 rate_limited, so one client cannot reserve the whole budget")
     max_pixels: Annotated[int, Field(ge=1024, le=200_000_000)] = 40_000_000
     min_image_side: Annotated[int, Field(ge=16, le=4096)] = 32
     min_face_size: Annotated[int, Field(ge=8, le=1024)] = Field(
@@ -110,6 +114,11 @@ class Settings(BaseSettings):
         default=20.0, description="a request head (line and headers) must arrive within this; else 408")
     request_body_idle_timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = Field(
         default=30.0, description="a request body may not stall longer than this between reads; else 408")
+    request_body_timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] = Field(
+        default=300.0, description="a whole request body must arrive within this; else 408")
+    request_body_min_rate: Annotated[int, Field(ge=0, le=100 * 1024 * 1024)] = Field(
+        default=1024, description="bytes/s a request body must average once it has taken "
+        "request_body_idle_timeout_s; else 408 (a body that trickles in holds its budget)")
     max_request_head_bytes: Annotated[int, Field(ge=4096, le=1024 * 1024)] = Field(
         default=64 * 1024, description="largest request head (line and headers); more is 431")
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0  # 0 = no limit
@@ -142,6 +151,11 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return values
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body: the upload limit with room for base64's 4/3 and form overhead."""
+        return self.max_upload_bytes * 4 // 3 + 64 * 1024
 
     @property
     def is_sqlite(self) -> bool:
