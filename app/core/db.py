@@ -80,6 +80,23 @@ def _forget(work: asyncio.Future) -> None:
         work.exception()  # retrieved, so a late failure is not reported as never retrieved
 
 
+# Errors that say the database refuses writes: a full or read-only disk, a read-only database
+# or replica. They persist until the operator acts, unlike a lost connection.
+_SQLITE_UNWRITABLE = {"SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE",
+                      "SQLITE_IOERR_DIR_FSYNC", "SQLITE_IOERR_SHMSIZE", "SQLITE_IOERR_SHMMAP"}
+_PG_UNWRITABLE = {"53100", "25006"}  # disk_full, read_only_sql_transaction
+
+
+def refuses_writes(exc: BaseException) -> str | None:
+    """The driver's name for the error when it means "the database cannot store this", else None."""
+    orig = getattr(exc, "orig", exc)
+    name = getattr(orig, "sqlite_errorname", None)
+    if name is not None:
+        return name if name.startswith("SQLITE_READONLY") or name in _SQLITE_UNWRITABLE else None
+    state = getattr(orig, "sqlstate", None)
+    return f"SQLSTATE {state}" if state in _PG_UNWRITABLE else None
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

@@ -1,0 +1,56 @@
+"""A SQLite database that stops taking writes under the running server process (its files
+made immutable with `chattr +i`, which binds root too; `chmod` does not): reads go on,
+writes are refused with a clear, non-transient answer, and an unwritable shared-memory
+file (`-shm`, which SQLite maps into memory) is answered 503 and logged instead of killing
+the process with SIGBUS."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import add_keys, migrated_sqlite_url, yale_bytes
+from tests.hardening.serving import serve
+
+
+def _chattr(flag: str, *paths: Path) -> None:
+    subprocess.run(["chattr", flag, *map(str, paths)], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def immutable(*paths: Path):
+    try:
+        _chattr("+i", *paths)
+    except (OSError, subprocess.CalledProcessError) as exc:  # no chattr, not root, or no support
+        pytest.skip(f"cannot make files immutable here ({exc}); the test needs root and ext4/xfs")
+    try:
+        yield
+    finally:
+        _chattr("-i", *paths)
+
+
+def test_a_read_only_database_still_answers_reads(tmp_path):
+    url = migrated_sqlite_url(tmp_path)
+    admin_key, _ = add_keys(url)
+    _, reader_key = add_keys(url)  # first used once the database is read-only: its last use cannot be written
+    db = Path(url.removeprefix("sqlite:///"))
+    with serve(tmp_path, url) as served, httpx.Client(base_url=served.base_url, timeout=60) as http:
+        r = http.post("/enroll", data={"person_id": "s1"}, headers={"X-API-Key": admin_key},
+                      files={"image": ("a.png", yale_bytes("subject01.normal"))})
+        assert r.status_code == 201, r.text
+        with immutable(db, db.with_name(db.name + "-wal")):
+            reads = [http.get("/persons", headers={"X-API-Key": reader_key}),
+                     http.get("/persons/s1", headers={"X-API-Key": reader_key}),
+                     http.post("/verify", data={"person_id": "s1"}, headers={"X-API-Key": reader_key},
+                               files={"image": ("b.png", yale_bytes("subject01.happy"))})]
+            write = http.post("/enroll", data={"person_id": "s2"}, headers={"X-API-Key": admin_key},
+                              files={"image": ("c.png", yale_bytes("subject02.normal"))})
+        assert served.proc.poll() is None, served.log()
+    assert [r.status_code for r in reads] == [200, 200, 200], [r.text[:300] for r in reads]
+    assert reads[2].json()["match"] is True
+    assert write.status_code == 507 and write.json()["code"] == "storage_unwritable", write.text
+    assert "retry-after" not in write.headers and "Traceback" not in write.text
