@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -47,6 +49,8 @@ def make_engine(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Engine:
             cur.close()
 
         engine.info_timeout_s = timeout_s  # type: ignore[attr-defined]
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            engine.info_shm = url.removeprefix("sqlite:///").split("?")[0] + "-shm"  # type: ignore[attr-defined]
         return engine
     # libpq's connect_timeout is whole seconds, at least 2; statement_timeout is the server's own
     # limit on a query that runs too long (a stalled server cannot apply it: `call` does)
@@ -62,8 +66,33 @@ def timeout_of(engine: Engine) -> float:
     return getattr(engine, "info_timeout_s", DEFAULT_TIMEOUT_S)
 
 
+_last_shm_warning = [0.0]
+
+
+def check_usable(engine: Engine) -> None:
+    """503 `database_unavailable` when SQLite's shared-memory file (`-shm`) cannot be written.
+
+    SQLite maps the `-shm` file of a WAL database into memory and writes to it on every
+    transaction, reads included. When the file stops taking writes under a running process
+    (made immutable; a filesystem remounted read-only), such a write is a SIGBUS: the
+    process died at once, with no answer and no log line. Checked before every database
+    call (one access(2), microseconds); the race with a change between the check and the
+    call is left to the fatal-signal report (faulthandler, `python -m app serve`)."""
+    shm = getattr(engine, "info_shm", None)
+    if shm is None or os.access(shm, os.W_OK) or not os.path.exists(shm):
+        return
+    now = time.monotonic()
+    if now - _last_shm_warning[0] > 60:
+        _last_shm_warning[0] = now
+        log.error("the SQLite shared-memory file %s is not writable (immutable, or a read-only "
+                  "filesystem): every database call is refused until it is", shm)
+    raise errors.DatabaseUnavailable("The database cannot be used: its files cannot be written; "
+                                     "the operator has been told (server log).")
+
+
 async def call(engine: Engine, fn: Callable[..., T], *args) -> T:
     """`fn(*args)` in a database thread; 503 `database_unavailable` past the engine's deadline."""
+    check_usable(engine)
     seconds = timeout_of(engine)
     work = asyncio.get_running_loop().run_in_executor(_EXECUTOR, fn, *args)
     try:
@@ -103,6 +132,7 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def ping(engine: Engine) -> bool:
     try:
+        check_usable(engine)
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return True

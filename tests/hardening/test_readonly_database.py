@@ -54,3 +54,32 @@ def test_a_read_only_database_still_answers_reads(tmp_path):
     assert reads[2].json()["match"] is True
     assert write.status_code == 507 and write.json()["code"] == "storage_unwritable", write.text
     assert "retry-after" not in write.headers and "Traceback" not in write.text
+
+
+def test_an_unwritable_shared_memory_file_is_503_and_logged_not_a_sigbus(tmp_path):
+    url = migrated_sqlite_url(tmp_path)
+    admin_key, client_key = add_keys(url)
+    db = Path(url.removeprefix("sqlite:///"))
+    files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    with serve(tmp_path, url) as served, httpx.Client(base_url=served.base_url, timeout=60) as http:
+        r = http.post("/enroll", data={"person_id": "s1"}, headers={"X-API-Key": admin_key},
+                      files={"image": ("a.png", yale_bytes("subject01.normal"))})
+        assert r.status_code == 201, r.text
+        assert all(f.exists() for f in files)
+        answers = []
+        with immutable(*files):
+            for _ in range(10):
+                try:
+                    answers += [http.get("/persons", headers={"X-API-Key": client_key}).status_code,
+                                http.get("/health/ready").status_code,
+                                http.post("/verify", data={"person_id": "s1"}, headers={"X-API-Key": client_key},
+                                          files={"image": ("b.png", yale_bytes("subject01.happy"))}).status_code]
+                except httpx.TransportError as exc:
+                    answers.append(type(exc).__name__)
+            exit_code = served.proc.poll()
+        log = served.log()
+        after = http.get("/persons", headers={"X-API-Key": client_key}).status_code if exit_code is None else None
+    assert exit_code is None, f"the server died (exit {exit_code}); answers {answers}\n{log[-2000:]}"
+    assert set(answers) == {503}, answers
+    assert "shared-memory file" in log and "not writable" in log
+    assert after == 200  # writable again: served again, no restart
