@@ -3,6 +3,7 @@ SQLite, the real model): what ordinary clients see while hostile ones do their w
 
   python bench/faults.py pixels [--seconds 20]    # 8 clients send 6300x6300 PNGs (116 KB-ish)
   python bench/faults.py trickle [--seconds 20]   # 41 bodies of 13 MB, 1 byte every 10 s
+  python bench/faults.py guard [--seconds 20]     # the connection guard's cost per request
 
 Each prints the ordinary clients' requests/s, p50 and p99 latency and status counts, the
 hostile clients' status counts, and the server's peak RSS. Run it under `nice`; it starts
@@ -155,11 +156,70 @@ def trickle(served, admin_key: str, client_key: str, seconds: float, other_key: 
                 statuses, hostile, peak[0])
 
 
+def guard(seconds: float) -> None:
+    """Requests/s and latency of a trivial ASGI app (so the HTTP layer is what is measured)
+    under uvicorn's own httptools protocol and under the connection guard, over one kept-alive
+    raw socket per client thread (4 threads), each protocol for `seconds`."""
+    import asyncio
+
+    import uvicorn
+
+    from app.api.connections import guarded_protocol
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    request = b"GET /x HTTP/1.1\r\nHost: x\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+    for name, proto in (("uvicorn httptools", "httptools"), ("connection guard", guarded_protocol(20, 30, 65536)),
+                        ("uvicorn httptools (again)", "httptools")):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, http=proto, log_config=None, access_log=False))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        stop, latencies = threading.Event(), []
+
+        def client():
+            c = socket.create_connection(("127.0.0.1", port))
+            mine = []
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                c.sendall(request)
+                data = b""
+                while not data.endswith(b"ok"):
+                    data += c.recv(4096)
+                mine.append(time.perf_counter() - t0)
+            c.close()
+            latencies.extend(mine)
+
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for t in clients:
+            t.start()
+        time.sleep(seconds)
+        stop.set()
+        for t in clients:
+            t.join()
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        a = np.array(latencies) * 1e3
+        print(f"{name}: {len(a) / seconds:.0f} req/s, p50 {np.median(a):.3f} ms, p99 {np.percentile(a, 99):.3f} ms",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("case", choices=["pixels", "trickle"])
+    parser.add_argument("case", choices=["pixels", "trickle", "guard"])
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
+    if args.case == "guard":
+        return guard(args.seconds)
     with tempfile.TemporaryDirectory() as tmp:
         url = migrated_sqlite_url(Path(tmp))
         admin_key, client_key = add_keys(url)
