@@ -166,6 +166,8 @@ def image_request_body(json_model: type[BaseModel], form_fields: dict, required:
                     "schema": {
                         "type": "object",
                         "required": ["image", *required],
+                        # the service refuses any other field (422), as the JSON models do
+                        "additionalProperties": False,
                         "properties": {"image": {"type": "string", "format": "binary"}, **form_fields,
                                        "return_aligned": {"type": "boolean", "default": False}},
                     }

@@ -81,8 +81,11 @@ def decode_reduced(data: bytes, limits: DecodeLimits, reduce_to: int) -> tuple[n
             image.load()
     except errors.DomainError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise errors.ImageTooManyPixels(f"The image declares too many pixels ({exc})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own check (before ours can read the size) speaks of "DOS attacks"; ours does not
+        raise errors.ImageTooManyPixels(
+            f"The image declares more than {Image.MAX_IMAGE_PIXELS} pixels; "
+            f"the limit is {limits.max_pixels} pixels") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, ZeroDivisionError,
             struct.error, MemoryError):
         raise errors.CorruptImage(f"The {fmt} image is truncated or corrupt") from None
