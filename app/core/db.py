@@ -26,14 +26,16 @@ from app.core import errors
 
 T = TypeVar("T")
 log = logging.getLogger("app.db")
-DEFAULT_TIMEOUT_S = 10.0  # the default of Settings.database_timeout_s, for callers without settings
 # Database calls get threads of their own: calls stuck on a stalled server must not take the
 # threads that other work (JSON parsing, the readiness check's siblings) runs on. More than the
 # pool's 20 connections, so a stall is met by the pool's own timeout, not by a thread shortage.
 _EXECUTOR = ThreadPoolExecutor(32, thread_name_prefix="db")
 
 
-def make_engine(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Engine:
+def make_engine(url: str, timeout_s: float | None = None) -> Engine:
+    """`timeout_s` (the server passes FACEAPI_DATABASE_TIMEOUT_S): the deadline of `call` and the
+    connect, pool and statement timeouts. None (command-line tools, benchmarks, bulk loads):
+    none of them."""
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             from pathlib import Path
@@ -54,16 +56,19 @@ def make_engine(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Engine:
         return engine
     # libpq's connect_timeout is whole seconds, at least 2; statement_timeout is the server's own
     # limit on a query that runs too long (a stalled server cannot apply it: `call` does)
-    engine = create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=timeout_s,
-        connect_args={"connect_timeout": max(2, round(timeout_s)),
-                      "options": f"-c statement_timeout={int(timeout_s * 1000)}"})
+    if timeout_s is None:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    else:
+        engine = create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=timeout_s,
+            connect_args={"connect_timeout": max(2, round(timeout_s)),
+                          "options": f"-c statement_timeout={int(timeout_s * 1000)}"})
     engine.info_timeout_s = timeout_s  # type: ignore[attr-defined]
     return engine
 
 
-def timeout_of(engine: Engine) -> float:
-    return getattr(engine, "info_timeout_s", DEFAULT_TIMEOUT_S)
+def timeout_of(engine: Engine) -> float | None:
+    return getattr(engine, "info_timeout_s", None)
 
 
 _last_shm_warning = [0.0]
@@ -95,6 +100,8 @@ async def call(engine: Engine, fn: Callable[..., T], *args) -> T:
     check_usable(engine)
     seconds = timeout_of(engine)
     work = asyncio.get_running_loop().run_in_executor(_EXECUTOR, fn, *args)
+    if seconds is None:
+        return await asyncio.shield(work)
     try:
         return await asyncio.wait_for(asyncio.shield(work), seconds)
     except TimeoutError:
