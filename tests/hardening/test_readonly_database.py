@@ -7,6 +7,8 @@ the process with SIGBUS."""
 from __future__ import annotations
 
 import contextlib
+import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -66,12 +68,19 @@ def test_an_unwritable_shared_memory_file_is_503_and_logged_not_a_sigbus(tmp_pat
                       files={"image": ("a.png", yale_bytes("subject01.normal"))})
         assert r.status_code == 201, r.text
         assert all(f.exists() for f in files)
+        # What made the probe's server die: the log fully checkpointed, so the next write
+        # transaction restarts it by writing to the -shm mapping, and its pages written back
+        # to disk, so that write faults into the filesystem, which refuses it: SIGBUS.
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA wal_checkpoint(FULL)")
+        os.sync()
         answers = []
         with immutable(*files):
             for _ in range(10):
                 try:
                     answers += [http.get("/persons", headers={"X-API-Key": client_key}).status_code,
                                 http.get("/health/ready").status_code,
+                                http.delete("/persons/s1", headers={"X-API-Key": admin_key}).status_code,
                                 http.post("/verify", data={"person_id": "s1"}, headers={"X-API-Key": client_key},
                                           files={"image": ("b.png", yale_bytes("subject01.happy"))}).status_code]
                 except httpx.TransportError as exc:
@@ -83,3 +92,22 @@ def test_an_unwritable_shared_memory_file_is_503_and_logged_not_a_sigbus(tmp_pat
     assert set(answers) == {503}, answers
     assert "shared-memory file" in log and "not writable" in log
     assert after == 200  # writable again: served again, no restart
+    assert http_ok_after_all(url)
+
+
+def http_ok_after_all(url: str) -> bool:
+    """The person the refused DELETEs named is still there: nothing was half-done."""
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        return conn.execute("SELECT count(*) FROM persons WHERE person_id = 's1'").fetchone()[0] == 1
+
+
+def test_a_fatal_signal_in_the_server_process_is_reported_on_its_stderr():
+    """A SIGBUS that still gets through (the file changing between the check and the call) is
+    reported, with the Python stacks, on the real stderr: the stderr filter's thread dies with
+    the process and could not pass it on."""
+    import sys
+
+    script = ("from app.cli.quiet import silence_third_party_noise; silence_third_party_noise()\n"
+              "import os, signal; os.kill(os.getpid(), signal.SIGBUS)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "Fatal Python error: Bus error" in out.stderr, out.stderr
