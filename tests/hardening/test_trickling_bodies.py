@@ -79,3 +79,32 @@ def test_trickling_bodies_of_one_key_do_not_lock_other_uploads_out(tmp_path):
     # the two are cut off for arriving at ~2 bytes/s, under the 1000 bytes/s minimum
     assert statuses.count("429") >= 38 and set(statuses) <= {"429", "408"}, statuses
     assert "408" in statuses and "bytes/s" in log, statuses
+
+
+def test_a_steady_body_that_takes_too_long_in_all_is_cut_off(tmp_path):
+    """Above the minimum rate and never stalling, but past the total body deadline: 408."""
+    url = migrated_sqlite_url(tmp_path)
+    _, client_key = add_keys(url)
+    with serve(tmp_path, url, request_body_idle_timeout_s=2, request_body_min_rate=100,
+               request_body_timeout_s=4) as served:
+        sock = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+        sock.sendall(b"POST /verify HTTP/1.1\r\nHost: x\r\nX-API-Key: " + client_key.encode()
+                     + b"\r\nContent-Type: multipart/form-data; boundary=XX\r\nContent-Length: 1000000\r\n\r\n"
+                     + b'--XX\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n')
+        sock.settimeout(0.5)
+        answer, started = b"", time.monotonic()
+        try:
+            while time.monotonic() - started < 20:  # 400 bytes/s: 1 MB would take 40 min
+                try:
+                    data = sock.recv(4096)
+                    answer += data
+                    if not data or b'"code"' in answer:
+                        break
+                except TimeoutError:
+                    sock.sendall(b"a" * 200)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:300]
+    assert b"did not arrive within 4 s" in answer, answer
