@@ -16,7 +16,7 @@ from app.core import errors
 from app.core.config import Settings
 from app.core.db import ping
 from app.core.pools import BoundedPool
-from app.core.ratelimit import RateLimiter
+from app.core.ratelimit import RateLimiter, RecentSet
 from app.core.telemetry import Metrics
 from app.inference.artifacts import ModelArtifact
 from app.inference.worker import BatchingWorker
@@ -41,6 +41,8 @@ class Runtime:
     model_version: str
     failed_auth: RateLimiter  # failed key checks per client address
     rate_limiter: RateLimiter | None = None  # per key; None when FACEAPI_RATE_LIMIT_PER_MINUTE is 0
+    # digests of keys recently found wrong: a key is random, so a wrong one stays wrong
+    wrong_keys: RecentSet = field(default_factory=RecentSet)
     # set by the warm-up
     faces: FaceService | None = None
     worker: BatchingWorker | None = None

@@ -31,7 +31,7 @@ from app.repositories import PersonStore
 from app.runtime import Runtime
 from app.services.faces import FaceService
 from app.services.threshold import ThresholdPolicy
-from app.vision.decode import DecodeLimits
+from app.vision.decode import DecodeLimits, decoded_pixels
 from app.vision.detect import FaceDetector, YuNetDetector
 from app.vision.pipeline import EnrollRules, FacePipeline
 
@@ -43,7 +43,7 @@ class StartupError(RuntimeError):
 
 
 def open_runtime(settings: Settings, embedder: Embedder | None = None) -> Runtime:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.database_timeout_s)
     try:
         current, head = current_revision(engine), head_revision()
         if current != head:
@@ -88,7 +88,8 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
         if detector is None:
             detector = await asyncio.to_thread(YuNetDetector, input_side=settings.detect_max_side)
         await asyncio.to_thread(runtime.store.load_index)
-        pool = BoundedPool(settings.detect_threads, settings.detect_queue_max, "detection")
+        pool = BoundedPool(settings.detect_threads, settings.detect_queue_max, "detection",
+                           max_cost=settings.detect_max_inflight_pixels, unit="pixels")
         # a face is worth waiting for only while another request is in detection
         worker = BatchingWorker(embedder, settings.batch_max_size, settings.batch_max_wait_ms,
                                 on_batch=runtime.metrics.observe_batch, max_queue=settings.embed_queue_max,
@@ -143,13 +144,17 @@ class PooledReader:
         self.pipeline, self.pool = pipeline, pool
 
     async def one(self, image: bytes, enroll: bool, face_box=None):
-        return await self.pool.run(self.pipeline.extract, image, enroll, face_box)
+        return await self.pool.run(self.pipeline.extract, image, enroll, face_box, cost=self._cost(image))
 
     async def all(self, image: bytes, limit: int):
-        return await self.pool.run(self.pipeline.extract_all, image, limit)
+        return await self.pool.run(self.pipeline.extract_all, image, limit, cost=self._cost(image))
 
     async def detect(self, image: bytes):
-        return await self.pool.run(self.pipeline.detect, image)
+        return await self.pool.run(self.pipeline.detect, image, cost=self._cost(image))
+
+    def _cost(self, image: bytes) -> int:
+        """Admission is by the pixels the photo decodes to (read from its header), not by count."""
+        return decoded_pixels(image, self.pipeline.reduce_to)
 
 
 def _build_embedder(runtime: Runtime) -> Embedder:

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core import errors
+from app.core.db import call
 from app.core.security import Role, hash_key
 from app.runtime import Runtime
 from app.services.faces import FaceService
@@ -53,24 +54,37 @@ def require(needed: Role):
             return Role.admin
         if not key:
             raise errors.Unauthenticated("Send an API key in the X-API-Key header")
-        # an address that keeps sending wrong keys is refused before the database is asked
+        # An address that keeps sending wrong keys has a budget of failures; past it, a key
+        # already found wrong is refused before the database is asked, and any other wrong key
+        # gets 429 instead of 401 (and no log line). A valid key is never refused by this rule:
+        # behind a proxy or NAT one client's wrong key would otherwise lock out everyone's
+        # valid ones from that address. A key is 256 random bits: no budget is needed against
+        # guessing, only against spending lookups and log lines on one wrong key.
+        digest = hash_key(key)
         wait = runtime.failed_auth.wait(address)
-        if wait > 0:
-            runtime.metrics.rate_limited.inc()
-            raise errors.RateLimited("Too many requests with invalid API keys; retry later",
-                                     retry_after=max(1, math.ceil(wait)))
-        role = await asyncio.to_thread(runtime.keys.role_of, key)
+        if wait > 0 and digest in runtime.wrong_keys:
+            raise _too_many_wrong_keys(runtime, wait)
+        role = await call(runtime.engine, runtime.keys.role_of, key)
         if role is None:
+            runtime.wrong_keys.add(digest)
+            if wait > 0:
+                raise _too_many_wrong_keys(runtime, wait)
             runtime.failed_auth.acquire(address)
             log.info("invalid API key from %s", address)
             raise errors.Unauthenticated("The API key is not valid")
-        _per_key_limit(runtime, hash_key(key))
+        _per_key_limit(runtime, digest)
         if not role.allows(needed):
             raise errors.Forbidden(f"This needs an {needed.value} key; yours is a {role.value} key")
         request.state.api_key_prefix = key[:8]
         return role
 
     return check
+
+
+def _too_many_wrong_keys(runtime: Runtime, wait: float) -> errors.DomainError:
+    runtime.metrics.rate_limited.inc()
+    return errors.RateLimited("Too many requests with invalid API keys from this address; retry later",
+                              retry_after=max(1, math.ceil(wait)))
 
 
 def _per_key_limit(runtime: Runtime, bucket_id: str) -> None:
@@ -165,6 +179,8 @@ def image_request_body(json_model: type[BaseModel], form_fields: dict, required:
                     "schema": {
                         "type": "object",
                         "required": [*names, *required],
+                        # the service refuses any other field (422), as the JSON models do
+                        "additionalProperties": False,
                         "properties": {**files, **form_fields, **extra},
                     }
                 },

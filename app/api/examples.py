@@ -48,6 +48,8 @@ _DETAILS = {
     "overloaded": "The detection queue is full (12 requests); retry in a moment",
     "embedder_unavailable": "The face embedder failed (RemoteEmbedderError); retry shortly",
     "database_unavailable": "The database cannot be reached; retry shortly.",
+    "storage_unwritable": "The database cannot store this change: its disk is full or read-only. "
+                          "Reads still work; the operator has been told (server log).",
 }
 _CANDIDATES = [
     {"box": [52.0, 38.5, 88.0, 112.0], "size": 88.0, "score": 0.9213,
@@ -76,7 +78,7 @@ INTAKE = (errors.EmptyImage, errors.InvalidMultipart, errors.InvalidBase64, erro
           errors.PayloadTooLarge, errors.NoFace)
 CLIENT = (errors.Unauthenticated, errors.RateLimited, errors.DatabaseUnavailable)
 MODEL = (errors.NotReady, errors.Overloaded, errors.EmbedderUnavailable)  # routes that run the model
-ADMIN = (*CLIENT, errors.Forbidden)
+ADMIN = (*CLIENT, errors.Forbidden, errors.StorageUnwritable)  # admin routes write
 
 
 def problem_example(error: type[errors.DomainError], instance: str) -> dict:

@@ -63,3 +63,5 @@ EmbedderUnavailable = _error("EmbedderUnavailable", "embedder_unavailable",
                              "The face embedder is unavailable", retry_after=5)
 DatabaseUnavailable = _error("DatabaseUnavailable", "database_unavailable",
                              "The database is unavailable", retry_after=2)
+# a full or read-only disk lasts until the operator acts: no Retry-After
+StorageUnwritable = _error("StorageUnwritable", "storage_unwritable", "The database refuses writes")

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from app.core import errors
+from app.core.db import call
 from app.repositories import FaceChange, FaceRecord, PersonRecord, PersonStore, version_mismatch
 from app.services.open_set import IdentifyThreshold
 from app.services.threshold import ThresholdPolicy
@@ -114,28 +115,28 @@ class FaceService:
     async def enroll(self, person_id: str, display_name: str | None, image: bytes,
                      replace: bool, face_box: FaceBox | None = None) -> Enrolled:
         if not replace:  # answer 409 before spending the model on the photo
-            await asyncio.to_thread(self.store.ensure_absent, person_id)
+            await call(self.store.engine, self.store.ensure_absent, person_id)
         sample = await self.reader.one(image, True, face_box)
         embedding = await self.embed(sample.aligned)
         box, score = _where(sample)
-        record, replaced = await asyncio.to_thread(
-            self.store.enroll, person_id, display_name, embedding, replace, box, score)
+        record, replaced = await call(
+            self.store.engine, self.store.enroll, person_id, display_name, embedding, replace, box, score)
         return Enrolled(record, replaced, sample)
 
     async def add_face(self, person_id: str, image: bytes, face_box: FaceBox | None = None) -> FaceAdded:
         """One more photo of an enrolled person, under the enroll rules; the person's reference
         is re-pooled from all their faces."""
-        person = await asyncio.to_thread(self.store.get, person_id)  # 404 before the model runs
+        person = await call(self.store.engine, self.store.get, person_id)  # 404 before the model runs
         if person.model_version != self.model_version:
             raise _other_version(person, self.model_version)
         sample = await self.reader.one(image, True, face_box)
         embedding = await self.embed(sample.aligned)
         box, score = _where(sample)
-        change = await asyncio.to_thread(self.store.add_face, person_id, embedding, box, score)
+        change = await call(self.store.engine, self.store.add_face, person_id, embedding, box, score)
         return FaceAdded(change, sample)
 
     async def verify(self, person_id: str, image: bytes, face_box: FaceBox | None = None) -> Verified:
-        person = await asyncio.to_thread(self.store.get, person_id)
+        person = await call(self.store.engine, self.store.get, person_id)
         if person.model_version != self.model_version:
             raise _other_version(person, self.model_version)
         sample = await self.reader.one(image, False, face_box)
@@ -147,8 +148,8 @@ class FaceService:
     async def identify(self, image: bytes, top_k: int, face_box: FaceBox | None = None) -> Identified:
         sample = await self.reader.one(image, False, face_box)
         embedding = await self.embed(sample.aligned)
-        candidates = await asyncio.to_thread(self.store.nearest, embedding, top_k)
-        decision = await asyncio.to_thread(self.identify_threshold)  # may re-read the count (PostgreSQL)
+        candidates = await call(self.store.engine, self.store.nearest, embedding, top_k)
+        decision = await call(self.store.engine, self.identify_threshold)  # may re-read the count (PostgreSQL)
         thresholds = [self.threshold.for_template(decision.threshold, c.template_size) for c in candidates]
         return Identified(candidates, best_match(candidates, thresholds), decision, sample, thresholds)
 
@@ -157,12 +158,12 @@ class FaceService:
         decided at the gallery-size identify threshold."""
         photo, aligned = await self.reader.all(image, self.all_faces_max)
         embeddings = await asyncio.gather(*(self.embed(face) for face in aligned))
-        decision = await asyncio.to_thread(self.identify_threshold)
+        decision = await call(self.store.engine, self.identify_threshold)
 
         def search() -> list[list[Candidate]]:
             return [self.store.nearest(e, top_k) for e in embeddings]
 
-        found = await asyncio.to_thread(search)
+        found = await call(self.store.engine, search)
         faces = []
         for i, cands in enumerate(found):
             thresholds = [self.threshold.for_template(decision.threshold, c.template_size) for c in cands]
@@ -202,24 +203,24 @@ async def _which(read: Awaitable[FaceSample], name: str) -> FaceSample:
 # --- person records: no model needed, so these work while the model warms up -----------------
 
 async def list_persons(store: PersonStore, offset: int, limit: int) -> tuple[list[PersonRecord], int]:
-    return await asyncio.to_thread(store.list, offset, limit)
+    return await call(store.engine, store.list, offset, limit)
 
 
 async def get_person(store: PersonStore, person_id: str) -> PersonRecord:
-    return await asyncio.to_thread(store.get, person_id)
+    return await call(store.engine, store.get, person_id)
 
 
 async def get_person_with_faces(store: PersonStore, person_id: str) -> tuple[PersonRecord, list[FaceRecord]]:
-    return await asyncio.to_thread(store.get_with_faces, person_id)
+    return await call(store.engine, store.get_with_faces, person_id)
 
 
 async def remove_face(store: PersonStore, person_id: str, face_id: int) -> FaceChange:
     """Remove one face and re-pool the reference; needs no model (the faces keep embeddings)."""
-    return await asyncio.to_thread(store.remove_face, person_id, face_id)
+    return await call(store.engine, store.remove_face, person_id, face_id)
 
 
 async def delete_person(store: PersonStore, person_id: str) -> None:
-    await asyncio.to_thread(store.delete, person_id)
+    await call(store.engine, store.delete, person_id)
 
 
 def _where(sample: FaceSample) -> tuple[list[float], float]:

@@ -12,7 +12,13 @@ import numpy as np
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
-    return float(1.0 - np.dot(np.asarray(a, np.float32), np.asarray(b, np.float32)))
+    return clamp_distance(1.0 - np.dot(np.asarray(a, np.float32), np.asarray(b, np.float32)))
+
+
+def clamp_distance(d: float) -> float:
+    """Into [0, 2]: float rounding of identical vectors gives -1e-7, which answers showed as
+    -0.0 (and pgvector's may be as far off)."""
+    return min(2.0, max(0.0, float(d)))
 
 
 def similarity(distance: float) -> float:
@@ -30,6 +36,9 @@ class Candidate:
     display_name: str | None
     distance: float
     template_size: int = 1  # photos pooled into the person's reference
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "distance", clamp_distance(self.distance))
 
     @property
     def similarity(self) -> float:

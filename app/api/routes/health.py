@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -10,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api import examples
 from app.api.deps import RuntimeDep
+from app.core.db import call, ping_within
 from app.schemas import Health
 
 router = APIRouter(tags=["health"])
@@ -24,7 +24,7 @@ async def live() -> Health:
 @router.get("/health/ready", response_model=Health, summary="Database reachable, model warm",
             responses=examples.READY)
 async def ready(runtime: RuntimeDep) -> JSONResponse:
-    database = await asyncio.to_thread(runtime.database_ok)
+    database = await ping_within(runtime.engine)
     model = runtime.warm.is_set()
     checks = {"database": database, "model": model, "model_version": runtime.model_version,
               "threshold": runtime.threshold.value}
@@ -51,7 +51,7 @@ async def model_info(runtime: RuntimeDep) -> dict:
         # provenance.test_metrics are at the max-accuracy threshold; these at the one in use
         "test_metrics_at_threshold": None if runtime.settings.threshold is not None
         else runtime.artifact.test_metrics_at(runtime.settings.threshold_policy),
-        "identify": await asyncio.to_thread(identify_info, runtime),  # may count (PostgreSQL)
+        "identify": await call(runtime.engine, identify_info, runtime),  # may count (PostgreSQL)
     }
 
 
