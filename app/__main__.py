@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     from app.core.cpu import check_cpu
 
     check_cpu()
+    import faulthandler
+
+    faulthandler.enable()  # a fatal signal is reported with the Python stack, not a silent exit
     configure_logging(settings.log_level, settings.log_json)
     from app.cli.quiet import silence_third_party_noise
     from app.cli.serve_progress import report_progress

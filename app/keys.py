@@ -8,16 +8,19 @@ check reads the database, so a revocation is effective at the next request.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.security import Role, hash_key, new_key, same_digest
 from app.models import ApiKey
 
+log = logging.getLogger("app.auth")
 PREFIX_CHARS = 12  # "fa_" + 9 random characters: names a key without revealing it
 TOUCH_EVERY_S = 60.0  # last use is written at most once a minute per key, not per request
 
@@ -65,9 +68,23 @@ class ApiKeyStore:
             if row is None or not same_digest(row.key_hash, digest):
                 return None
             if self._due(row.id):
-                s.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=func.now()))
-                s.commit()
+                self._touch(s, row.id)
         return Role(row.role)
+
+    def _touch(self, s: Session, key_id: int) -> None:
+        """Record the key's last use. Bookkeeping only: a database that refuses writes (read-only,
+        full, a read-only replica) must not turn the request it serves into an error, so a
+        failed write is logged and the request goes on (it is tried again a minute later)."""
+        try:
+            s.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=func.now()))
+            s.commit()
+        except SQLAlchemyError as exc:
+            try:
+                s.rollback()
+            except SQLAlchemyError:
+                pass
+            log.warning("could not record an API key's last use (%s); the request goes on",
+                        type(getattr(exc, "orig", exc)).__name__)
 
     def _due(self, key_id: int) -> bool:
         now = time.monotonic()

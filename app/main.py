@@ -60,9 +60,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["X-API-Key", "Content-Type"])
     app.add_middleware(HeadAsGet)
     app.add_middleware(TrailingSlash)
-    # the limit allows for base64's 4/3 and form overhead
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes * 4 // 3 + 64 * 1024,
-                       max_inflight_bytes=settings.max_inflight_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       max_inflight_bytes=settings.max_inflight_body_bytes,
+                       max_inflight_bytes_per_client=settings.max_inflight_body_bytes_per_client)
     # added last, so outermost: it sees every response, the 413s of BodyLimit included
     app.add_middleware(RequestContext, metrics_of=lambda: _metrics(app))
     return app

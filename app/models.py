@@ -1,4 +1,6 @@
-"""SQLAlchemy 2 typed ORM. One row per enrolled person; API keys stored hashed.
+"""SQLAlchemy 2 typed ORM. One row per enrolled person, holding the pooled reference that
+search uses; one row per photo of a person in `faces` (its embedding, never the photo);
+API keys stored hashed.
 
 The embedding column is portable: pgvector `vector(512)` on PostgreSQL (so an
 HNSW index can serve identify), little-endian float32 bytes on SQLite.
@@ -10,7 +12,7 @@ import datetime as dt
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import DateTime, Integer, LargeBinary, String, func
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -62,12 +64,29 @@ class Person(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     person_id: Mapped[str] = mapped_column(String(128), unique=True, index=True)
     display_name: Mapped[str | None] = mapped_column(String(256))
+    # the template: pooled from the embeddings of the person's faces (app/services/templates.py)
     embedding: Mapped[np.ndarray] = mapped_column(Embedding(EMBEDDING_DIM))
     model_version: Mapped[str] = mapped_column(String(128))
+    template_size: Mapped[int] = mapped_column(Integer, server_default="1")  # rows in faces
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class Face(Base):
+    """One photo of a person: its embedding and where the face was, never the image."""
+
+    __tablename__ = "faces"
+    # ids are never reused on SQLite either: a client's stale face id cannot name a newer face
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_pk: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    embedding: Mapped[np.ndarray] = mapped_column(Embedding(EMBEDDING_DIM))
+    box: Mapped[list[float] | None] = mapped_column(JSON)  # x, y, w, h; None: migrated from one photo
+    score: Mapped[float | None] = mapped_column(Float)  # detector confidence
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ApiKey(Base):

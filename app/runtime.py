@@ -16,7 +16,7 @@ from app.core import errors
 from app.core.config import Settings
 from app.core.db import ping
 from app.core.pools import BoundedPool
-from app.core.ratelimit import RateLimiter
+from app.core.ratelimit import RateLimiter, RecentSet
 from app.core.telemetry import Metrics
 from app.inference.artifacts import ModelArtifact
 from app.inference.runtimes import RuntimeChoice
@@ -43,6 +43,8 @@ class Runtime:
     failed_auth: RateLimiter  # failed key checks per client address
     inference: RuntimeChoice  # what runs the embedder (litert | keras | remote) and why
     rate_limiter: RateLimiter | None = None  # per key; None when FACEAPI_RATE_LIMIT_PER_MINUTE is 0
+    # digests of keys recently found wrong: a key is random, so a wrong one stays wrong
+    wrong_keys: RecentSet = field(default_factory=RecentSet)
     # set by the warm-up
     faces: FaceService | None = None
     worker: BatchingWorker | None = None

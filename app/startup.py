@@ -34,7 +34,7 @@ from app.repositories import PersonStore
 from app.runtime import Runtime
 from app.services.faces import FaceService
 from app.services.threshold import ThresholdPolicy
-from app.vision.decode import DecodeLimits
+from app.vision.decode import DecodeLimits, decoded_pixels
 from app.vision.detect import FaceDetector, YuNetDetector
 from app.vision.pipeline import EnrollRules, FacePipeline
 
@@ -46,7 +46,7 @@ class StartupError(RuntimeError):
 
 
 def open_runtime(settings: Settings, embedder: Embedder | None = None) -> Runtime:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.database_timeout_s)
     try:
         current, head = current_revision(engine), head_revision()
         if current != head:
@@ -97,7 +97,8 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
         if detector is None:
             detector = await asyncio.to_thread(YuNetDetector, input_side=settings.detect_max_side)
         await asyncio.to_thread(runtime.store.load_index)
-        pool = BoundedPool(settings.detect_threads, settings.detect_queue_max, "detection")
+        pool = BoundedPool(settings.detect_threads, settings.detect_queue_max, "detection",
+                           max_cost=settings.detect_max_inflight_pixels, unit="pixels")
         # a face is worth waiting for only while another request is in detection
         worker = BatchingWorker(embedder, settings.batch_max_size, settings.batch_max_wait_ms,
                                 on_batch=runtime.metrics.observe_batch, max_queue=settings.embed_queue_max,
@@ -117,11 +118,9 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
             reduce_to=settings.detect_max_side)  # a large JPEG is first decoded near the first pass's size
         runtime.detect_pool = pool
 
-        async def read_face(data: bytes, enroll: bool):
-            return await pool.run(pipeline.extract, data, enroll)
-
-        runtime.faces = FaceService(runtime.store, read_face, worker.embed, runtime.threshold,
-                                    runtime.model_version)
+        runtime.faces = FaceService(runtime.store, PooledReader(pipeline, pool), worker.embed,
+                                    runtime.threshold, runtime.model_version,
+                                    settings.identify_all_faces_max)
         stale = await asyncio.to_thread(runtime.store.count_other_versions)
         if stale:
             log.warning("%d persons were enrolled with another model version; they are not searched "
@@ -131,6 +130,11 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
                         "threshold for every gallery size, so strangers are named more often as the "
                         "gallery grows; re-tune it (python -m model faces tune-threshold)",
                         runtime.artifact.model_version)
+        if runtime.artifact.template_calibration is None:
+            log.warning("model %s has no template_calibration in its metadata.json: persons with "
+                        "several photos are judged by the one-photo threshold, which accepts more "
+                        "impostors as their templates grow; calibrate it (python bench/templates.py "
+                        "calibrate)", runtime.artifact.model_version)
         runtime.warm.set()
         log.info("ready: model %s on %s, threshold %.4f (%s), %s persons indexed; TensorFlow imported: %s",
                  runtime.model_version, runtime.inference.name, runtime.threshold.value,
@@ -142,6 +146,26 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
     except Exception:  # stay alive for keys and records; the reason goes to the log only
         runtime.startup_failed = True
         log.exception("model start-up failed")
+
+
+class PooledReader:
+    """The face pipeline run in the detection pool (its queue bound is the load shedding)."""
+
+    def __init__(self, pipeline: FacePipeline, pool: BoundedPool) -> None:
+        self.pipeline, self.pool = pipeline, pool
+
+    async def one(self, image: bytes, enroll: bool, face_box=None):
+        return await self.pool.run(self.pipeline.extract, image, enroll, face_box, cost=self._cost(image))
+
+    async def all(self, image: bytes, limit: int):
+        return await self.pool.run(self.pipeline.extract_all, image, limit, cost=self._cost(image))
+
+    async def detect(self, image: bytes):
+        return await self.pool.run(self.pipeline.detect, image, cost=self._cost(image))
+
+    def _cost(self, image: bytes) -> int:
+        """Admission is by the pixels the photo decodes to (read from its header), not by count."""
+        return decoded_pixels(image, self.pipeline.reduce_to)
 
 
 def _build_embedder(runtime: Runtime) -> Embedder:

@@ -10,6 +10,9 @@ For the score, it reports the share of photos whose largest face falls under eac
 minimum, and the verification accuracy of those faces.
 
     python bench/enroll_rules.py        # after bench/detect_coverage.py --detector yunet
+
+These are the figures behind the size-only rule the service used before the subject score;
+bench/subject_choice.py compares that rule with the current one (app/vision/subject.py).
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def main() -> int:
         rows.append({"file": celeba.files[i], "ratio": found[0].size / found[1].size,
                      "sizes": [round(f.size, 1) for f in found], "scores": [round(f.score, 3) for f in found],
                      "sim": [round(float(s), 3) for s in sims], "largest_is_subject": bool(sims[0] > sims[1]),
-                     # what verify and identify take between comparable faces (app/vision/pipeline.py)
+                     # what verify and identify took between comparable faces before the subject score
                      "most_confident_is_subject": bool((sims[0] > sims[1]) == (found[0].score >= found[1].score))})
     ratios = np.array([r["ratio"] for r in rows])
     ok = np.array([r["largest_is_subject"] for r in rows])

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core import errors
+from app.core.db import call
 from app.core.security import Role, hash_key
 from app.runtime import Runtime
 from app.services.faces import FaceService
@@ -53,24 +54,37 @@ def require(needed: Role):
             return Role.admin
         if not key:
             raise errors.Unauthenticated("Send an API key in the X-API-Key header")
-        # an address that keeps sending wrong keys is refused before the database is asked
+        # An address that keeps sending wrong keys has a budget of failures; past it, a key
+        # already found wrong is refused before the database is asked, and any other wrong key
+        # gets 429 instead of 401 (and no log line). A valid key is never refused by this rule:
+        # behind a proxy or NAT one client's wrong key would otherwise lock out everyone's
+        # valid ones from that address. A key is 256 random bits: no budget is needed against
+        # guessing, only against spending lookups and log lines on one wrong key.
+        digest = hash_key(key)
         wait = runtime.failed_auth.wait(address)
-        if wait > 0:
-            runtime.metrics.rate_limited.inc()
-            raise errors.RateLimited("Too many requests with invalid API keys; retry later",
-                                     retry_after=max(1, math.ceil(wait)))
-        role = await asyncio.to_thread(runtime.keys.role_of, key)
+        if wait > 0 and digest in runtime.wrong_keys:
+            raise _too_many_wrong_keys(runtime, wait)
+        role = await call(runtime.engine, runtime.keys.role_of, key)
         if role is None:
+            runtime.wrong_keys.add(digest)
+            if wait > 0:
+                raise _too_many_wrong_keys(runtime, wait)
             runtime.failed_auth.acquire(address)
             log.info("invalid API key from %s", address)
             raise errors.Unauthenticated("The API key is not valid")
-        _per_key_limit(runtime, hash_key(key))
+        _per_key_limit(runtime, digest)
         if not role.allows(needed):
             raise errors.Forbidden(f"This needs an {needed.value} key; yours is a {role.value} key")
         request.state.api_key_prefix = key[:8]
         return role
 
     return check
+
+
+def _too_many_wrong_keys(runtime: Runtime, wait: float) -> errors.DomainError:
+    runtime.metrics.rate_limited.inc()
+    return errors.RateLimited("Too many requests with invalid API keys from this address; retry later",
+                              retry_after=max(1, math.ceil(wait)))
 
 
 def _per_key_limit(runtime: Runtime, bucket_id: str) -> None:
@@ -90,60 +104,73 @@ ClientDep = Annotated[Role, Depends(require(Role.client))]
 
 @dataclass(frozen=True)
 class ImageRequest:
-    fields: BaseModel  # the JSON model, with image_base64 emptied
-    image: bytes
+    fields: BaseModel  # the JSON model, with the base64 fields emptied
+    image: bytes  # the first (or only) photo
+    images: dict[str, bytes]  # every photo, by its field name (`image`, or image_a and image_b)
 
 
-async def read_image_request(request: Request, model: type[BaseModel]) -> ImageRequest:
-    """Parse multipart/form-data (field `image` is the file) or JSON (`image_base64`)
+async def read_image_request(request: Request, model: type[BaseModel],
+                             names: tuple[str, ...] = ("image",)) -> ImageRequest:
+    """Parse multipart/form-data (file fields `names`, e.g. `image`) or JSON (`<name>_base64`)
     into `model`. Size limits are enforced while the body streams in (app.main)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         try:
-            form = await request.form(max_files=1, max_fields=10)
+            form = await request.form(max_files=len(names), max_fields=10)
         except StarletteHTTPException as exc:  # Starlette's 400 for a body it cannot parse
             raise errors.InvalidMultipart(f"The multipart body cannot be read: {exc.detail}") from None
-        upload = form.get("image")
-        if isinstance(upload, str):
-            raise errors.EmptyImage("The `image` part came as a text field: give it a filename "
-                                    "(curl -F image=@photo.jpg)")
-        if upload is None:  # absent, misnamed, or cut off before its closing boundary
-            raise errors.EmptyImage("Send the photo as the multipart file field `image` (none "
-                                    "arrived whole: check the field's name and that the body "
-                                    "ends with the closing boundary)")
-        image = await upload.read()
-        raw = {k: v for k, v in form.items() if k != "image" and isinstance(v, str)}
-        raw["image_base64"] = "-"  # placeholder: the bytes travel apart
+        images = {}
+        for name in names:
+            upload = form.get(name)
+            if isinstance(upload, str):
+                raise errors.EmptyImage(f"The `{name}` part came as a text field: give it a filename "
+                                        f"(curl -F {name}=@photo.jpg)")
+            if upload is None:  # absent, misnamed, or cut off before its closing boundary
+                raise errors.EmptyImage(f"Send the photo as the multipart file field `{name}` (none "
+                                        "arrived whole: check the field's name and that the body "
+                                        "ends with the closing boundary)")
+            images[name] = await upload.read()
+        raw = {k: v for k, v in form.items() if k not in names and isinstance(v, str)}
+        for name in names:
+            raw[f"{name}_base64"] = "-"  # placeholder: the bytes travel apart
     elif content_type == "application/json":
         body = await request.body()
         if len(body) > OFF_LOOP_BYTES:
-            return await asyncio.to_thread(_parse_json, body, model)
-        return _parse_json(body, model)
+            return await asyncio.to_thread(_parse_json, body, model, names)
+        return _parse_json(body, model, names)
     else:
+        files = ", ".join(names)
         raise errors.UnsupportedMediaType(
-            "Send multipart/form-data (fields person_id, image) or application/json (image_base64)"
-        )
+            f"Send multipart/form-data (file fields {files}) or application/json "
+            f"({', '.join(n + '_base64' for n in names)})")
     try:
-        return ImageRequest(model.model_validate(raw), image)
+        return ImageRequest(model.model_validate(raw), images[names[0]], images)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
 
 
-def _parse_json(body: bytes, model: type[BaseModel]) -> ImageRequest:
+def _parse_json(body: bytes, model: type[BaseModel], names: tuple[str, ...] = ("image",)) -> ImageRequest:
     try:
         parsed = model.model_validate_json(body or b"{}")
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
-    try:
-        image = base64.b64decode(_base64_payload(parsed.image_base64), validate=True)
-    except (binascii.Error, ValueError):
-        raise errors.InvalidBase64("image_base64 is not valid base64 (a data: URL prefix and line "
-                                   "breaks are fine; other characters are not)") from None
-    return ImageRequest(parsed.model_copy(update={"image_base64": "-"}), image)
+    images = {}
+    for name in names:
+        field = f"{name}_base64"
+        try:
+            images[name] = base64.b64decode(_base64_payload(getattr(parsed, field)), validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.InvalidBase64(f"{field} is not valid base64 (a data: URL prefix and line "
+                                       "breaks are fine; other characters are not)") from None
+    emptied = parsed.model_copy(update={f"{n}_base64": "-" for n in names})
+    return ImageRequest(emptied, images[names[0]], images)
 
 
-def image_request_body(json_model: type[BaseModel], form_fields: dict, required: list[str]) -> dict:
+def image_request_body(json_model: type[BaseModel], form_fields: dict, required: list[str],
+                       names: tuple[str, ...] = ("image",), return_aligned: bool = True) -> dict:
     """OpenAPI requestBody for endpoints that take multipart or JSON."""
+    files = {n: {"type": "string", "format": "binary"} for n in names}
+    extra = {"return_aligned": {"type": "boolean", "default": False}} if return_aligned else {}
     return {
         "requestBody": {
             "required": True,
@@ -151,9 +178,10 @@ def image_request_body(json_model: type[BaseModel], form_fields: dict, required:
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
-                        "required": ["image", *required],
-                        "properties": {"image": {"type": "string", "format": "binary"}, **form_fields,
-                                       "return_aligned": {"type": "boolean", "default": False}},
+                        "required": [*names, *required],
+                        # the service refuses any other field (422), as the JSON models do
+                        "additionalProperties": False,
+                        "properties": {**files, **form_fields, **extra},
                     }
                 },
                 "application/json": {"schema": json_model.model_json_schema()},

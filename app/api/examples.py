@@ -12,6 +12,7 @@ from app.api.problems import STATUS
 from app.core import errors
 from app.core.config import ARTIFACTS_DIR, Settings
 from app.schemas import Problem
+from app.services.templates import TemplateCalibration
 
 _DETAILS = {
     "image_missing": "Send the photo as the multipart file field `image`",
@@ -25,11 +26,19 @@ _DETAILS = {
                               "application/json (image_base64)",
     "payload_too_large": "The body is 20000000 bytes; the limit is 14045525 bytes",
     "no_face": "No face was found in the image; send a photo with one frontal face",
-    "multiple_faces": "2 faces were found; enrolling needs a photo with exactly one face",
+    "multiple_faces": "2 faces were found and the two likeliest subjects (88 and 86 px: size ratio "
+                      "1.02, below 1.25) are alike in size, closeness to the centre, edge cut and "
+                      "detection confidence; send face_box with the box of the face to enroll (see "
+                      "`candidates`), or a photo of one person",
+    "face_box_no_match": "No detected face overlaps face_box [400.0, 20.0, 60.0, 60.0] enough (best "
+                         "overlap 0.00, needed 0.3); choose one of the 2 faces listed in `candidates`",
     "face_too_small": "The face is 14 px; enrolling needs at least 20 px",
     "low_quality": "Face detection confidence 0.91 is below 0.95; send a sharper, frontal photo",
     "person_not_found": "No person 'yale-01' is enrolled",
     "person_exists": "Person 'yale-01' is already enrolled; send replace=true to re-enroll",
+    "face_not_found": "Person 'yale-01' has no face 99",
+    "last_face": "Face 7 is the only face of 'yale-01'; a person needs at least one "
+                 "(DELETE /persons/yale-01 removes the person)",
     "model_version_mismatch": "'yale-01' was enrolled with model 'old-v0', the service runs "
                               "'new-v1'; re-enroll the person (POST /enroll with replace=true)",
     "unauthenticated": "Send an API key in the X-API-Key header",
@@ -39,8 +48,22 @@ _DETAILS = {
     "overloaded": "The detection queue is full (12 requests); retry in a moment",
     "embedder_unavailable": "The face embedder failed (RemoteEmbedderError); retry shortly",
     "database_unavailable": "The database cannot be reached; retry shortly.",
+    "storage_unwritable": "The database cannot store this change: its disk is full or read-only. "
+                          "Reads still work; the operator has been told (server log).",
 }
-_EXTRA = {"multiple_faces": {"faces_detected": 2}, "rate_limited": {"retry_after": 1}}
+_CANDIDATES = [
+    {"box": [52.0, 38.5, 88.0, 112.0], "size": 88.0, "score": 0.9213,
+     "landmarks": [[74.1, 82.0], [114.3, 81.2], [95.0, 104.6], [78.2, 124.9], [110.8, 124.3]]},
+    {"box": [230.0, 41.0, 86.0, 109.0], "size": 86.0, "score": 0.9177,
+     "landmarks": [[251.3, 84.2], [290.8, 83.5], [271.9, 106.1], [255.0, 125.8], [287.1, 125.0]]},
+]
+_EXTRA = {"multiple_faces": {"faces_detected": 2, "comparable_faces": 2, "face_sizes": [88.0, 86.0],
+                             "size_ratio": 1.023, "required_ratio": 1.25,
+                             "candidates": [{**_CANDIDATES[0], "subject_score": 1.34},
+                                            {**_CANDIDATES[1], "subject_score": 1.31}]},
+          "face_box_no_match": {"face_box": [400.0, 20.0, 60.0, 60.0], "best_overlap": 0.0,
+                                "min_overlap": 0.3, "candidates": _CANDIDATES},
+          "rate_limited": {"retry_after": 1}}
 
 INVALID_REQUEST = {
     "type": "urn:faceapi:problem:invalid_request", "title": "The request is not valid",
@@ -55,7 +78,7 @@ INTAKE = (errors.EmptyImage, errors.InvalidMultipart, errors.InvalidBase64, erro
           errors.PayloadTooLarge, errors.NoFace)
 CLIENT = (errors.Unauthenticated, errors.RateLimited, errors.DatabaseUnavailable)
 MODEL = (errors.NotReady, errors.Overloaded, errors.EmbedderUnavailable)  # routes that run the model
-ADMIN = (*CLIENT, errors.Forbidden)
+ADMIN = (*CLIENT, errors.Forbidden, errors.StorageUnwritable)  # admin routes write
 
 
 def problem_example(error: type[errors.DomainError], instance: str) -> dict:
@@ -87,40 +110,81 @@ def responses(path: str, success: tuple[int, dict] | None, *errs: type[errors.Do
     return out
 
 
-def _shipped_default() -> tuple[str, float, float]:
-    """Model version and thresholds (FAR 1e-3, max accuracy) of the default artefact, so the
-    examples show the numbers the service starts with (a JSON read, at import)."""
+def _shipped_default() -> tuple[str, float, float, dict[int, float]]:
+    """Model version and thresholds (FAR 1e-3, max accuracy, FAR 1e-3 by template size) of the
+    default artefact, so the examples show the numbers the service starts with (a JSON read,
+    at import)."""
     fields = Settings.model_fields
     folder = ARTIFACTS_DIR / fields["model"].default
     meta = json.loads((folder / "metadata.json").read_text())
-    return meta["model_version"], meta["threshold_far_1e-3"], meta["threshold"]
+    t = meta["threshold_far_1e-3"]
+    cal = meta.get("template_calibration")
+    by_size = ({k: TemplateCalibration.from_dict(cal).threshold(t, k) for k in (1, 2, 3)} if cal
+               else {k: t for k in (1, 2, 3)})
+    return meta["model_version"], t, meta["threshold"], by_size
 
 
-_MODEL, _THRESHOLD, _THRESHOLD_MAX_ACC = _shipped_default()
+_MODEL, _THRESHOLD, _THRESHOLD_MAX_ACC, _BY_SIZE = _shipped_default()
 _FACE = {"box": [52.0, 38.5, 88.0, 112.0], "score": 0.9998, "faces_detected": 1}
 _PERSON = {"person_id": "yale-01", "display_name": "Subject 01", "model_version": _MODEL,
-           "created_at": "2026-11-24T06:00:00Z", "updated_at": "2026-11-24T06:00:00Z"}
-_CANDIDATE = {"person_id": "yale-01", "display_name": "Subject 01", "distance": 0.21,
-              "similarity": 0.79}
+           "created_at": "2026-11-24T06:00:00Z", "updated_at": "2026-11-24T06:00:00Z",
+           "template_size": 1}
+_CANDIDATE = {"person_id": "yale-01", "display_name": "Subject 01", "distance": 0.17,
+              "similarity": 0.83, "template_size": 3, "threshold": _BY_SIZE[3]}
 
 ENROLL = responses("/enroll", (201, {"person": _PERSON, "replaced": False, "face": _FACE}),
-                   *INTAKE, errors.MultipleFaces, errors.FaceTooSmall, errors.LowQuality,
-                   errors.PersonExists, *MODEL, *ADMIN)
+                   *INTAKE, errors.MultipleFaces, errors.FaceBoxNoMatch, errors.FaceTooSmall,
+                   errors.LowQuality, errors.PersonExists, *MODEL, *ADMIN)
 VERIFY = responses("/verify", (200, {"person_id": "yale-01", "match": True, "distance": 0.21,
                                      "similarity": 0.79, "threshold": _THRESHOLD,
-                                     "model_version": _MODEL, "face": _FACE}),
-                   *INTAKE, errors.PersonNotFound, errors.ModelVersionMismatch, *MODEL, *CLIENT)
+                                     "model_version": _MODEL, "face": _FACE, "template_size": 1}),
+                   *INTAKE, errors.FaceBoxNoMatch, errors.PersonNotFound, errors.ModelVersionMismatch,
+                   *MODEL, *CLIENT)
 IDENTIFY = responses("/identify", (200, {"match": _CANDIDATE, "candidates": [
                          _CANDIDATE, {**_CANDIDATE, "person_id": "yale-02",
                                       "display_name": "Subject 02", "distance": 0.83,
-                                      "similarity": 0.17}],
+                                      "similarity": 0.17, "template_size": 1,
+                                      "threshold": _THRESHOLD}],
                          "threshold": _THRESHOLD, "gallery_size": 2, "target_fpir": 0.01,
                          "verify_threshold": _THRESHOLD, "threshold_source": "verify",
                          "model_version": _MODEL, "face": _FACE}),
-                     *INTAKE, *MODEL, *CLIENT)
+                     *INTAKE, errors.FaceBoxNoMatch, *MODEL, *CLIENT)
+IDENTIFY_ALL = {"faces": [
+    {"box": [52.0, 38.5, 88.0, 112.0], "score": 0.9213, "subject": True, "match": _CANDIDATE,
+     "candidates": [_CANDIDATE]},
+    {"box": [230.0, 41.0, 86.0, 109.0], "score": 0.9177, "subject": False, "match": None,
+     "candidates": [{**_CANDIDATE, "person_id": "yale-02", "display_name": "Subject 02",
+                     "distance": 0.83, "similarity": 0.17}]}],
+    "faces_detected": 2, "max_faces": 20, "threshold": _THRESHOLD, "gallery_size": 2,
+    "target_fpir": 0.01, "verify_threshold": _THRESHOLD, "threshold_source": "verify",
+    "model_version": _MODEL}
+# /identify answers one of two shapes: both shown
+_one = IDENTIFY[200]["content"]["application/json"].pop("example")
+IDENTIFY[200]["content"]["application/json"]["examples"] = {
+    "one_face": {"summary": "The person the photo is of", "value": _one},
+    "all_faces": {"summary": "all_faces=true: every face", "value": IDENTIFY_ALL}}
+COMPARE = responses("/compare", (200, {"match": True, "distance": 0.18, "similarity": 0.82,
+                                       "threshold": _THRESHOLD, "model_version": _MODEL,
+                                       "face_a": _FACE, "face_b": {**_FACE, "box": [30.0, 22.0, 96.0, 121.0]}}),
+                    *INTAKE, *MODEL, *CLIENT)
+DETECT = responses("/detect", (200, {"faces": [{**_CANDIDATES[0], "subject": True},
+                                               {**_CANDIDATES[1], "subject": False}],
+                                     "subject": 0, "ambiguous": True, "faces_detected": 2,
+                                     "image_size": [320, 240]}),
+                   *INTAKE, *MODEL, *CLIENT)
 LIST_PERSONS = responses("/persons", (200, {"items": [_PERSON], "total": 1, "offset": 0,
                                             "limit": 50}), *CLIENT)
-GET_PERSON = responses("/persons/yale-01", (200, _PERSON), errors.PersonNotFound, *CLIENT)
+_FACES = [{"id": 7, "added_at": "2026-11-24T06:00:00Z", "box": [52.0, 38.5, 88.0, 112.0], "score": 0.9998},
+          {"id": 9, "added_at": "2026-11-25T09:30:00Z", "box": [40.0, 31.0, 95.5, 120.0], "score": 0.9991},
+          {"id": 12, "added_at": "2026-11-26T14:10:00Z", "box": [61.0, 44.0, 80.0, 101.5], "score": 0.9987}]
+GET_PERSON = responses("/persons/yale-01", (200, {**_PERSON, "template_size": 3, "faces": _FACES}),
+                       errors.PersonNotFound, *CLIENT)
+ADD_FACE = responses("/persons/yale-01/faces", (201, {"person_id": "yale-01", "template_size": 3, "face": {
+                         **_FACE, "id": 12, "added_at": "2026-11-26T14:10:00Z"}}),
+                     *INTAKE, errors.MultipleFaces, errors.FaceBoxNoMatch, errors.FaceTooSmall,
+                     errors.LowQuality, errors.PersonNotFound, errors.ModelVersionMismatch, *MODEL, *ADMIN)
+DELETE_FACE = responses("/persons/yale-01/faces/7", None, errors.PersonNotFound, errors.FaceNotFound,
+                        errors.LastFace, *ADMIN)
 DELETE_PERSON = responses("/persons/yale-01", None, errors.PersonNotFound, *ADMIN)
 
 LIVE = {200: {"content": {"application/json": {"example": {"status": "ok", "checks": {}}}}}}
@@ -135,6 +199,7 @@ MODEL_INFO = {200: {"content": {"application/json": {"example": {
     "model_version": _MODEL, "embedding_dim": 512, "metric": "cosine_distance",
     "threshold": _THRESHOLD, "threshold_origin": "model artefact, policy far_1e-3",
     "threshold_criterion": "false-accept rate <= 1e-3 on validation pairs",
+    "threshold_by_template_size": {str(k): t for k, t in _BY_SIZE.items()},
     "artifact": _MODEL,
     "runtime": {"name": "litert", "reason": "CPU host (no GPU visible to TensorFlow): LiteRT, TensorFlow not imported"},
     "provenance": {

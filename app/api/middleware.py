@@ -4,6 +4,7 @@ in the metrics and logged once."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -66,16 +67,25 @@ class RequestContext:
 
 
 class BodyLimit:
-    """Refuse a body over the limit as it streams in (413), without reading it all; and refuse
+    """Refuse a body over the limit as it streams in (413), without reading it all; refuse
     any body (503 `overloaded`) while the bodies of requests in progress already hold
     `max_inflight_bytes` (a body stays in memory until its request ends: 200 clients that
-    each start a 13 MB upload would otherwise hold 2.6 GB before detection sheds any)."""
+    each start a 13 MB upload would otherwise hold 2.6 GB before detection sheds any); and
+    refuse a body (429 `rate_limited`) that would take one client past its share,
+    `max_inflight_bytes_per_client`: else 41 connections of one key, each declaring 13 MB and
+    sending a byte every 10 s, reserved the whole budget and every other client got 503.
 
-    def __init__(self, app, max_bytes: int, max_inflight_bytes: int | None = None) -> None:
+    A client is its X-API-Key (by digest; the key is checked later, and a wrong one is
+    answered 401 at once, which ends its reservation), or its address when it sends none."""
+
+    def __init__(self, app, max_bytes: int, max_inflight_bytes: int | None = None,
+                 max_inflight_bytes_per_client: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_inflight = max_inflight_bytes
+        self.max_per_client = max_inflight_bytes_per_client
         self.inflight = 0  # body bytes received by requests still in progress (one event loop)
+        self.by_client: dict[str, int] = {}  # the same, per client (only those holding some)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -88,9 +98,10 @@ class BodyLimit:
         # would otherwise all pass the check before any bytes were counted); a chunked one is
         # counted as it streams
         reserved = int(declared) if declared is not None and declared.isdigit() else 0
-        if reserved and self._over_budget(reserved):
-            return await problem_of(self._busy(), scope.get("path", ""))(scope, receive, send)
-        self.inflight += reserved
+        client = _client_of(scope)
+        if reserved and (refusal := self._refusal(client, reserved)):
+            return await problem_of(refusal, scope.get("path", ""))(scope, receive, send)
+        self._hold(client, reserved)
         seen, exceeded, held = 0, False, reserved
 
         async def limited_receive():
@@ -109,18 +120,38 @@ class BodyLimit:
                     scope.setdefault("state", {})[BODY_LIMIT_EXCEEDED] = self.max_bytes
                     return {"type": "http.disconnect"}
                 grow = max(0, seen - held)  # beyond what was reserved
-                if grow and self._over_budget(grow):
+                if grow and (refusal := self._refusal(client, grow)):
                     exceeded = True
-                    scope.setdefault("state", {})[BODY_BUDGET_EXCEEDED] = self._busy()
+                    scope.setdefault("state", {})[BODY_BUDGET_EXCEEDED] = refusal
                     return {"type": "http.disconnect"}
-                self.inflight += grow
+                self._hold(client, grow)
                 held += grow
             return message
 
         try:
             return await self.app(scope, limited_receive, send)
         finally:
-            self.inflight -= held
+            self._hold(client, -held)
+
+    def _hold(self, client: str, n: int) -> None:
+        if not n:
+            return
+        self.inflight += n
+        left = self.by_client.get(client, 0) + n
+        if left > 0:
+            self.by_client[client] = left
+        else:
+            self.by_client.pop(client, None)
+
+    def _refusal(self, client: str, n: int) -> errors.DomainError | None:
+        mine = self.by_client.get(client, 0)
+        if self.max_per_client is not None and mine + n > self.max_per_client:
+            return errors.RateLimited(f"This client's request bodies in progress hold {mine} bytes "
+                                      f"and this one adds {n}; one client may hold "
+                                      f"{self.max_per_client} bytes at once", retry_after=1)
+        if self._over_budget(n):
+            return self._busy()
+        return None
 
     def _over_budget(self, n: int) -> bool:
         return self.max_inflight is not None and self.inflight + n > self.max_inflight
@@ -128,6 +159,14 @@ class BodyLimit:
     def _busy(self) -> errors.DomainError:
         return errors.Overloaded(f"The request bodies in progress hold {self.inflight} bytes "
                                  f"(the limit is {self.max_inflight}); retry in a moment")
+
+
+def _client_of(scope) -> str:
+    key = dict(scope.get("headers") or []).get(b"x-api-key")
+    if key:
+        return "key:" + hashlib.sha256(key).hexdigest()
+    client = scope.get("client")
+    return "ip:" + (client[0] if client else "-")
 
 
 class HeadAsGet:

@@ -11,13 +11,14 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, InternalError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Mount
 
 from app.core import errors
+from app.core.db import refuses_writes
 
 PROBLEM_JSON = "application/problem+json"
 BODY_LIMIT_EXCEEDED = "body_limit_exceeded"  # request.state key set by app.api.middleware.BodyLimit
@@ -42,9 +43,12 @@ STATUS: dict[str, int] = {
     errors.MultipleFaces.code: 422,
     errors.FaceTooSmall.code: 422,
     errors.LowQuality.code: 422,
+    errors.FaceBoxNoMatch.code: 422,
     errors.PersonNotFound.code: 404,
     errors.PersonExists.code: 409,
     errors.ModelVersionMismatch.code: 409,
+    errors.FaceNotFound.code: 404,
+    errors.LastFace.code: 409,
     errors.Unauthenticated.code: 401,
     errors.Forbidden.code: 403,
     errors.RateLimited.code: 429,
@@ -52,6 +56,7 @@ STATUS: dict[str, int] = {
     errors.Overloaded.code: 503,
     errors.EmbedderUnavailable.code: 503,
     errors.DatabaseUnavailable.code: 503,
+    errors.StorageUnwritable.code: 507,
 }
 
 
@@ -126,9 +131,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(InternalError)
     @app.exception_handler(DisconnectionError)
     @app.exception_handler(PoolTimeout)
     async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if reason := refuses_writes(exc):
+            log.warning("the database refuses writes on %s %s: %s (full or read-only disk?)",
+                        request.method, request.url.path, reason)
+            return problem_of(errors.StorageUnwritable(
+                "The database cannot store this change: its disk is full or read-only. Reads "
+                "still work; the operator has been told (server log)."), request.url.path)
+        if isinstance(exc, InternalError):  # not a fault of the database's reach: a real error
+            raise exc
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
                     type(exc).__name__)
         return problem_of(errors.DatabaseUnavailable("The database cannot be reached; retry shortly."),

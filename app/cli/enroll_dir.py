@@ -1,10 +1,21 @@
-"""`python -m app enroll-dir DIR --url URL --key KEY`: enroll a folder of photos through the
-HTTP API, so the service's rules (one clear face, limits, keys) apply exactly as to any client.
+"""`python -m app enroll-dir DIR --url URL --key KEY [--person-from file|parent-dir|prefix]`:
+enroll a folder of photos through the HTTP API, so the service's rules (one clear face, limits,
+keys) apply exactly as to any client.
 
-Layout: each photo directly in DIR is one person, whose id is the file name without its
-extension; each subfolder is one person, whose id is the folder name, enrolled from its first
-photo (sorted by name) that the service accepts. Prints progress, then enrolled counts and
-refusals by code; exits 1 when any person could not be enrolled.
+Which photos are one person (--person-from):
+- `file` (default): each photo directly in DIR is one person, whose id is the file name without
+  its extension; each subfolder is one person, whose id is the folder name, enrolled from its
+  first photo (sorted by name) that the service accepts.
+- `parent-dir`: every photo in DIR's subfolders (any depth) belongs to the person named after
+  the folder that holds it; photos directly in DIR are one person each, as with `file`.
+- `prefix`: photos directly in DIR belong to the person named by the file name up to the first
+  `--separator` (default "."): subject01.happy.png and subject01.sad.png are "subject01".
+With `parent-dir` and `prefix` every photo of a person counts: the first one the service
+accepts enrolls them (POST /enroll), each other one is added to their template (POST
+/persons/{id}/faces), so their reference is pooled from all their accepted photos.
+
+Prints progress, then enrolled counts, faces stored and refusals by code; exits 1 when any
+person could not be enrolled (a refused extra photo is reported, the person still counts).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ PHOTO_REFUSALS = {"no_face", "multiple_faces", "face_too_small", "low_quality", 
                   "image_too_small", "image_too_many_pixels", "unsupported_image_type",
                   "payload_too_large"}
 RETRYABLE = {429, 503}
+PERSON_RULES = ("file", "parent-dir", "prefix")
 MAX_RETRIES = 5
 
 
@@ -32,6 +44,7 @@ MAX_RETRIES = 5
 class Job:
     person_id: str
     photos: tuple[Path, ...]
+    all_photos: bool = False  # every accepted photo joins the template, not only the first
 
 
 @dataclass
@@ -41,6 +54,8 @@ class Outcome:
     detail: str = ""
     photo: Path | None = None
     tried: list[str] = field(default_factory=list)
+    faces: int = 0  # faces stored for the person (the template's size)
+    extra_refused: list[tuple[Path, str, str]] = field(default_factory=list)  # (photo, code, detail)
 
     @property
     def ok(self) -> bool:
@@ -49,7 +64,8 @@ class Outcome:
 
 def add_parser(commands) -> None:
     p = commands.add_parser(
-        "enroll-dir", help="enroll a folder of photos over the HTTP API (one person per photo or subfolder)",
+        "enroll-dir", help="enroll a folder of photos over the HTTP API (one person per photo or subfolder, "
+             "or several photos per person grouped by folder or file-name prefix)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dir", type=Path, help="folder of photos and/or one subfolder per person")
     p.add_argument("--url", default="http://127.0.0.1:8000", help="the service (default %(default)s)")
@@ -57,35 +73,69 @@ def add_parser(commands) -> None:
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight (default %(default)s)")
     p.add_argument("--replace", action="store_true", help="re-enroll persons who are already enrolled")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default %(default)s)")
+    p.add_argument("--person-from", choices=PERSON_RULES, default="file",
+                   help="which photos are one person: file (default), parent-dir or prefix (see above)")
+    p.add_argument("--separator", default=".",
+                   help="with --person-from prefix: the person id is the file name up to this (default %(default)r)")
 
 
-def find_jobs(root: Path) -> list[Job]:
-    def photos(folder: Path) -> list[Path]:
-        return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+def _photos(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
 
-    jobs = [Job(p.stem, (p,)) for p in photos(root)]
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if found := photos(sub):
-            jobs.append(Job(sub.name, tuple(found)))
+
+def find_jobs(root: Path, person_from: str = "file", separator: str = ".") -> list[Job]:
+    if person_from not in PERSON_RULES:
+        raise ValueError(f"person_from must be one of {', '.join(PERSON_RULES)}")
+    if person_from == "prefix":
+        if not separator:
+            raise ValueError("the separator must not be empty")
+        groups: dict[str, list[Path]] = {}
+        for p in _photos(root):
+            groups.setdefault(p.name.split(separator, 1)[0] or p.stem, []).append(p)
+        return [Job(person, tuple(found), all_photos=True) for person, found in sorted(groups.items())]
+    jobs = [Job(p.stem, (p,)) for p in _photos(root)]
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if person_from == "file":
+        for sub in subfolders:
+            if found := _photos(sub):
+                jobs.append(Job(sub.name, tuple(found)))
+        return jobs
+    groups = {}
+    for sub in subfolders:
+        for folder in sorted([sub, *(d for d in sub.rglob("*") if d.is_dir())]):
+            if any(part.startswith(".") for part in folder.relative_to(root).parts):
+                continue
+            groups.setdefault(folder.name, []).extend(_photos(folder))
+    jobs += [Job(person, tuple(found), all_photos=True) for person, found in sorted(groups.items()) if found]
     return jobs
 
 
 async def enroll_one(client: httpx.AsyncClient, job: Job, replace: bool) -> Outcome:
     outcome = Outcome(job, "no_photo", "no photo in the folder")
-    for photo in job.photos:
-        code, detail = await _post(client, job.person_id, photo, replace)
-        outcome = Outcome(job, code, detail, photo, outcome.tried + [code])
+    for i, photo in enumerate(job.photos):
+        code, detail = await _post(client, "/enroll", photo,
+                                   {"person_id": job.person_id, "replace": "true" if replace else "false"})
+        outcome = Outcome(job, code, detail, photo, outcome.tried + [code], faces=1 if code in (
+            "enrolled", "replaced") else 0)
         if outcome.ok or code not in PHOTO_REFUSALS:
             break
+    if not (outcome.ok and job.all_photos):
+        return outcome
+    for photo in job.photos[i + 1:]:  # the rest join the template, in name order
+        code, detail = await _post(client, f"/persons/{job.person_id}/faces", photo, {})
+        outcome.tried.append(code)
+        if code == "added":
+            outcome.faces += 1
+        else:
+            outcome.extra_refused.append((photo, code, detail))
     return outcome
 
 
-async def _post(client: httpx.AsyncClient, person_id: str, photo: Path, replace: bool) -> tuple[str, str]:
-    data = {"person_id": person_id, "replace": "true" if replace else "false"}
+async def _post(client: httpx.AsyncClient, path: str, photo: Path, data: dict) -> tuple[str, str]:
     content = photo.read_bytes()
     for attempt in range(MAX_RETRIES + 1):
         try:
-            r = await client.post("/enroll", data=data, files={"image": (photo.name, content)})
+            r = await client.post(path, data=data, files={"image": (photo.name, content)})
         except httpx.TransportError as exc:
             return "connection_error", f"{type(exc).__name__}: {exc}"
         if r.status_code in RETRYABLE and attempt < MAX_RETRIES:
@@ -93,6 +143,8 @@ async def _post(client: httpx.AsyncClient, person_id: str, photo: Path, replace:
             continue
         break
     if r.status_code == 201:
+        if path != "/enroll":
+            return "added", ""
         return ("replaced" if r.json().get("replaced") else "enrolled"), ""
     try:
         body = r.json()
@@ -158,6 +210,17 @@ def summarize(outcomes: list[Outcome], seconds: float, concurrency: int) -> str:
             lines.append(f"  {o.job.person_id} ({where}): {o.code}: {o.detail}")
         if len(failed) > 20:
             lines.append(f"  ... and {len(failed) - 20} more")
+    if any(o.job.all_photos for o in outcomes):
+        sizes = [o.faces for o in outcomes if o.ok]
+        extra = Counter(code for o in outcomes for _, code, _ in o.extra_refused)
+        lines.append(f"faces stored: {sum(sizes)}" + (f" (per person {min(sizes)}-{max(sizes)})" if sizes else "")
+                     + (("; photos refused: " + ", ".join(f"{c} {n}" for c, n in extra.most_common()))
+                        if extra else ""))
+        shown = [(o.job.person_id, p, c, d) for o in outcomes for p, c, d in o.extra_refused]
+        for person_id, p, c, d in shown[:20]:
+            lines.append(f"  {person_id} ({p.name}): {c}: {d}")
+        if len(shown) > 20:
+            lines.append(f"  ... and {len(shown) - 20} more")
     return "\n".join(lines)
 
 
@@ -165,7 +228,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
         print(f"{args.dir} is not a folder", file=sys.stderr)
         return 2
-    jobs = find_jobs(args.dir)
+    try:
+        jobs = find_jobs(args.dir, args.person_from, args.separator)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if not jobs:
         print(f"no photos ({', '.join(sorted(PHOTO_SUFFIXES))}) in {args.dir} or its subfolders",
               file=sys.stderr)

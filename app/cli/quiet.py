@@ -11,6 +11,7 @@ about the service and go below the log level.
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ TF_NOISE = re.compile(
     rb"|This TensorFlow binary is optimized|Local rendezvous is aborting)"
     rb"|To enable the following instructions: )")
 QUIET_LOGGERS = ("alembic",)
+_FATAL_REPORTS = None  # the file fatal-signal reports go to (kept open for the process)
 
 
 def silence_third_party_noise() -> None:
@@ -45,6 +47,11 @@ def _filter_fd2(noise: re.Pattern[bytes]) -> None:
                 if not noise.match(line):
                     dst.write(line)
 
+    # a fatal signal (SIGBUS, SIGSEGV) kills the pump with the process: its report goes straight
+    # to the real stderr
+    global _FATAL_REPORTS
+    _FATAL_REPORTS = os.fdopen(os.dup(real), "w")
+    faulthandler.enable(_FATAL_REPORTS)
     thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
     thread.start()
 

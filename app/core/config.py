@@ -56,10 +56,18 @@ class Settings(BaseSettings):
         "stranger in a hundred is named (an operating point NIST FRVT 1:N reports FNIR at); "
         "docs/benchmarks.md shows what 0.001 costs in missed enrolled people",
     )
+    database_timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = Field(
+        default=10.0, description="deadline of each database call of a request (and the connect, "
+        "pool-checkout and PostgreSQL statement timeouts): past it the request is 503 "
+        "database_unavailable, so a stalled database cannot hold requests (app/core/db.py)")
     max_upload_bytes: Annotated[int, Field(ge=1024, le=200 * 1024 * 1024)] = 10 * 1024 * 1024
     max_inflight_body_bytes: Annotated[int, Field(ge=1024 * 1024)] = Field(
         default=512 * 1024 * 1024, description="request bodies held at once (all requests in "
         "progress); a body beyond it is 503 overloaded")
+    max_inflight_body_bytes_per_client: Annotated[int, Field(ge=1024 * 1024)] = Field(
+        default=64 * 1024 * 1024, description="the share of max_inflight_body_bytes that the bodies "
+        "of one API key (or, without a key, one client address) may hold at once; a body beyond "
+        "it is 429 rate_limited, so one client cannot reserve the whole budget")
     max_pixels: Annotated[int, Field(ge=1024, le=200_000_000)] = 40_000_000
     min_image_side: Annotated[int, Field(ge=16, le=4096)] = 32
     min_face_size: Annotated[int, Field(ge=8, le=1024)] = Field(
@@ -67,9 +75,13 @@ class Settings(BaseSettings):
     enroll_min_score: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         default=0.75, description="YuNet confidence below which enroll answers low_quality")
     enroll_dominance_ratio: Annotated[float, Field(ge=1.0, le=100.0)] = Field(
-        default=1.25, description="enroll takes the largest face when every other face is at least "
-        "this many times smaller; otherwise multiple_faces. Verify and identify take, of the faces "
-        "within this ratio of the largest, the one the detector is most confident of")
+        default=1.25, description="two faces whose sizes differ by less than this factor count as "
+        "the same size when the subject is chosen (app/vision/subject.py): enroll answers "
+        "multiple_faces only when the two likeliest subjects are also alike in closeness to the "
+        "centre, edge cut and detector confidence")
+    identify_all_faces_max: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=20, description="POST /identify with all_faces=true identifies at most this many "
+        "faces of a photo (the largest)")
     detect_max_side: Annotated[int, Field(ge=160, le=4096)] = Field(
         default=640, description="YuNet's first pass runs on the photo scaled to this longer side")
     batch_max_size: Annotated[int, Field(ge=1, le=1024)] = 32
@@ -78,6 +90,10 @@ class Settings(BaseSettings):
     # Load shedding: requests allowed in detection (running + waiting) and faces waiting for
     # the embedder; one more is a 503 `overloaded` at once. Sized in docs/benchmarks.md (load).
     detect_queue_max: Annotated[int, Field(ge=1, le=10_000)] = 12
+    detect_max_inflight_pixels: Annotated[int, Field(ge=1024, le=2_000_000_000)] = Field(
+        default=48_000_000, description="decoded pixels that the photos in detection (running and "
+        "waiting) may hold together; a photo that would pass it is 503 overloaded. One photo at "
+        "the pixel limit fits, with room for ordinary photos beside it (app/core/pools.py)")
     embed_queue_max: Annotated[int, Field(ge=1, le=10_000)] = 64
     embedder_url: str | None = Field(
         default=None, description="TensorFlow Serving REST URL of a remote embedder, e.g. "
@@ -115,6 +131,11 @@ class Settings(BaseSettings):
         default=20.0, description="a request head (line and headers) must arrive within this; else 408")
     request_body_idle_timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = Field(
         default=30.0, description="a request body may not stall longer than this between reads; else 408")
+    request_body_timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] = Field(
+        default=300.0, description="a whole request body must arrive within this; else 408")
+    request_body_min_rate: Annotated[int, Field(ge=0, le=100 * 1024 * 1024)] = Field(
+        default=1024, description="bytes/s a request body must average once it has taken "
+        "request_body_idle_timeout_s; else 408 (a body that trickles in holds its budget)")
     max_request_head_bytes: Annotated[int, Field(ge=4096, le=1024 * 1024)] = Field(
         default=64 * 1024, description="largest request head (line and headers); more is 431")
     rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0  # 0 = no limit
@@ -147,6 +168,11 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return values
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body: the upload limit with room for base64's 4/3 and form overhead."""
+        return self.max_upload_bytes * 4 // 3 + 64 * 1024
 
     @property
     def is_sqlite(self) -> bool:

@@ -43,9 +43,13 @@ NoFace = _error("NoFace", "no_face", "No face was found in the image")
 MultipleFaces = _error("MultipleFaces", "multiple_faces", "More than one face in the image")
 FaceTooSmall = _error("FaceTooSmall", "face_too_small", "The face is too small to enroll")
 LowQuality = _error("LowQuality", "low_quality", "The face is not clear enough")
+FaceBoxNoMatch = _error("FaceBoxNoMatch", "face_box_no_match",
+                        "No detected face overlaps face_box enough")
 # persons
 PersonNotFound = _error("PersonNotFound", "person_not_found", "No such person is enrolled")
 PersonExists = _error("PersonExists", "person_exists", "This person is already enrolled")
+FaceNotFound = _error("FaceNotFound", "face_not_found", "The person has no such face")
+LastFace = _error("LastFace", "last_face", "A person's only face cannot be removed")
 ModelVersionMismatch = _error("ModelVersionMismatch", "model_version_mismatch",
                               "The stored embedding was made by another model version")
 # auth and limits
@@ -59,3 +63,5 @@ EmbedderUnavailable = _error("EmbedderUnavailable", "embedder_unavailable",
                              "The face embedder is unavailable", retry_after=5)
 DatabaseUnavailable = _error("DatabaseUnavailable", "database_unavailable",
                              "The database is unavailable", retry_after=2)
+# a full or read-only disk lasts until the operator acts: no Retry-After
+StorageUnwritable = _error("StorageUnwritable", "storage_unwritable", "The database refuses writes")

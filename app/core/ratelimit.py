@@ -49,3 +49,23 @@ class RateLimiter:
             while len(self._buckets) > self.max_buckets:
                 self._buckets.popitem(last=False)
         return 0.0 if allowed else (1.0 - tokens) / self.rate
+
+
+class RecentSet:
+    """The `max_items` most recently added strings (an LRU set), thread-safe."""
+
+    def __init__(self, max_items: int = 10_000) -> None:
+        self.max_items = max_items
+        self._items: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, item: str) -> None:
+        with self._lock:
+            self._items[item] = None
+            self._items.move_to_end(item)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+    def __contains__(self, item: str) -> bool:
+        with self._lock:
+            return item in self._items

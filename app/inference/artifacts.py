@@ -10,6 +10,7 @@ from pathlib import Path
 
 from app.inference.embedder import Embedder
 from app.services.open_set import ImpostorTail
+from app.services.templates import TemplateCalibration
 from app.vision.align import AlignmentTemplate
 
 REQUIRED = ("model_version", "embedding_dim", "metric", "embedder", "threshold", "alignment")
@@ -75,6 +76,13 @@ class ModelArtifact:
         tail = self.metadata.get("impostor_tail")
         return ImpostorTail.from_dict(tail) if tail else None
 
+    @cached_property
+    def template_calibration(self) -> TemplateCalibration | None:
+        """Per-template-size thresholds (app/services/templates.py), or None: then every
+        template size uses the one-photo threshold; load_artifact has checked its form."""
+        cal = self.metadata.get("template_calibration")
+        return TemplateCalibration.from_dict(cal) if cal else None
+
     def threshold_provenance(self) -> dict:
         m = self.metadata
         return {
@@ -82,6 +90,7 @@ class ModelArtifact:
             "threshold_max_accuracy": m.get("threshold"),
             "threshold_far_1e-3": m.get("threshold_far_1e-3"),
             "impostor_tail": _tail_summary(m.get("impostor_tail")),
+            "template_calibration": _calibration_summary(m.get("template_calibration")),
             "test_metrics": (m.get("metrics") or {}).get("test"),
             "command": m.get("command"),
             "git_commit": m.get("git_commit"),
@@ -94,6 +103,13 @@ def _tail_summary(tail: dict | None) -> dict | None:
         return None
     return {k: tail.get(k) for k in ("split", "identities", "pairs", "quantiles", "extrapolation")} | {
         "smallest_measured_rate": tail["rates"][0], "distance_at_smallest_rate": tail["distances"][0]}
+
+
+def _calibration_summary(cal: dict | None) -> dict | None:
+    if not cal:
+        return None
+    return {"template_sizes": sorted(int(k) for k in cal["distances"]), "pairs": cal.get("pairs"),
+            "source": cal.get("source"), "command": cal.get("command")}
 
 
 def load_artifact(path: Path) -> ModelArtifact:
@@ -120,6 +136,11 @@ def load_artifact(path: Path) -> ModelArtifact:
             ImpostorTail.from_dict(meta["impostor_tail"])
         except (ValueError, KeyError, TypeError) as exc:
             raise ArtifactError(f"{meta_path}: impostor_tail is malformed: {exc}") from None
+    if meta.get("template_calibration"):
+        try:
+            TemplateCalibration.from_dict(meta["template_calibration"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ArtifactError(f"{meta_path}: template_calibration is malformed: {exc}") from None
     return ModelArtifact(Path(path), meta)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from app.inference.artifacts import ModelArtifact
 from app.services.open_set import IdentifyThreshold, ImpostorTail, identify_threshold
+from app.services.templates import TemplateCalibration
 
 CRITERIA = {
     "far_1e-3": "false-accept rate <= 1e-3 on validation pairs",
@@ -23,6 +24,7 @@ class ThresholdPolicy:
     criterion: str  # what the 1:1 threshold was chosen for
     impostor_tail: ImpostorTail | None = None
     identify_fpir: float = 0.01
+    templates: TemplateCalibration | None = None  # None: one threshold for every template size
     _cache: tuple | None = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -36,7 +38,19 @@ class ThresholdPolicy:
         else:
             value, origin = artifact.threshold_for(policy), f"model artefact, policy {policy}"
             criterion = CRITERIA[policy]
-        return cls(value, origin, criterion, artifact.impostor_tail, identify_fpir)
+        return cls(value, origin, criterion, artifact.impostor_tail, identify_fpir,
+                   artifact.template_calibration)
+
+    def for_template(self, threshold: float, template_size: int) -> float:
+        """`threshold` (of a one-photo reference) moved to a template of `template_size`
+        photos so that it accepts the same share of impostor pairs (app/services/templates.py)."""
+        if self.templates is None or template_size <= 1:
+            return threshold
+        return self.templates.threshold(threshold, template_size)
+
+    def verify_threshold(self, template_size: int) -> float:
+        """The 1:1 threshold for a person whose reference pools `template_size` photos."""
+        return self.for_template(self.value, template_size)
 
     def for_identify(self, gallery_size: int) -> IdentifyThreshold:
         """The 1:N threshold for `gallery_size` enrolled people and FACEAPI_IDENTIFY_FPIR

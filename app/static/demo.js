@@ -4,7 +4,8 @@
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 10;
-const state = { photo: null, photoName: "", image: null, stream: null, offset: 0, total: 0 };
+const state = { photo: null, photoName: "", image: null, stream: null, offset: 0, total: 0,
+  candidates: [], faceBox: null };  // the faces of a multiple_faces refusal; the one clicked
 
 // ---- the API ----------------------------------------------------------------------
 function apiKey() {
@@ -48,6 +49,9 @@ function setPhoto(blob, name) {
   state.photoName = name;
   $("photo-name").textContent = `${name} (${Math.round(blob.size / 1024)} KB)`;
   $("aligned-figure").hidden = true;
+  state.candidates = [];
+  state.faceBox = null;
+  $("face-hint").hidden = true;
   const url = URL.createObjectURL(blob);
   const img = new Image();
   img.onload = () => { state.image = img; drawPhoto(null); };
@@ -62,12 +66,36 @@ function drawPhoto(box) {
   canvas.height = img.naturalHeight;
   const ctx = canvas.getContext("2d");
   ctx.drawImage(img, 0, 0);
-  if (box) {
-    const [x, y, w, h] = box;
-    ctx.lineWidth = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 150));
+  ctx.lineWidth = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 150));
+  for (const c of state.candidates) {  // the faces to choose from
+    ctx.strokeStyle = "#ffb900";
+    ctx.setLineDash([ctx.lineWidth * 3, ctx.lineWidth * 2]);
+    ctx.strokeRect(...c.box);
+  }
+  ctx.setLineDash([]);
+  const chosen = box || state.faceBox;
+  if (chosen) {
+    const [x, y, w, h] = chosen;
     ctx.strokeStyle = "#00e676";
     ctx.strokeRect(x, y, w, h);
   }
+}
+
+function chooseFace(event) {
+  // a click on one of the listed faces: send its box as face_box from now on
+  if (!state.candidates.length) return;
+  const canvas = $("photo-canvas");
+  const r = canvas.getBoundingClientRect();
+  const x = (event.clientX - r.left) * (canvas.width / r.width);
+  const y = (event.clientY - r.top) * (canvas.height / r.height);
+  const inside = state.candidates.filter(({ box: [bx, by, bw, bh] }) =>
+    x >= bx && x <= bx + bw && y >= by && y <= by + bh);
+  if (!inside.length) return;
+  inside.sort((a, b) => a.box[2] * a.box[3] - b.box[2] * b.box[3]);
+  state.faceBox = inside[0].box;
+  drawPhoto(null);
+  $("face-hint").textContent = `face chosen at ${state.faceBox.map(Math.round).join(", ")}: sent as face_box from now on`;
+  $("face-hint").hidden = false;
 }
 
 function showFace(face) {
@@ -145,6 +173,13 @@ function showProblem(p) {
   }
   box.hidden = false;
   setVerdict(p.status ? `refused (${p.status})` : "refused", "nomatch");
+  if (Array.isArray(p.candidates) && p.candidates.length) {
+    state.candidates = p.candidates;
+    state.faceBox = null;
+    drawPhoto(null);
+    $("face-hint").textContent = `${p.candidates.length} faces: click the one to use, then send again`;
+    $("face-hint").hidden = false;
+  }
 }
 
 function showDistance(distance, threshold, match, label) {
@@ -164,7 +199,8 @@ function showCandidates(candidates, threshold) {
   candidates.forEach((c, i) => {
     const tr = document.createElement("tr");
     const name = c.display_name ? `${c.person_id} (${c.display_name})` : c.person_id;
-    for (const text of [String(i + 1), name, c.distance.toFixed(3), c.distance <= threshold ? "yes" : "no"]) {
+    const limit = c.threshold ?? threshold;  // each person's own: moved to their template's size
+    for (const text of [String(i + 1), name, c.distance.toFixed(3), c.distance <= limit ? "yes" : "no"]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);
@@ -179,6 +215,7 @@ function photoForm(fields) {
   const form = new FormData();
   form.append("image", state.photo, state.photoName || "photo.jpg");
   form.append("return_aligned", "true");
+  if (state.faceBox) form.append("face_box", JSON.stringify(state.faceBox));
   for (const [k, v] of Object.entries(fields)) if (v !== "" && v !== null) form.append(k, v);
   return form;
 }
@@ -195,13 +232,14 @@ async function send(kind) {
   if (kind === "enroll") {
     fields = { person_id: personId, display_name: $("display-name").value.trim(),
       replace: $("replace").checked ? "true" : "" };
-  } else if (kind === "verify") {
-    fields = { person_id: personId };
+  } else if (kind === "verify" || kind === "add-face") {
+    fields = kind === "verify" ? { person_id: personId } : {};
   } else {
     fields = { top_k: $("top-k").value };
   }
   setVerdict(`${kind}…`, "muted");
-  const r = await call("POST", `/${kind}`, photoForm(fields));
+  const path = kind === "add-face" ? `/persons/${encodeURIComponent(personId)}/faces` : `/${kind}`;
+  const r = await call("POST", path, photoForm(fields));
   $("raw").textContent = JSON.stringify(r.body, (k, v) =>
     k === "aligned_png_base64" ? `${v.slice(0, 24)}… (${v.length} chars)` : v, 2);
   if (!r.ok) {
@@ -212,6 +250,9 @@ async function send(kind) {
   showFace(b.face);
   if (kind === "enroll") {
     setVerdict(`${b.replaced ? "re-enrolled" : "enrolled"} ${b.person.person_id}`, "match");
+    listPersons();
+  } else if (kind === "add-face") {
+    setVerdict(`added a photo to ${b.person_id}: template of ${b.template_size} photos`, "match");
     listPersons();
   } else if (kind === "verify") {
     setVerdict(b.match ? `match: this is ${b.person_id}` : `no match: not ${b.person_id}`,
@@ -224,7 +265,8 @@ async function send(kind) {
       : "unknown: nobody is enrolled", "nomatch");
     const label = b.gallery_size === undefined ? "threshold"
       : `identify threshold (gallery of ${b.gallery_size})`;
-    if (b.candidates.length) showDistance(b.candidates[0].distance, threshold, Boolean(b.match), label);
+    if (b.candidates.length) showDistance(b.candidates[0].distance, b.candidates[0].threshold ?? threshold,
+      Boolean(b.match), label);
     showCandidates(b.candidates, threshold);
   }
 }
@@ -242,7 +284,8 @@ async function listPersons() {
     const li = document.createElement("li");
     li.dataset.personId = p.person_id;
     const label = document.createElement("span");
-    label.textContent = p.display_name ? `${p.person_id} (${p.display_name})` : p.person_id;
+    label.textContent = (p.display_name ? `${p.person_id} (${p.display_name})` : p.person_id)
+      + (p.template_size > 1 ? ` · ${p.template_size} photos` : "");
     const del = document.createElement("button");
     del.type = "button";
     del.className = "danger";
@@ -279,10 +322,11 @@ $("photo-file").addEventListener("change", (e) => {
   const file = e.target.files[0];
   if (file) setPhoto(file, file.name);
 });
+$("photo-canvas").addEventListener("click", chooseFace);
 $("camera-start").addEventListener("click", startCamera);
 $("camera-stop").addEventListener("click", stopCamera);
 $("camera-shoot").addEventListener("click", shoot);
-for (const kind of ["enroll", "verify", "identify"]) $(kind).addEventListener("click", () => send(kind));
+for (const kind of ["enroll", "add-face", "verify", "identify"]) $(kind).addEventListener("click", () => send(kind));
 $("persons-refresh").addEventListener("click", () => { state.offset = 0; listPersons(); });
 $("persons-prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE); listPersons(); });
 $("persons-next").addEventListener("click", () => { state.offset += PAGE; listPersons(); });

@@ -81,8 +81,11 @@ def decode_reduced(data: bytes, limits: DecodeLimits, reduce_to: int) -> tuple[n
             image.load()
     except errors.DomainError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise errors.ImageTooManyPixels(f"The image declares too many pixels ({exc})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own check (before ours can read the size) speaks of "DOS attacks"; ours does not
+        raise errors.ImageTooManyPixels(
+            f"The image declares more than {Image.MAX_IMAGE_PIXELS} pixels; "
+            f"the limit is {limits.max_pixels} pixels") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, ZeroDivisionError,
             struct.error, MemoryError):
         raise errors.CorruptImage(f"The {fmt} image is truncated or corrupt") from None
@@ -92,6 +95,26 @@ def decode_reduced(data: bytes, limits: DecodeLimits, reduce_to: int) -> tuple[n
     except Exception:  # a broken EXIF block must not reject an otherwise good photo
         pass
     return to_rgb(image), factor  # EXIF rotation swaps the sides, so the checks above still hold
+
+
+def decoded_pixels(data: bytes, reduce_to: int = 0) -> int:
+    """The pixels `decode_reduced` would decode, read from the header alone (no pixel is
+    decoded; microseconds): the cost a request asks of the detection stage. 1 for bytes whose
+    header cannot be read (their decode fails at once)."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        return 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            width, height = Image.open(io.BytesIO(data), formats=[fmt]).size
+    except Exception:  # any unreadable header: decode_reduced says what is wrong
+        return 1
+    k = 1
+    if reduce_to and fmt == "JPEG":  # libjpeg's DCT scaling, as decode_reduced asks for it
+        while k < 8 and max(width, height) / (2 * k) >= reduce_to:
+            k *= 2
+    return max(1, math.ceil(width / k) * math.ceil(height / k))
 
 
 def _check_dimensions(width: int, height: int, limits: DecodeLimits) -> None:

@@ -65,11 +65,3 @@ class TripletSemiHardLoss(keras.losses.Loss):
     def get_config(self):
         return {**super().get_config(), "margin": self.margin}
 
-
-def contrastive_loss(same, distance, margin: float = 1.0):
-    """Hadsell et al. (2006): same pairs pull together, different pairs push past a margin.
-
-        L = y * d^2 + (1 - y) * max(0, margin - d)^2
-    """
-    same = ops.cast(same, distance.dtype)
-    return ops.mean(same * ops.square(distance) + (1.0 - same) * ops.square(ops.maximum(margin - distance, 0.0)))

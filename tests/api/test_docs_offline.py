@@ -14,7 +14,8 @@ from app.api import examples
 from app.api.demo import STATIC_DIR
 from app.core import errors
 from app.schemas import (
-    EnrollResponse, Health, IdentifyResponse, PersonList, PersonPublic, Problem, VerifyResponse,
+    AddFaceResponse, CompareResponse, DetectResponse, EnrollResponse, Health, IdentifyAllResponse,
+    IdentifyResponse, PersonDetail, PersonList, Problem, VerifyResponse,
 )
 from tests.conftest import FakeDetector, FakeEmbedder, make_api, yale_bytes
 
@@ -89,8 +90,9 @@ def test_openapi_has_examples_for_every_route_and_error_code(api):
     spec = api.http.get("/openapi.json").json()
     routes = {("post", "/enroll"), ("post", "/verify"), ("post", "/identify"), ("get", "/persons"),
               ("get", "/persons/{person_id}"), ("delete", "/persons/{person_id}"),
+              ("post", "/persons/{person_id}/faces"), ("delete", "/persons/{person_id}/faces/{face_id}"),
               ("get", "/health/live"), ("get", "/health/ready"), ("get", "/model"),
-              ("get", "/metrics")}
+              ("get", "/metrics"), ("post", "/compare"), ("post", "/detect")}
     documented = {(m, p) for p, ops in spec["paths"].items() for m in ops}
     assert routes == documented
     codes_seen: set[str] = set()
@@ -125,12 +127,18 @@ def test_problem_schema_documents_the_errors_array_of_422(api):
 
 @pytest.mark.parametrize("model, example", [
     (EnrollResponse, examples.ENROLL[201]), (VerifyResponse, examples.VERIFY[200]),
-    (IdentifyResponse, examples.IDENTIFY[200]), (PersonList, examples.LIST_PERSONS[200]),
-    (PersonPublic, examples.GET_PERSON[200]), (Health, examples.READY[200]),
+    (PersonList, examples.LIST_PERSONS[200]), (PersonDetail, examples.GET_PERSON[200]),
+    (AddFaceResponse, examples.ADD_FACE[201]), (Health, examples.READY[200]),
     (Health, examples.READY[503]), (Health, examples.LIVE[200]),
+    (CompareResponse, examples.COMPARE[200]), (DetectResponse, examples.DETECT[200]),
 ])
 def test_success_examples_are_valid_responses(model, example):
     model.model_validate(example["content"]["application/json"]["example"])
+
+
+@pytest.mark.parametrize("model, name", [(IdentifyResponse, "one_face"), (IdentifyAllResponse, "all_faces")])
+def test_both_identify_examples_are_valid_responses(model, name):
+    model.model_validate(examples.IDENTIFY[200]["content"]["application/json"]["examples"][name]["value"])
 
 
 def test_example_threshold_is_the_one_the_service_uses(api):

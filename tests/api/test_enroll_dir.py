@@ -98,3 +98,60 @@ def test_no_server_is_a_clear_failure(photos):
 def test_empty_or_missing_folder_exits_2(tmp_path):
     assert enroll_dir(tmp_path, "http://127.0.0.1:9", "k").returncode == 2
     assert enroll_dir(tmp_path / "nope", "http://127.0.0.1:9", "k").returncode == 2
+
+
+# --- several photos per person ------------------------------------------------------------------
+
+def persons(url, client_key) -> dict[str, int]:
+    import httpx
+
+    items = httpx.get(f"{url}/persons", params={"limit": 500}, headers={"X-API-Key": client_key}).json()["items"]
+    return {p["person_id"]: p["template_size"] for p in items}
+
+
+def test_prefix_groups_the_164_yale_photos_into_15_persons(server):
+    url, admin_key, client_key = server
+    from tests.conftest import YALE
+
+    r = enroll_dir(YALE, url, admin_key, "--person-from", "prefix", "--separator", ".")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "enrolled 15 of 15 persons (164 photos sent)" in r.stdout
+    assert "faces stored: 164" in r.stdout
+    sizes = persons(url, client_key)
+    assert sorted(sizes) == [f"subject{i:02d}" for i in range(1, 16)]
+    assert sum(sizes.values()) == 164 and set(sizes.values()) <= {10, 11}
+    assert "15/15" in r.stderr  # the progress bar counts persons
+
+
+def test_parent_dir_pools_each_folders_photos_and_reports_refused_ones(server, tmp_path):
+    url, admin_key, client_key = server
+    root = tmp_path / "people"
+    (root / "ada").mkdir(parents=True)
+    (root / "bob" / "2026").mkdir(parents=True)
+    (root / "ada" / "0-tiny.png").write_bytes(tiny_png())  # refused: the next photo enrolls
+    for m in ("happy", "normal", "sad"):
+        (root / "ada" / f"{m}.png").write_bytes(yale_bytes(f"subject05.{m}"))
+    (root / "ada" / "z-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")  # refused extra
+    (root / "bob" / "normal.png").write_bytes(yale_bytes("subject06.normal"))
+    (root / "bob" / "2026" / "wink.png").write_bytes(yale_bytes("subject06.wink"))  # person "2026"
+    (root / "loner.png").write_bytes(yale_bytes("subject07.normal"))  # directly in DIR: one person
+    r = enroll_dir(root, url, admin_key, "--person-from", "parent-dir")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "enrolled 4 of 4 persons (8 photos sent)" in r.stdout
+    assert "faces stored: 6" in r.stdout and "photos refused: image_corrupt 1" in r.stdout
+    assert "ada (z-broken.jpg): image_corrupt" in r.stdout
+    assert persons(url, client_key) == {"ada": 3, "bob": 1, "2026": 1, "loner": 1}
+    again = enroll_dir(root, url, admin_key, "--person-from", "parent-dir", "--replace")
+    assert again.returncode == 0 and persons(url, client_key)["ada"] == 3  # rebuilt, not appended
+
+
+def test_file_rule_is_the_default_and_separator_must_not_be_empty(tmp_path):
+    from app.cli.enroll_dir import find_jobs
+
+    (tmp_path / "a.x.png").write_bytes(b"")
+    (tmp_path / "a.y.png").write_bytes(b"")
+    assert [j.person_id for j in find_jobs(tmp_path)] == ["a.x", "a.y"]
+    assert [(j.person_id, len(j.photos)) for j in find_jobs(tmp_path, "prefix", ".")] == [("a", 2)]
+    with pytest.raises(ValueError):
+        find_jobs(tmp_path, "prefix", "")
+    assert enroll_dir(tmp_path, "http://127.0.0.1:9", "k", "--person-from", "prefix", "--separator", "").returncode == 2

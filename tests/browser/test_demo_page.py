@@ -57,6 +57,13 @@ def test_demo_page_enroll_verify_identify_delete(browser, live_server, artefacts
     expect(page.locator("#persons li")).to_have_count(1)
     expect(page.locator("#persons")).to_contain_text("yale-01 (Subject 01)")
 
+    # add a second photo to the person's template
+    page.set_input_files("#photo-file", str(YALE / "subject01.wink.png"))
+    page.click("#add-face")
+    expect(page.locator("#verdict")).to_have_text("added a photo to yale-01: template of 2 photos",
+                                                  timeout=60_000)
+    expect(page.locator("#persons")).to_contain_text("yale-01 (Subject 01) · 2 photos")
+
     # verify a second photo of the same person: the page says match, with the distance bar
     page.set_input_files("#photo-file", str(YALE / "subject01.happy.png"))
     page.click("#verify")
@@ -138,3 +145,37 @@ def test_docs_render_offline_and_load_nothing_from_elsewhere(browser, live_serve
     page.screenshot(path=str(artefacts / "redoc.png"), full_page=False)
     # ReDoc's footer asks for its logo from cdn.redoc.ly; the CSP stops it in the browser
     assert not traffic.sent_elsewhere(live_server.url), traffic.sent_elsewhere(live_server.url)
+
+
+def test_a_face_is_chosen_by_clicking_it_when_the_photo_has_several(browser, live_server, artefacts, tmp_path):
+    """Two Yale subjects side by side, equally far from the centre: enroll is refused with the
+    faces outlined; a click on the right-hand face (subject02) sends its box, and the person
+    enrolled is subject02 (their other photo verifies)."""
+    import numpy as np
+
+    from tests.vision.photos import png, rgb_of
+    from playwright.sync_api import expect
+
+    pair = np.concatenate([rgb_of("yalefaces/subject01.normal.png"),
+                           rgb_of("yalefaces/subject02.normal.png")[:, ::-1]], axis=1)
+    photo = tmp_path / "pair.png"
+    photo.write_bytes(png(pair))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(live_server.url + "/")
+    page.fill("#api-key", live_server.admin_key)
+    page.set_input_files("#photo-file", str(photo))
+    page.fill("#person-id", "yale-02")
+    page.click("#enroll")
+    expect(page.locator("#problem")).to_contain_text("multiple_faces", timeout=60_000)
+    expect(page.locator("#face-hint")).to_contain_text("2 faces: click the one to use")
+    # the right-hand face: subject02's face centre, about (446, 148) in the 640x243 photo
+    canvas = page.locator("#photo-canvas")
+    box = canvas.bounding_box()
+    canvas.click(position={"x": 446 * box["width"] / 640, "y": 148 * box["height"] / 243})
+    expect(page.locator("#face-hint")).to_contain_text("face chosen at")
+    page.click("#enroll")
+    expect(page.locator("#verdict")).to_have_text("enrolled yale-02", timeout=60_000)
+    page.screenshot(path=str(artefacts / "demo-face-chosen.png"), full_page=True)
+    page.set_input_files("#photo-file", str(YALE / "subject02.happy.png"))
+    page.click("#verify")
+    expect(page.locator("#verdict")).to_have_text("match: this is yale-02", timeout=60_000)

@@ -1,12 +1,14 @@
 """The README runs as written: its serve command starts quietly and says, last, where it is
-ready; its walkthrough (enroll two Yale subjects, verify, identify, list, refuse, delete)
-gives the responses it shows, apart from timestamps, distances and scores. A real server
-process with the real model, as a user would start it; only the port differs (the README's
-`URL=` line is pointed at it) and `.venv/bin/python` is this interpreter when there is no
-.venv here."""
+ready; its walkthrough with its continuation in docs/walkthrough.md (enroll two Yale subjects,
+verify, identify, list, refuse, delete) gives the responses it shows, apart from timestamps,
+distances and scores, each shown as `python -m json.tool` prints it. A real server process
+with the real model, as a user would start it; only the port differs (the README's `URL=` line
+is pointed at it) and `.venv/bin/python` is this interpreter when there is no .venv here. The
+default threshold and its test metrics stated in docs/models.md are the artefact's."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -75,7 +77,7 @@ def test_readme_walkthrough_gives_the_responses_it_shows(server):
     noisy = [line for line in startup.splitlines() if any(n in line for n in NOISE)]
     assert not noisy, noisy
     assert "loading and warming up the model" in startup
-    steps = walkthrough.steps(walkthrough.README.read_text())
+    steps = [step for _, step in walkthrough.all_steps()]
     shown = [s for s in steps if s.kind]
     assert len(shown) >= 10  # enroll x2, verify x2, identify x2, list, refusal, delete, 404
     outputs = walkthrough.run_steps(steps, url, _python(), env)
@@ -84,18 +86,27 @@ def test_readme_walkthrough_gives_the_responses_it_shows(server):
     assert not {c: p for c, p in problems.items() if p}, problems
 
 
-def test_readme_threshold_is_the_one_the_service_uses(model_artifact):
+def test_walkthrough_responses_are_shown_as_json_tool_prints_them():
+    located = walkthrough.all_steps()
+    assert {path for path, _ in located} == {walkthrough.README, walkthrough.CONTINUED}
+    problems = {f"{path.name}: {step.command.strip()[:80]}": walkthrough.shown_as_json_tool(step)
+                for path, step in located}
+    assert not {c: p for c, p in problems.items() if p}, problems
+    assert walkthrough.pretty(json.loads('{"box": [1.0, 2.5]}')) == '{\n    "box": [\n        1.0,\n        2.5\n    ]\n}'
+
+
+def test_models_doc_threshold_is_the_one_the_service_uses(model_artifact):
     from app.core.config import Settings
 
-    text = walkthrough.README.read_text()
+    text = (REPO_ROOT / "docs" / "models.md").read_text()
     stated = re.search(r"default model's FAR 1e-3 threshold, ([0-9.]+)", text)
-    assert stated, "the README no longer states the default threshold"
+    assert stated, "docs/models.md no longer states the default threshold"
     policy = Settings().threshold_policy
     assert policy == "far_1e-3"
     assert float(stated.group(1)) == model_artifact.threshold_for(policy)
     at = model_artifact.test_metrics_at(policy)
     rates = re.search(r"accepts ([0-9.]+) % of genuine pairs and ([0-9.]+) % of impostor", text)
-    assert at and rates, "the README no longer states the test metrics at that threshold"
+    assert at and rates, "docs/models.md no longer states the test metrics at that threshold"
     assert float(rates.group(1)) == round(100 * at["tar"], 1)
     assert float(rates.group(2)) == round(100 * at["far"], 2)
 

@@ -1,9 +1,11 @@
-"""The README's walkthrough as data: its ```sh blocks run in order in one bash session; a
-```sh block followed by a ```json or ```text block must print that response.
+"""The walkthrough as data: the README's "## Walkthrough" section, then docs/walkthrough.md
+(its continuation), run in order in one bash session. A ```sh block followed by a ```json or
+```text block must print that response; a JSON response is piped through
+`.venv/bin/python -m json.tool` and shown exactly as json.tool prints it.
 
 `python -m tests.docs.walkthrough URL` runs it against a server (with FACEAPI_DATABASE_URL
 pointing at the server's database, for the key commands) and rewrites the shown responses
-with the real ones: how the README's responses are regenerated after the service changes.
+with the real ones: how the responses are regenerated after the service changes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from app.core.config import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 SECTION = "## Walkthrough"
+CONTINUED = REPO_ROOT / "docs" / "walkthrough.md"
+CONTINUED_SECTION = "# Walkthrough, continued"
+PARTS = ((README, SECTION), (CONTINUED, CONTINUED_SECTION))
+JSON_TOOL = "| .venv/bin/python -m json.tool"  # how every JSON response is shown
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 URL_LINE = re.compile(r"^URL=\S+$", re.M)
 # values that differ between runs and machines; the rest must agree
@@ -34,14 +40,14 @@ class Step:
     span: tuple[int, int] | None = None  # where the response block's body is in the README
 
 
-def section(text: str) -> tuple[int, str]:
-    start = text.index(SECTION)
-    end = text.find("\n## ", start + len(SECTION))
+def section(text: str, heading: str = SECTION) -> tuple[int, str]:
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
     return start, text[start:end if end != -1 else len(text)]
 
 
-def steps(text: str) -> list[Step]:
-    offset, body = section(text)
+def steps(text: str, heading: str = SECTION) -> list[Step]:
+    offset, body = section(text, heading)
     out: list[Step] = []
     for m in FENCE.finditer(body):
         lang, content = m.group(1), m.group(2)
@@ -51,6 +57,21 @@ def steps(text: str) -> list[Step]:
             out[-1].kind, out[-1].expected = lang, content
             out[-1].span = (offset + m.start(2), offset + m.end(2))
     return out
+
+
+def all_steps() -> list[tuple[Path, Step]]:
+    """The whole walkthrough, in the order it runs: the README's part, then its continuation."""
+    return [(path, step) for path, heading in PARTS for step in steps(path.read_text(), heading)]
+
+
+def shown_as_json_tool(step: Step) -> list[str]:
+    """A JSON step pipes its response through json.tool and shows what json.tool prints."""
+    if step.kind != "json":
+        return []
+    problems = [] if step.command.rstrip().endswith(JSON_TOOL) else [f"not piped {JSON_TOOL!r}"]
+    if step.expected.strip("\n") != pretty(json.loads(step.expected)):
+        problems.append("the response is not shown as json.tool prints it")
+    return problems
 
 
 def run_steps(all_steps: list[Step], url: str, python: str, env: dict, cwd: Path = REPO_ROOT,
@@ -103,24 +124,24 @@ def compare(step: Step, output: str) -> list[str]:
 
 
 def pretty(obj) -> str:
-    """Indented JSON, with lists of numbers or strings kept on one line (face boxes, locs)."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False)
-    return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]",
-                  lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+    """JSON as `python -m json.tool` prints it (indent 4, ASCII escapes, keys in order)."""
+    return json.dumps(obj, indent=4)
 
 
 def regenerate(url: str) -> None:
     import os
 
-    text = README.read_text()
-    all_steps = steps(text)
-    outputs = run_steps(all_steps, url, sys.executable, dict(os.environ))
-    for step, output in sorted(zip(all_steps, outputs), key=lambda so: -(so[0].span or (0, 0))[0]):
-        if step.span is None:
-            continue
-        shown = pretty(json.loads(output)) if step.kind == "json" else output.strip()
-        text = text[:step.span[0]] + shown + "\n" + text[step.span[1]:]
-    README.write_text(text)
+    located = all_steps()
+    outputs = run_steps([step for _, step in located], url, sys.executable, dict(os.environ))
+    for path, _ in PARTS:
+        text = path.read_text()
+        mine = [(step, out) for (p, step), out in zip(located, outputs) if p == path]
+        for step, output in sorted(mine, key=lambda so: -(so[0].span or (0, 0))[0]):
+            if step.span is None:
+                continue
+            shown = pretty(json.loads(output)) if step.kind == "json" else output.strip()
+            text = text[:step.span[0]] + shown + "\n" + text[step.span[1]:]
+        path.write_text(text)
 
 
 if __name__ == "__main__":

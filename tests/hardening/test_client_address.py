@@ -45,3 +45,24 @@ def test_made_up_forwarded_addresses_do_not_reset_the_wrong_key_budget(tmp_path)
         proc.wait(30)
         log.close()
     assert statuses[:5] == [401] * 5 and set(statuses[6:]) == {429}, statuses
+
+
+def test_wrong_keys_from_an_address_never_lock_out_its_valid_keys(tmp_path):
+    """Behind a proxy or NAT every client shares one address: 35 wrong keys from it (a
+    scanner's, or one misconfigured client's) must not turn away the valid keys of others."""
+    from tests.conftest import add_keys
+    from tests.hardening.serving import serve
+
+    url = migrated_sqlite_url(tmp_path)
+    admin_key, client_key = add_keys(url)
+    with serve(tmp_path, url, wait_for="/health/live", auth_failures_per_minute="5") as served, \
+            httpx.Client(base_url=served.base_url, timeout=30) as http:
+        scanned = [http.get("/persons", headers={"X-API-Key": f"fa_wrong{i:040d}"}).status_code
+                   for i in range(35)]
+        again = [http.get("/persons", headers={"X-API-Key": "fa_wrong" + "0" * 40}).status_code
+                 for _ in range(5)]
+        valid = [http.get("/persons", headers={"X-API-Key": k}).status_code
+                 for k in (admin_key, client_key, admin_key, client_key)]
+    assert scanned[:5] == [401] * 5 and set(scanned[5:]) == {429}, scanned  # the budget still holds
+    assert set(again) == {429}, again
+    assert valid == [200] * 4, valid

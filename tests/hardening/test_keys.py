@@ -71,10 +71,11 @@ def test_keys_work_while_the_model_cannot_start(tmp_path):
     admin, client = add_keys(url)
     app = create_app(Settings(database_url=url), embedder=Broken(), detector=FakeDetector())
     with TestClient(app) as http:
-        for _ in range(200):  # the warm-up fails in the background
-            if app.state.runtime.startup_failed:
-                break
-            import time
+        import time
+
+        deadline = time.monotonic() + 120  # the warm-up fails in the background: wait for it
+        while not app.state.runtime.startup_failed:
+            assert time.monotonic() < deadline, "the failing warm-up was never reported"
             time.sleep(0.02)
         assert http.get("/persons", headers={"X-API-Key": client}).status_code == 200
         assert http.get("/persons", headers={"X-API-Key": "fa_" + "X" * 43}).status_code == 401

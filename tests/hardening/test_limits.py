@@ -67,7 +67,9 @@ def test_detection_queue_sheds_load_at_once(tmp_path):
     refused = [r for r in results if r[0] == 503]
     assert len(admitted) + len(refused) == 10, results
     assert 2 <= len(admitted) <= 4 and refused, results  # 2 slots (+ late arrivals after a slot frees)
-    assert all(code == "overloaded" and ra == "1" and secs < 1.5 for _, code, secs, ra in refused), refused
+    # refused without waiting for a detection (each takes 3 s): a bound on the service's
+    # behaviour, not on the machine's speed
+    assert all(code == "overloaded" and ra == "1" and secs < 3.0 for _, code, secs, ra in refused), refused
     assert all(secs >= 3.0 for _, _, secs, _ in admitted), admitted
     assert 'status="503"' in metrics
 
@@ -136,9 +138,9 @@ def test_big_json_bodies_are_decoded_off_the_event_loop(tmp_path, monkeypatch):
     threads = []
     real = deps._parse_json
 
-    def spy(body, model):
+    def spy(body, model, *names):
         threads.append(threading.current_thread() is threading.main_thread() or _on_loop())
-        return real(body, model)
+        return real(body, model, *names)
 
     monkeypatch.setattr(deps, "_parse_json", spy)
     big = base64.b64encode(photo() + b"\0" * 300_000).decode()

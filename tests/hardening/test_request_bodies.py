@@ -104,9 +104,11 @@ def test_bodies_in_progress_are_bounded_together(tmp_path):
                        "Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 900000\r\n\r\n"
                        .encode() + b"--XX\r\nContent-Disposition: form-data; name=\"image\"; "
                        b"filename=\"a.jpg\"\r\n\r\n" + b"\xff" * 800_000)
-        time.sleep(1.0)  # the server reads what has come
         photo = {"image": ("a.jpg", b"\xff\xd8\xff" + b"\0" * 500_000)}
-        declared = httpx.post(live.base_url + "/identify", headers=live.client, files=photo)
+        # the holder's body counts once the server has read its head: wait for that by what the
+        # server answers, not by a sleep sized for one machine's speed
+        declared = _first_answer(lambda: httpx.post(live.base_url + "/identify", headers=live.client,
+                                                    files=photo), until=lambda r: r.status_code == 503)
         assert declared.status_code == 503 and declared.json()["code"] == "overloaded", declared.text
         assert int(declared.headers["Retry-After"]) >= 1
 
@@ -118,6 +120,18 @@ def test_bodies_in_progress_are_bounded_together(tmp_path):
                               headers={**live.client, "Content-Type": "multipart/form-data; boundary=XX"})
         assert streamed.status_code == 503 and streamed.json()["code"] == "overloaded", streamed.text
         holder.close()
-        time.sleep(0.5)
-        after = httpx.post(live.base_url + "/identify", headers=live.client, files=photo)
+        after = _first_answer(lambda: httpx.post(live.base_url + "/identify", headers=live.client, files=photo),
+                              until=lambda r: r.status_code != 503)
         assert after.status_code in (415, 422) and after.json()["code"] in ("image_corrupt", "unsupported_image_type"), after.text
+
+
+def _first_answer(call, until, timeout_s: float = 60.0):
+    """Repeat `call` until its answer satisfies `until` (or the deadline passes: the last answer)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = call()
+        if until(answer) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.1)

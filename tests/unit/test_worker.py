@@ -93,7 +93,7 @@ def test_a_full_queue_refuses_at_once():
 
     class Slow(RecordingEmbedder):
         def embed(self, faces):
-            gate.wait(5)
+            gate.wait(120)  # held until the test lets it go
             return super().embed(faces)
 
     async def main():
@@ -103,40 +103,38 @@ def test_a_full_queue_refuses_at_once():
         await asyncio.sleep(0.05)
         queued = [asyncio.create_task(worker.embed(f)) for f in faces(2)]
         await asyncio.sleep(0)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         with pytest.raises(errors.Overloaded):
             await worker.embed(faces(1)[0])
-        refused_in = loop.time() - started
+        # refused while the model is still held: it did not wait for a slot to free
+        refused_while_busy = not gate.is_set() and not running.done()
         gate.set()
         answers = await asyncio.gather(running, *queued)
         await worker.stop()
-        return refused_in, answers
+        return refused_while_busy, answers
 
-    refused_in, answers = asyncio.run(main())
-    assert refused_in < 0.05 and len(answers) == 3
+    refused_while_busy, answers = asyncio.run(main())
+    assert refused_while_busy and len(answers) == 3
 
 
 def test_a_lone_face_does_not_wait_when_nothing_else_is_coming():
-    # max_wait 2 s: a face that waited for company would take 2 s
+    # max_wait 10 min: a face that waited for company would outlast the 60 s allowed here
     async def main():
-        worker = BatchingWorker(RecordingEmbedder(), max_batch=8, max_wait_ms=2000,
+        worker = BatchingWorker(RecordingEmbedder(), max_batch=8, max_wait_ms=600_000,
                                 more_coming=lambda: False)
         await worker.start()
-        t = asyncio.get_running_loop().time()
-        await worker.embed(faces(1)[0])
-        took = asyncio.get_running_loop().time() - t
+        row = await asyncio.wait_for(worker.embed(faces(1)[0]), 60)
         await worker.stop()
-        return took
+        return row
 
-    assert asyncio.run(main()) < 1.0
+    assert asyncio.run(main()).shape == (4,)
 
 
 def test_faces_still_wait_for_requests_in_detection_and_share_a_batch():
     async def main():
         emb = RecordingEmbedder()
         in_detection = {"n": 1}
-        worker = BatchingWorker(emb, max_batch=8, max_wait_ms=2000,
+        # max_wait 10 min: only the end of detection, not a timer, may close this batch
+        worker = BatchingWorker(emb, max_batch=8, max_wait_ms=600_000,
                                 more_coming=lambda: in_detection["n"] > 0)
         await worker.start()
         first = asyncio.create_task(worker.embed(faces(1)[0]))

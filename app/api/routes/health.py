@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -10,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api import examples
 from app.api.deps import RuntimeDep
+from app.core.db import call, ping_within
 from app.schemas import Health
 
 router = APIRouter(tags=["health"])
@@ -24,7 +24,7 @@ async def live() -> Health:
 @router.get("/health/ready", response_model=Health, summary="Database reachable, model warm",
             responses=examples.READY)
 async def ready(runtime: RuntimeDep) -> JSONResponse:
-    database = await asyncio.to_thread(runtime.database_ok)
+    database = await ping_within(runtime.engine)
     model = runtime.warm.is_set()
     checks = {"database": database, "model": model, "model_version": runtime.model_version,
               "threshold": runtime.threshold.value}
@@ -45,14 +45,23 @@ async def model_info(runtime: RuntimeDep) -> dict:
         "threshold": runtime.threshold.value,
         "threshold_origin": runtime.threshold.origin,
         "threshold_criterion": runtime.threshold.criterion,
+        "threshold_by_template_size": threshold_by_size(runtime.threshold),
         "artifact": runtime.artifact.path.name,
         "runtime": runtime.inference.as_dict(),  # litert | keras | remote, and why
         "provenance": runtime.artifact.threshold_provenance(),
         # provenance.test_metrics are at the max-accuracy threshold; these at the one in use
         "test_metrics_at_threshold": None if runtime.settings.threshold is not None
         else runtime.artifact.test_metrics_at(runtime.settings.threshold_policy),
-        "identify": await asyncio.to_thread(identify_info, runtime),  # may count (PostgreSQL)
+        "identify": await call(runtime.engine, identify_info, runtime),  # may count (PostgreSQL)
     }
+
+
+def threshold_by_size(policy) -> dict | None:
+    """/verify's threshold for each template size the artefact calibrated (larger sizes use the
+    largest's); None when it ships no calibration and every size uses `threshold`."""
+    if policy.templates is None:
+        return None
+    return {str(k): policy.verify_threshold(k) for k in sorted(policy.templates.distances)}
 
 
 def identify_info(runtime) -> dict:
