@@ -60,7 +60,9 @@ class Settings(BaseSettings):
         default=10.0, description="deadline of each database call of a request (and the connect, "
         "pool-checkout and PostgreSQL statement timeouts): past it the request is 503 "
         "database_unavailable, so a stalled database cannot hold requests (app/core/db.py)")
-    max_upload_bytes: Annotated[int, Field(ge=1024, le=200 * 1024 * 1024)] = 10 * 1024 * 1024
+    max_upload_bytes: Annotated[int, Field(ge=1024, le=200 * 1024 * 1024)] = Field(
+        default=10 * 1024 * 1024, description="largest photo in bytes; the body limit follows from it "
+        "(base64 and multipart overhead) and bodies are cut off while streaming (413)")
     max_inflight_body_bytes: Annotated[int, Field(ge=1024 * 1024)] = Field(
         default=512 * 1024 * 1024, description="request bodies held at once (all requests in "
         "progress); a body beyond it is 503 overloaded")
@@ -68,8 +70,11 @@ class Settings(BaseSettings):
         default=64 * 1024 * 1024, description="the share of max_inflight_body_bytes that the bodies "
         "of one API key (or, without a key, one client address) may hold at once; a body beyond "
         "it is 429 rate_limited, so one client cannot reserve the whole budget")
-    max_pixels: Annotated[int, Field(ge=1024, le=200_000_000)] = 40_000_000
-    min_image_side: Annotated[int, Field(ge=16, le=4096)] = 32
+    max_pixels: Annotated[int, Field(ge=1024, le=200_000_000)] = Field(
+        default=40_000_000, description="largest photo in pixels, checked from the header before "
+        "decoding (413 image_too_many_pixels)")
+    min_image_side: Annotated[int, Field(ge=16, le=4096)] = Field(
+        default=32, description="smaller photos (either side, px) are 422 image_too_small")
     min_face_size: Annotated[int, Field(ge=8, le=1024)] = Field(
         default=20, description="px (shorter side of the face box); smaller faces are not enrolled")
     enroll_min_score: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
@@ -84,17 +89,23 @@ class Settings(BaseSettings):
         "faces of a photo (the largest)")
     detect_max_side: Annotated[int, Field(ge=160, le=4096)] = Field(
         default=640, description="YuNet's first pass runs on the photo scaled to this longer side")
-    batch_max_size: Annotated[int, Field(ge=1, le=1024)] = 32
-    batch_max_wait_ms: Annotated[float, Field(ge=0.0, le=1000.0)] = 5.0
-    detect_threads: Annotated[int, Field(ge=1, le=64)] = 2
+    batch_max_size: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=32, description="largest model batch (1 turns batching off)")
+    batch_max_wait_ms: Annotated[float, Field(ge=0.0, le=1000.0)] = Field(
+        default=5.0, description="how long a batch waits to fill while another request is still "
+        "in detection (a lone face runs at once)")
+    detect_threads: Annotated[int, Field(ge=1, le=64)] = Field(default=2, description="detection threads")
     # Load shedding: requests allowed in detection (running + waiting) and faces waiting for
     # the embedder; one more is a 503 `overloaded` at once. Sized in docs/benchmarks.md (load).
-    detect_queue_max: Annotated[int, Field(ge=1, le=10_000)] = 12
+    detect_queue_max: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=12, description="requests in detection (running and waiting); one more is 503 "
+        "overloaded at once")
     detect_max_inflight_pixels: Annotated[int, Field(ge=1024, le=2_000_000_000)] = Field(
         default=48_000_000, description="decoded pixels that the photos in detection (running and "
         "waiting) may hold together; a photo that would pass it is 503 overloaded. One photo at "
         "the pixel limit fits, with room for ordinary photos beside it (app/core/pools.py)")
-    embed_queue_max: Annotated[int, Field(ge=1, le=10_000)] = 64
+    embed_queue_max: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=64, description="faces waiting for the embedder; one more is 503 overloaded at once")
     embedder_url: str | None = Field(
         default=None, description="TensorFlow Serving REST URL of a remote embedder, e.g. "
         "http://tfserving:8501/v1/models/faceapi"
@@ -138,13 +149,19 @@ class Settings(BaseSettings):
         "request_body_idle_timeout_s; else 408 (a body that trickles in holds its budget)")
     max_request_head_bytes: Annotated[int, Field(ge=4096, le=1024 * 1024)] = Field(
         default=64 * 1024, description="largest request head (line and headers); more is 431")
-    rate_limit_per_minute: Annotated[int, Field(ge=0)] = 0  # 0 = no limit
-    # failed key checks per client address and minute, before any database lookup is spent
-    auth_failures_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 30
-    cors_origins: list[str] = Field(default_factory=list)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_json: bool = True
-    store_photos: bool = False  # privacy default: embeddings only
+    rate_limit_per_minute: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="requests per API key and minute (per client address with auth "
+        "disabled); 0: no limit")
+    auth_failures_per_minute: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=30, description="wrong keys per client address and minute; past it a key already "
+        "known to be wrong is 429 without a database lookup (a valid key is always checked)")
+    cors_origins: list[str] = Field(default_factory=list, description="JSON list of allowed "
+                                    "browser origins; empty: CORS off")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="DEBUG also shows third-party start-up notices")
+    log_json: bool = Field(default=True, description="one JSON object per log line, with the request id")
+    store_photos: bool = Field(default=False, description="privacy default: embeddings only; "
+                               "storing photos is not implemented (true stops the start)")
 
     @field_validator("database_url")
     @classmethod
