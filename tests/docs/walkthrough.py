@@ -28,7 +28,7 @@ JSON_TOOL = "| .venv/bin/python -m json.tool"  # how every JSON response is show
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 URL_LINE = re.compile(r"^URL=\S+$", re.M)
 # values that differ between runs and machines; the rest must agree
-VOLATILE = {"distance", "similarity", "score", "box", "created_at", "updated_at", "threshold",
+VOLATILE = {"distance", "similarity", "score", "box", "created_at", "updated_at", "added_at", "threshold",
             "verify_threshold", "model_version", "impostor_pair_rate", "request_id", "instance"}
 
 
