@@ -149,3 +149,26 @@ def test_rows_of_a_wider_model_stop_the_migration_with_what_to_do(blank_url):
         assert stored_widths(engine) == {"persons": {OLD_DIM}, "faces": {OLD_DIM}}
     finally:
         engine.dispose()
+
+
+def test_migrate_command_sets_the_width_of_the_configured_model(tmp_path):
+    """`python -m app migrate` takes the width from the artefact FACEAPI_MODEL names: 128 for
+    SFace alone, 256 for the default fusion."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for model, dim in (("sface-2021dec-base-v1", 128), ("fusion-sface-dlib-flip-v1", 256)):
+        url = f"sqlite:///{tmp_path / (model + '.db')}"
+        env = {**os.environ, "FACEAPI_DATABASE_URL": url, "FACEAPI_MODEL": model, "PYTHONPATH": str(root)}
+        done = subprocess.run([sys.executable, "-m", "app", "migrate"], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        engine = make_engine(url)
+        try:
+            with engine.connect() as c:
+                assert c.execute(sa.text("SELECT dim, model_version FROM embedding_width")).one() == (dim, model)
+        finally:
+            engine.dispose()
