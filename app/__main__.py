@@ -31,8 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     if args.command == "migrate":
         from app.core.migrate import upgrade
+        from app.inference.artifacts import load_artifact
 
-        upgrade(settings.database_url)
+        artifact = load_artifact(settings.model_dir())
+        upgrade(settings.database_url, embedding_width=(artifact.embedding_dim, artifact.model_version))
         print(f"database at the latest schema: {_redact(settings.database_url)}")
         return 0
     if args.command == "models":

@@ -2,8 +2,10 @@
 search uses; one row per photo of a person in `faces` (its embedding, never the photo);
 API keys stored hashed.
 
-The embedding column is portable: pgvector `vector(512)` on PostgreSQL (so an
-HNSW index can serve identify), little-endian float32 bytes on SQLite.
+The embedding column is portable: pgvector `vector(N)` on PostgreSQL (so an HNSW index can
+serve identify), little-endian float32 bytes on SQLite. N is the model's own width, set by
+migration 0005 from the configured artefact and recorded in `embedding_width`, which start-up
+compares with the model's (app/startup.py); the ORM type itself fixes no width.
 """
 
 from __future__ import annotations
@@ -16,18 +18,14 @@ from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, 
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-# The width of the stored embedding column, fixed by migration 0001: a fact of the database.
-# The model's size comes from its artefact (ModelArtifact.embedding_dim); start-up compares them.
-EMBEDDING_DIM = 512
-
-
 class Embedding(TypeDecorator):
-    """float32 vector of fixed size: pgvector on PostgreSQL, raw bytes elsewhere."""
+    """float32 vector: pgvector on PostgreSQL, raw bytes elsewhere. With `dim` (the migrations'
+    DDL) the width is checked here; without it (the ORM), the database's column is the owner."""
 
     impl = LargeBinary
     cache_ok = True
 
-    def __init__(self, dim: int = EMBEDDING_DIM) -> None:
+    def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim
 
@@ -40,7 +38,7 @@ class Embedding(TypeDecorator):
         if value is None:
             return None
         vec = np.asarray(value, dtype=np.float32).reshape(-1)
-        if vec.shape[0] != self.dim:
+        if self.dim is not None and vec.shape[0] != self.dim:
             raise ValueError(f"embedding has {vec.shape[0]} values, the column holds {self.dim}")
         if dialect.name == "postgresql":
             return vec
@@ -65,7 +63,7 @@ class Person(Base):
     person_id: Mapped[str] = mapped_column(String(128), unique=True, index=True)
     display_name: Mapped[str | None] = mapped_column(String(256))
     # the template: pooled from the embeddings of the person's faces (app/services/templates.py)
-    embedding: Mapped[np.ndarray] = mapped_column(Embedding(EMBEDDING_DIM))
+    embedding: Mapped[np.ndarray] = mapped_column(Embedding())
     model_version: Mapped[str] = mapped_column(String(128))
     template_size: Mapped[int] = mapped_column(Integer, server_default="1")  # rows in faces
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -83,7 +81,7 @@ class Face(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     person_pk: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
-    embedding: Mapped[np.ndarray] = mapped_column(Embedding(EMBEDDING_DIM))
+    embedding: Mapped[np.ndarray] = mapped_column(Embedding())
     box: Mapped[list[float] | None] = mapped_column(JSON)  # x, y, w, h; None: migrated from one photo
     score: Mapped[float | None] = mapped_column(Float)  # detector confidence
     added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -99,3 +97,14 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # None = active
+
+
+class EmbeddingWidth(Base):
+    """One row: how many values each stored embedding has (set by migration 0005 from the model
+    configured then), and that model's version. Start-up refuses a model of another width."""
+
+    __tablename__ = "embedding_width"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    dim: Mapped[int] = mapped_column(Integer)
+    model_version: Mapped[str] = mapped_column(String(128))

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import errors
-from app.models import Face, Person
+from app.models import EmbeddingWidth, Face, Person
 from app.services.hnsw import ef_search_for
 from app.services.templates import pool
 from app.services.verification import Candidate, top_k_exact
@@ -389,15 +389,19 @@ class PersonStore:
         return (select(Person.person_id, Person.display_name, exact.label("d"), Person.template_size)
                 .where(Person.model_version == self.model_version).order_by(half).limit(k))
 
-    def stored_dim(self) -> int | None:
-        """The embedding size the database holds: the pgvector column's, or on SQLite the
-        size of a stored row (None while nobody is enrolled)."""
+    def stored_width(self) -> tuple[int, str] | None:
+        """(values per stored embedding, the model version migration 0005 set it for) from the
+        `embedding_width` row, or None where the row is missing."""
         with self.sessions() as s:
-            if self.postgres:
-                return s.scalar(text("SELECT atttypmod FROM pg_attribute WHERE attrelid = "
-                                     "'persons'::regclass AND attname = 'embedding'"))
-            size = s.scalar(select(func.length(Person.embedding)).limit(1))
-        return None if size is None else int(size) // 4  # float32 bytes
+            row = s.execute(select(EmbeddingWidth.dim, EmbeddingWidth.model_version)
+                            .where(EmbeddingWidth.id == 1)).one_or_none()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def stored_versions(self) -> dict[str, int]:
+        """Persons per model version they were enrolled with."""
+        with self.sessions() as s:
+            rows = s.execute(select(Person.model_version, func.count()).group_by(Person.model_version)).all()
+        return {str(v): int(n) for v, n in rows}
 
 
 def _not_found(person_id: str) -> errors.PersonNotFound:

@@ -23,7 +23,6 @@ from app.core.pools import BoundedPool
 from app.core.ratelimit import RateLimiter
 from app.core.telemetry import Metrics
 from app.inference.artifacts import load_artifact
-from app.models import EMBEDDING_DIM
 from app.inference.embedder import Embedder
 from app.inference.runtimes import (
     RuntimeChoice, RuntimeChoiceError, build_for, choose_runtime, tensorflow_imported,
@@ -76,15 +75,24 @@ def open_runtime(settings: Settings, embedder: Embedder | None = None) -> Runtim
 
 
 def check_embedding_size(store: PersonStore, model_dim: int, model_name: str) -> None:
-    stored = store.stored_dim()
-    if stored is not None and stored != model_dim:
-        raise StartupError(
-            f"the database holds {stored}-value embeddings but model {model_name!r} makes "
-            f"{model_dim}-value ones: use the model the persons were enrolled with, or a new database")
-    if model_dim != EMBEDDING_DIM:  # else every enroll would fail on the column's width
-        raise StartupError(
-            f"model {model_name!r} makes {model_dim}-value embeddings but the database column holds "
-            f"{EMBEDDING_DIM} (migration 0001): choose a {EMBEDDING_DIM}-value model")
+    """The database's embedding columns hold `embedding_width.dim` values (migration 0005); a
+    model of another width could neither store nor compare, so the start stops and says what to do."""
+    width = store.stored_width()
+    if width is None:
+        raise StartupError("the database has no embedding_width row (migration 0005): "
+                           "run `python -m app migrate` first")
+    stored, made_for = width
+    if stored == model_dim:
+        return
+    versions = store.stored_versions()
+    held = (", ".join(f"{n} with {v!r}" for v, n in sorted(versions.items())) if versions
+            else "no persons yet")
+    raise StartupError(
+        f"the database stores {stored}-value embeddings (set up for model {made_for!r}; persons: {held}) "
+        f"but model {model_name!r} makes {model_dim}-value ones. Either start with the model the rows "
+        f"were made with (FACEAPI_MODEL={made_for}), or use a new database for {model_name!r} "
+        f"(FACEAPI_DATABASE_URL=<new>, FACEAPI_MODEL={model_name} python -m app migrate) and enroll "
+        f"the persons again there")
 
 
 async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDetector | None) -> None:

@@ -247,7 +247,7 @@ def bench_sqlite(gallery, queries, truth, exact_i, threshold, workdir: Path) -> 
     for leftover in workdir.glob(path.name + "*"):
         leftover.unlink()
     url = f"sqlite:///{path}"
-    upgrade(url)
+    upgrade(url, embedding_width=(DIM, MODEL_VERSION))  # columns as wide as these embeddings
     t0 = time.perf_counter()
     con = sqlite3.connect(path)
     con.executemany(
@@ -314,7 +314,7 @@ def bench_postgres(gallery, queries, truth, exact_i, threshold, configs, ef_sear
     out = []
     try:
         url = server.create_database("scale")
-        upgrade(url)
+        upgrade(url, embedding_width=(DIM, MODEL_VERSION))
         dsn = server.dsn("scale")
         with psycopg.connect(dsn, autocommit=True) as conn:  # load first, build after: much faster
             conn.execute("DROP INDEX IF EXISTS ix_persons_embedding_hnsw, ix_persons_embedding_hnsw_half")

@@ -285,7 +285,7 @@ class FakeEmbedder:
     """For API-shape tests only: a deterministic unit vector per face (no accuracy meaning)."""
 
     model_version = "fake-v1"
-    embedding_dim = 512
+    embedding_dim = 256  # the default model's width, which the test databases are migrated to
     input_size = _default_face_size()
 
     def embed(self, faces: np.ndarray) -> np.ndarray:

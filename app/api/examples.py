@@ -196,7 +196,7 @@ READY = {
               "status": "not_ready", "checks": {**_CHECKS, "model": False}}}}},
 }
 MODEL_INFO = {200: {"content": {"application/json": {"example": {
-    "model_version": _MODEL, "embedding_dim": 512, "metric": "cosine_distance",
+    "model_version": _MODEL, "embedding_dim": 256, "metric": "cosine_distance",
     "threshold": _THRESHOLD, "threshold_origin": "model artefact, policy far_1e-3",
     "threshold_criterion": "false-accept rate <= 1e-3 on validation pairs",
     "threshold_by_template_size": {str(k): t for k, t in _BY_SIZE.items()},

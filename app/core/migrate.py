@@ -27,8 +27,13 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str, revision: str = "head", embedding_width: tuple[int, str] | None = None) -> None:
+    """`embedding_width`: (values, model version) of the model whose embeddings the columns
+    will hold (migration 0005); by default the artefact that the settings name."""
+    cfg = alembic_config(url)
+    if embedding_width is not None:
+        cfg.attributes["embedding_width"] = embedding_width
+    command.upgrade(cfg, revision)
 
 
 def downgrade(url: str, revision: str = "base") -> None:

@@ -31,6 +31,15 @@ class ModelArtifact:
 
     @property
     def embedding_dim(self) -> int:
+        """The number of values the model makes, which the database stores. A fusion's is the sum
+        of its parts' widths: its metadata's `embedding_dim` may name a larger, zero-padded width
+        (the column was once 512 wide for every model), which nothing stores any more."""
+        spec = self.metadata.get("embedder") or {}
+        if spec.get("kind") == "fusion" and spec.get("parts"):
+            try:
+                return sum(int(p["embedding_dim"]) for p in spec["parts"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ArtifactError(f"{self.path}/metadata.json: a fusion part has no embedding_dim: {exc}") from None
         return int(self.metadata["embedding_dim"])
 
     @property

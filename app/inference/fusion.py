@@ -7,8 +7,8 @@ similarity that maps the canvas template onto the part's template: a plain slice
 is a whole-pixel translation (dlib's chip, placed in the canvas at an integer offset, is then
 exactly what aligning the photo on dlib's template gives), otherwise a bilinear resample (SFace's
 112 crop). Part i's L2-normalised embedding is scaled by sqrt(w_i) (the weights sum to 1), so the
-fused vector is unit-length and its cosine similarity is sum_i w_i cos_i; it is zero-padded to the
-artefact's width (an isometry: distances unchanged) because the database column is 512 wide.
+fused vector is unit-length and its cosine similarity is sum_i w_i cos_i. Its width is the sum of
+the parts' widths (256 for SFace + dlib), which is what the database stores.
 """
 
 from __future__ import annotations
@@ -39,16 +39,15 @@ class FusionEmbedder:
     """Aligned canvases [N, S, S, 3] -> [N, embedding_dim] (see module doc)."""
 
     def __init__(self, model_version: str, canvas: AlignmentTemplate, parts: list[Part],
-                 embedding_dim: int) -> None:
+                 embedding_dim: int | None = None) -> None:
         total = sum(p.weight for p in parts)
         if not parts or abs(total - 1.0) > 1e-6 or any(p.weight < 0 for p in parts):
             raise ValueError(f"fusion weights must be >= 0 and sum to 1, got {[p.weight for p in parts]}")
         self.model_version, self.parts, self.canvas = model_version, parts, canvas
         self.input_size = canvas.size
-        self.embedding_dim = embedding_dim
-        self._fused_dim = sum(p.embedder.embedding_dim for p in parts)
-        if self._fused_dim > embedding_dim:
-            raise ValueError(f"{self._fused_dim} fused values do not fit in {embedding_dim}")
+        self.embedding_dim = sum(p.embedder.embedding_dim for p in parts)
+        if embedding_dim is not None and embedding_dim != self.embedding_dim:
+            raise ValueError(f"the parts make {self.embedding_dim} fused values, not {embedding_dim}")
         self._maps = [crop_map(canvas, p.template) for p in parts]
         # The parts run at the same time: one face's small convolutions leave a core idle, so
         # this cut the time of a lone face by ~15 % on 2 cores; batches gain nothing, lose nothing.

@@ -6,7 +6,7 @@ artefact's alignment size) -> `embeddings` float32 [N, D], L2-normalised. Everyt
 computes after alignment is inside: each part's crop of the canvas (a slice, or the bilinear
 resample Pillow's AFFINE transform makes, with its half-pixel convention, truncated to uint8 as Pillow does),
 the mirror images, each net (the Keras ports built from the installed weights, plus heads), the
-weighting, the normalisations and the zero-padding. Made with Keras' ExportArchive, which tracks
+weighting and the normalisations; the output is the parts' widths summed, unpadded. Made with Keras' ExportArchive, which tracks
 the nets' variables. TensorFlow is imported here: a build step, never the serve path on litert.
 
     python -m app models export-savedmodel [--out var/tfserving/faceapi/1]
@@ -49,7 +49,7 @@ def export_savedmodel(artifact, out_dir: Path) -> Path:
 
     nets = [keras_net(s) for s in net_specs(artifact)]
     parts = _parts(artifact)
-    canvas, dim = artifact.alignment, artifact.embedding_dim
+    canvas = artifact.alignment
     fused_flip = bool(artifact.metadata["embedder"].get("flip")) and artifact.metadata["embedder"].get("kind") == "fusion"
     if len(parts) == 1 and artifact.metadata["embedder"].get("flip"):
         parts[0]["flip"] = True
@@ -87,9 +87,7 @@ def export_savedmodel(artifact, out_dir: Path) -> Path:
             else:
                 e = l2(net(c, training=False))
             outs.append(np.sqrt(p["weight"]).astype(np.float32) * e)
-        out = tf.concat(outs, axis=1)
-        width = sum(p["dim"] for p in parts)
-        return tf.pad(out, [[0, 0], [0, dim - width]]) if width < dim else out
+        return tf.concat(outs, axis=1)  # sum of the parts' widths: the artefact's embedding_dim
 
     def serve(faces):
         x = tf.cast(faces, tf.float32)

@@ -8,12 +8,14 @@ Create Date: 2026-11-23
 import sqlalchemy as sa
 from alembic import op
 
-from app.models import EMBEDDING_DIM, Embedding
+from app.models import Embedding
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+EMBEDDING_DIM = 512  # the width of every embedding column until migration 0005
 
 
 def upgrade() -> None:

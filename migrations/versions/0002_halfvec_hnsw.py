@@ -14,12 +14,13 @@ the exact distance of the rows it returns. Building it on a large table takes mi
 
 from alembic import op
 
-from app.models import EMBEDDING_DIM
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
+
+EMBEDDING_DIM = 512  # the width of every embedding column until migration 0005
 
 HALFVEC_INDEX = (
     "CREATE INDEX ix_persons_embedding_hnsw_half ON persons USING hnsw "

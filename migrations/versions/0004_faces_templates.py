@@ -12,12 +12,14 @@ is known for those faces (the photos were never kept), so both are NULL.
 import sqlalchemy as sa
 from alembic import op
 
-from app.models import EMBEDDING_DIM, Embedding
+from app.models import Embedding
 
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
+
+EMBEDDING_DIM = 512  # the width of every embedding column until migration 0005
 
 
 def upgrade() -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from app.core.config import Settings
+from app.core.db import make_engine
 from app.main import create_app
 from app.startup import StartupError
 from tests.conftest import FakeDetector, FakeEmbedder, make_api, yale_bytes
@@ -77,18 +79,43 @@ def test_embedding_size_mismatch_stops_the_start(database_url):
     with make_api(database_url, FakeEmbedder(), FakeDetector()) as api:
         assert api.enroll("p", yale_bytes("subject02.normal")).status_code == 201
     app = create_app(Settings(database_url=database_url), embedder=SmallerModel(), detector=FakeDetector())
-    with pytest.raises(StartupError, match="512-value embeddings .* 128-value"):
+    with pytest.raises(StartupError) as caught:
         with TestClient(app):
             pass
+    message = str(caught.value)
+    assert "stores 256-value embeddings" in message and "makes 128-value ones" in message
+    assert "1 with 'fake-v1'" in message  # whose rows they are
+    # what to do: the model the rows were made with, or a new database migrated for this model
+    assert "FACEAPI_MODEL=fusion-sface-dlib-flip-v1" in message and "python -m app migrate" in message
 
 
-def test_a_model_narrower_than_the_embedding_column_stops_the_start(tmp_path):
-    """On an empty database too: a 128-value model would fail on every enroll (the column, fixed by
-    migration 0001, holds 512 values), so the start refuses it and says why."""
+def test_a_model_of_another_width_than_the_columns_stops_the_start(tmp_path):
+    """On an empty database too: the columns hold the width of the model they were migrated for
+    (256, the default), so a 128-value model would fail on every enroll; the start refuses it."""
     from tests.conftest import migrated_sqlite_url
 
     app = create_app(Settings(database_url=migrated_sqlite_url(tmp_path)), embedder=SmallerModel(),
                      detector=FakeDetector())
-    with pytest.raises(StartupError, match="128-value embeddings but the database column holds 512"):
+    with pytest.raises(StartupError, match="stores 256-value embeddings .*persons: no persons yet.* "
+                                           "makes 128-value ones"):
         with TestClient(app):
             pass
+
+
+def test_a_database_migrated_for_a_narrower_model_serves_it(tmp_path):
+    """The columns follow the model named at migration: migrated for a 128-value model, the
+    database serves it, and stores its embeddings 128 wide."""
+    from app.core.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'narrow.db'}"
+    upgrade(url, embedding_width=(128, SmallerModel.model_version))
+    with make_api(url, SmallerModel(), FakeDetector()) as api:
+        assert api.enroll("p", yale_bytes("subject02.normal")).status_code == 201
+        assert api.verify("p", yale_bytes("subject02.normal")).json()["match"]
+    engine = make_engine(url)
+    try:
+        with engine.connect() as c:
+            assert c.scalar(text("SELECT length(embedding) FROM persons")) == 128 * 4
+            assert c.scalar(text("SELECT length(embedding) FROM faces")) == 128 * 4
+    finally:
+        engine.dispose()

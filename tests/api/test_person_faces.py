@@ -33,7 +33,7 @@ def add_face(api, person_id, image, key=None, **fields):
 def reference_is_pooled(api, person_id: str) -> int:
     engine = make_engine(api.database_url)
     try:
-        person, faces = PersonStore(engine, FakeEmbedder.model_version, 512).get_with_faces(person_id)
+        person, faces = PersonStore(engine, FakeEmbedder.model_version, FakeEmbedder.embedding_dim).get_with_faces(person_id)
     finally:
         engine.dispose()
     assert np.allclose(person.embedding, pool(np.stack([f.embedding for f in faces])), atol=1e-6)

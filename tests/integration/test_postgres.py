@@ -18,7 +18,7 @@ from app.repositories import PersonStore
 from tests.conftest import FakeDetector, FakeEmbedder, fresh_postgres_url, make_api, yale_bytes
 
 pytestmark = pytest.mark.postgres
-DIM = 512
+DIM = 256  # the default model's width, which the test databases are migrated to
 
 
 def unit(rng, n=1):
@@ -56,12 +56,12 @@ def test_migrations_up_down_up(blank_pg):
             assert c.scalar(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
             coltype = c.scalar(text("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                                     "WHERE attrelid = 'persons'::regclass AND attname = 'embedding'"))
-            assert coltype == "vector(512)"
+            assert coltype == f"vector({DIM})"
             indexes = dict(c.execute(text("SELECT indexname, indexdef FROM pg_indexes "
                                           "WHERE tablename = 'persons' AND indexdef LIKE '%hnsw%'")).all())
             assert list(indexes) == ["ix_persons_embedding_hnsw_half"]  # 0002 replaced the vector index
             indexdef = indexes["ix_persons_embedding_hnsw_half"]
-            assert "halfvec(512)" in indexdef and "halfvec_cosine_ops" in indexdef  # the service's metric
+            assert f"halfvec({DIM})" in indexdef and "halfvec_cosine_ops" in indexdef  # the service's metric
             assert "m='32'" in indexdef and "ef_construction='128'" in indexdef
         downgrade(blank_pg)
         with engine.connect() as c:

@@ -19,7 +19,8 @@ from app.repositories import PersonStore
 from app.services.templates import pool
 from tests.conftest import FakeDetector, FakeEmbedder, fresh_postgres_url, make_api, yale_bytes
 
-DIM = 512
+DIM = 256  # the default model's width, which the test databases are migrated to
+OLD_DIM = 512  # every embedding column before migration 0005 (narrower models zero-padded)
 
 
 def unit(rng, n=1):
@@ -174,7 +175,7 @@ def blank_url(request, tmp_path):
 
 
 PERSONS_0003 = sa.table("persons", sa.column("person_id"), sa.column("display_name"),
-                        sa.column("embedding", Embedding(DIM)), sa.column("model_version"))
+                        sa.column("embedding", Embedding(OLD_DIM)), sa.column("model_version"))
 
 
 def test_a_database_of_the_one_photo_schema_becomes_templates_of_one(blank_url, tmp_path):
@@ -195,10 +196,10 @@ def test_a_database_of_the_one_photo_schema_becomes_templates_of_one(blank_url, 
     try:
         other = unit(np.random.default_rng(5))[0]
         with engine.begin() as c:
-            c.execute(sa.insert(PERSONS_0003), [
-                {"person_id": "early", "display_name": "Early", "embedding": reference,
+            c.execute(sa.insert(PERSONS_0003), [  # zero-padded, as the service stored them then
+                {"person_id": "early", "display_name": "Early", "embedding": np.pad(reference, (0, OLD_DIM - DIM)),
                  "model_version": FakeEmbedder.model_version},
-                {"person_id": "other", "display_name": None, "embedding": other,
+                {"person_id": "other", "display_name": None, "embedding": np.pad(other, (0, OLD_DIM - DIM)),
                  "model_version": FakeEmbedder.model_version}])
         upgrade(blank_url)
         store = PersonStore(engine, FakeEmbedder.model_version, DIM)

@@ -65,7 +65,8 @@ def test_fusion_artifact_builds_its_parts_with_flip(tmp_path):
     (tmp_path / "metadata.json").write_text(json.dumps(meta))
     embedder = build_embedder(load_artifact(tmp_path))
     assert isinstance(embedder, FusionEmbedder)
-    assert (embedder.embedding_dim, embedder.input_size) == (512, 184)
+    assert (embedder.embedding_dim, embedder.input_size) == (256, 184)  # 128 + 128: no padding
+    assert load_artifact(tmp_path).embedding_dim == 256  # what the database stores
     assert [p.weight for p in embedder.parts] == [0.3, 0.7]
     assert all(isinstance(p.embedder, FlipAveraged) for p in embedder.parts)
     assert [p.embedder.input_size for p in embedder.parts] == [112, 150]
