@@ -129,7 +129,7 @@ def cmd_train(args) -> int:
     from model.omniglot.train import train
 
     cfg = resolve(args.preset, args.overrides)
-    overridden_to_triplet = cfg.loss == "triplet" and PRESETS[args.preset]().loss != "triplet"
+    overridden_to_triplet = cfg.objective.triplet and not PRESETS[args.preset]().objective.triplet
     run_dir = args.run_dir or DEFAULT_RUNS / (cfg.preset + ("-triplet" if overridden_to_triplet else ""))
     print(f"run directory: {run_dir}")
     state = train(cfg, run_dir, args.data_dir, resume=args.resume, verbose=not args.quiet,

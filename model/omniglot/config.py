@@ -24,7 +24,8 @@ class OmniglotConfig(JsonConfig):
     distort_prob: float = 8 / 9  # share of training pairs shown as an affine distortion
     within_alphabet_negatives: float = 0.0  # share of negatives drawn inside one alphabet
     # "sampled": the paper's balanced pairs, two tower passes each; "in_batch": every pair
-    # within a batch of P classes x K drawers (train.py, nets.build_in_batch_siamese)
+    # within a batch of P classes x K drawers (train.py, nets.build_in_batch_siamese).
+    # With `loss` it makes the run's Objective (below), the one place the pair is read.
     pairs: str = "sampled"
     # class batches (triplet, in_batch): 0 = the P classes come from all training characters;
     # A > 0 = from A random alphabets, so most negatives share an alphabet (as the test's)
@@ -63,6 +64,55 @@ class OmniglotConfig(JsonConfig):
     eval_ways: tuple[int, ...] = tuple(range(2, 21))
     verification_pairs: int = 10_000
     proto_augment: int = 8  # distorted copies averaged into each prototype
+
+    @property
+    def objective(self) -> Objective:
+        """What `loss` x `pairs` train: the one place the two fields are read together."""
+        return Objective.of(self.loss, self.pairs)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The training objective, decided once from the config's `loss` and `pairs`.
+
+    - "siamese": the paper's L1 siamese with BCE on sampled balanced pairs
+      (`nets.build_siamese`, pair batches);
+    - "in_batch_siamese": the same head and loss on every pair of a class batch
+      (`nets.build_in_batch_siamese`, `train.InBatchPairBCE`);
+    - "triplet": a unit-norm embedding with the semi-hard triplet loss, scored by -L2
+      (`nets.build_triplet_net`, class batches; `pairs` plays no part).
+    The net, the loss, the batches and the scorer (train.py, nets.py, evaluate.py) all ask it.
+    """
+
+    name: str
+
+    LOSSES = ("bce", "triplet")
+    PAIRS = ("sampled", "in_batch")
+
+    @classmethod
+    def of(cls, loss: str, pairs: str) -> Objective:
+        if pairs not in cls.PAIRS:
+            raise ValueError(f"unknown pairs {pairs!r}; choose 'sampled' or 'in_batch'")
+        if loss not in cls.LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose 'bce' or 'triplet'")
+        if loss == "triplet":
+            return cls("triplet")
+        return cls("in_batch_siamese" if pairs == "in_batch" else "siamese")
+
+    @property
+    def triplet(self) -> bool:
+        """A unit-norm embedding scored by -L2 (else the siamese head's P(same))."""
+        return self.name == "triplet"
+
+    @property
+    def class_batches(self) -> bool:
+        """Batches of P classes x K drawers with class labels (else sampled labelled pairs)."""
+        return self.name != "siamese"
+
+    @property
+    def family(self) -> str:
+        """"triplet" or "siamese": the scorer's family, as result names spell it."""
+        return "triplet" if self.triplet else "siamese"
 
 
 def koch2015() -> OmniglotConfig:
@@ -187,4 +237,4 @@ def resolve(preset: str, overrides: list[str] | None = None) -> OmniglotConfig:
     return apply_overrides(PRESETS[preset](), overrides or [])
 
 
-__all__ = ["OmniglotConfig", "PRESETS", "apply_overrides", "resolve"]
+__all__ = ["Objective", "OmniglotConfig", "PRESETS", "apply_overrides", "resolve"]

@@ -259,8 +259,8 @@ def model_method(model, cfg, scorer: str = "pairwise", tta: int = 0) -> Method:
     of itself and `tta` paper-style distortions (a fixed seed), then scored pairwise.
     """
     emb = model.get_layer("embedding")
-    triplet = cfg.loss == "triplet"
-    family = "triplet" if triplet else "siamese"
+    triplet = cfg.objective.triplet
+    family = cfg.objective.family
 
     def normalise(f):
         return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12) if triplet else f

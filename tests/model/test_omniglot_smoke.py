@@ -32,6 +32,20 @@ def test_presets_build_the_intended_nets():
     assert build_from_config(resolve("smoke")).count_params() < 1_000_000
 
 
+@pytest.mark.parametrize("loss,pairs,name,class_batches", [
+    ("bce", "sampled", "siamese", False), ("bce", "in_batch", "in_batch_siamese", True),
+    ("triplet", "sampled", "triplet", True), ("triplet", "in_batch", "triplet", True)])
+def test_loss_and_pairs_decide_one_objective_that_the_net_follows(loss, pairs, name, class_batches):
+    from model.omniglot.nets import build_from_config
+
+    cfg = resolve("smoke", [f"loss={loss}", f"pairs={pairs}"])
+    assert cfg.objective.name == name and cfg.objective.class_batches == class_batches
+    assert cfg.objective.triplet == (loss == "triplet")
+    assert build_from_config(cfg).name == name
+    with pytest.raises(ValueError, match="unknown loss"):
+        resolve("smoke", ["loss=hinge"]).objective
+
+
 # The best recipes of docs/omniglot.md: (preset, net it builds, epochs, decay start)
 BEST_RECIPES = [("cpu-triplet-best", "triplet", 101, 50),
                 ("cpu-inbatch-rot", "in_batch_siamese", 86, 40),
