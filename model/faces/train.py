@@ -36,6 +36,8 @@ from model.faces.augment import augment_images
 from model.faces.config import FaceTuneConfig
 from model.faces.faceset import FaceSet
 from model.faces.features import base_features
+from model.faces.fusion import fused_features
+from model.faces.sface import sface_features
 from model.faces.splits import Splits, make_splits
 
 RUNS = paths.RUNS / "faces"
@@ -174,14 +176,10 @@ def train(cfg: FaceTuneConfig, fs: FaceSet, run_dir: Path, resume: bool = False,
     splits = make_splits(fs, cfg)
     feats = None
     if cfg.base == "sface":
-        from model.faces.sface import sface_features
-
         feats = {"orig": sface_features(fs.faces, fs.usable, False, cache)}
         if cfg.flip:
             feats["flip"] = sface_features(fs.faces, fs.usable, True, cache)
     elif cfg.base == "fusion":
-        from model.faces.fusion import fused_features
-
         feats = {"orig": fused_features(fs, cache)}
     elif cfg.base_stage != "stem":
         tensor = heads.base_output_tensor(cfg.base_stage)
