@@ -9,6 +9,9 @@
   baseline  --which 1nn|mhd|chance|all [--image-size 105]
   plot      [--inputs JSON ...] --out docs/img/omniglot_accuracy_vs_n.png
 Results are JSON files (eval_*.json in the run directory, runs/omniglot/baselines/*.json).
+
+Each command imports its library inside its function, so `--help` does not start Keras and
+TensorFlow (train.py, nets.py and evaluate.py's callers load them).
 """
 
 from __future__ import annotations
