@@ -7,9 +7,9 @@ identities (all pairs: TAR at FAR 1e-3 and 1e-4) and, for the report, on the tes
 and Yale with the statistics the export writes (thresholds chosen on validation).
 The fusion weight is chosen on validation identities only.
 
-Flip: the embedding of the face plus that of its mirror image, each L2-normalised, summed and
-normalised again (what app/inference/flip.py computes in the service).
-Fusion with weight w: [sqrt(w) a, sqrt(1 - w) b] of the L2-normalised embeddings a (SFace) and
+Flip (fusion.flip_average): the embedding of the face plus that of its mirror image, each
+L2-normalised, summed and normalised again (what app/inference/flip.py computes in the service).
+Fusion with weight w (fusion.fuse): [sqrt(w) a, sqrt(1 - w) b] of the L2-normalised embeddings a (SFace) and
 b (dlib), which is unit-length, so its cosine similarity is w cos_a + (1 - w) cos_b.
 """
 
@@ -19,19 +19,12 @@ import numpy as np
 
 from model.common import metrics
 from model.faces import data as facedata
-
-
-def l2(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def flip_average(orig: np.ndarray, flipped: np.ndarray) -> np.ndarray:
-    return l2(l2(orig) + l2(flipped))
-
-
-def fuse(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
-    return np.concatenate([np.sqrt(w) * l2(a), np.sqrt(1.0 - w) * l2(b)], axis=-1)
+from model.faces.config import FaceTuneConfig
+from model.faces.dlib import dlib_features, dlib_template
+from model.faces.evaluation import evaluate_embeddings
+from model.faces.faceset import celeba_faces, yale_faces
+from model.faces.fusion import flip_average, fuse, fused_features, l2
+from model.faces.sface import arcface_template, sface_features
 
 
 def val_low_far(emb: np.ndarray, celeba, seed: int = 0) -> dict:
@@ -78,10 +71,6 @@ WEIGHTS = tuple(round(w, 2) for w in np.arange(0.1, 0.81, 0.05))  # SFace's shar
 def base_features(data_dir: str | None = None) -> dict[str, dict]:
     """{base: {"celeba"|"yale": (orig, flipped) features, "sets": (celeba, yale)}} for SFace and dlib,
     each on its own alignment template (cached)."""
-    from model.faces.dlib import dlib_features, dlib_template
-    from model.faces.faceset import celeba_faces, yale_faces
-    from model.faces.sface import arcface_template, sface_features
-
     out = {}
     for name, template, features in (("sface", arcface_template(), sface_features),
                                      ("dlib", dlib_template(), dlib_features)):
@@ -105,9 +94,6 @@ def embeddings(feats: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def run(data_dir: str | None = None) -> list[dict]:
     """Every candidate's row (module doc); the fusion weight and flip choice made on validation."""
-    from model.faces.config import FaceTuneConfig
-    from model.faces.export import evaluate_embeddings
-
     feats = base_features(data_dir)
     celeba, yale = feats["sface"]["sets"]
     if not np.array_equal(celeba.usable, feats["dlib"]["sets"][0].usable):
@@ -143,10 +129,6 @@ def head_on_fusion(run_dir, data_dir: str | None = None) -> dict:
     """Validation TAR at FAR 1e-3 / 1e-4 of the fused vector before and after a fine-tuned head
     (a `fusion-triplet` run's best_embedding.keras): is the head kept?"""
     import keras
-
-    from model.faces.faceset import celeba_faces
-    from model.faces.fusion import fused_features
-    from model.faces.sface import arcface_template
 
     fs = celeba_faces(data_dir, template=arcface_template())
     x = fused_features(fs)

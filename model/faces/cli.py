@@ -1,7 +1,9 @@
 """`python -m model faces template|tune-threshold|finetune|export`: arguments in, library calls out.
 
 Library code lives in the modules this file calls; nothing imports this file but
-model/__main__.py.
+model/__main__.py. Each command imports its library inside its function, so `--help` and
+the light commands do not start TensorFlow (model/faces/train.py, heads.py and facenet_keras.py
+import Keras at module level).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from model.common.paths import cache_dir, data_dir
+from model.faces.artifact import ARTIFACTS, BASE_VERSION
 
 SPLITS = ("train", "val", "test")
 
@@ -155,8 +156,6 @@ def default_template():
     """The alignment the FaceNet artefacts use (the base artefact's, measured on YuNet landmarks
     by `python -m model faces template`)."""
     from app.inference.artifacts import load_artifact
-
-    from model.faces.artifact import ARTIFACTS, BASE_VERSION
 
     return load_artifact(ARTIFACTS / BASE_VERSION).alignment
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.faces import data
 from model.faces.features import port_features
 
 # `python -m model faces template --dlib`: mean position of YuNet's landmarks (image-left eye,
@@ -81,7 +82,6 @@ def _validation_faces(data_dir: str | None, seed: int, step: int = 1):
     from PIL import Image
 
     from app.inference.wheel_files import installed_file
-    from model.faces import data
 
     predictor = dlib.shape_predictor(str(installed_file(
         "face-recognition-models", "face_recognition_models/models/shape_predictor_5_face_landmarks.dat")))

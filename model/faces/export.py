@@ -12,26 +12,33 @@ Writes
 - var/export/<version>/eval.npz: the evaluation distances (for `--report` plots).
 
 Embeddings are computed by the service's own embedder (app.inference.facenet_graph):
-frozen graph to `base_output` (float32), then the head, then L2 normalisation.
+frozen graph to `base_output` (float32), then the head, then L2 normalisation. The
+measurement itself is model/faces/evaluation.py's, shared with the port exports.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from app.inference.artifacts import load_artifact
 from model.common.paths import EXPORTS
 from model.faces import data as facedata
-from model.faces import heads
 from model.faces.artifact import ARTIFACTS, base_embedder_spec, provenance, write_metadata
 from model.faces.config import FaceTuneConfig
+from model.faces.evaluation import evaluate_variant, time_per_face
 from model.faces.faceset import celeba_faces, yale_faces
 from model.faces.features import base_features
-from model.faces.splits import all_pairs, make_splits, test_pairs
-from model.faces.threshold import all_pairs_statistics, apply_all_pairs, tune_threshold
+from model.faces.threshold import apply_all_pairs
+
+# Keras and TensorFlow (and the modules built on them: app.inference.facenet_graph,
+# app.inference.layers, model.faces.heads, model.faces.facenet_keras) are imported inside the
+# functions that run a net: importing this module (for write_artifact, as model/faces/fusion.py
+# and sface.py do) stays free of TensorFlow's start-up, seconds and ~1 GB.
 
 
 
@@ -40,7 +47,7 @@ from model.faces.threshold import all_pairs_statistics, apply_all_pairs, tune_th
 
 def service_embedder(version: str, base_output: str, head, embedding_dim: int):
     """The service's own embedder class on this head: what the export measures is what it serves."""
-    from app.inference.facenet_graph import INPUT_SIZE, FaceNetGraphEmbedder
+    from app.inference.facenet_graph import INPUT_SIZE, FaceNetGraphEmbedder  # TensorFlow (module note)
 
     return FaceNetGraphEmbedder(version, embedding_dim, INPUT_SIZE, base_output, head)
 
@@ -51,12 +58,14 @@ def base_output_of(base_stage: str, head) -> str:
         return "embeddings:0"
     if base_stage == "stem":
         return "input:0"  # the head is the whole network (prewhitened faces in)
+    from model.faces import heads  # Keras (module note)
+
     return heads.base_output_tensor(base_stage)
 
 
 def write_head(folder: Path, head, base_output: str) -> dict:
     """head.keras (if any) into `folder`; returns metadata.json's `embedder` entry."""
-    from app.inference.facenet_graph import graph_sha256
+    from app.inference.facenet_graph import graph_sha256  # TensorFlow (module note)
 
     folder.mkdir(parents=True, exist_ok=True)
     spec = {**base_embedder_spec(graph_sha256()), "base_output": base_output}
@@ -67,36 +76,12 @@ def write_head(folder: Path, head, base_output: str) -> dict:
     return spec
 
 
-def embed_indices(emb, faces: np.ndarray, idx: np.ndarray, feats=None, batch: int = 64):
-    """Embeddings of faces[idx] (other rows zero); `feats` are cached base_output features if given."""
-    out = None
-    for s in range(0, len(idx), batch):
-        chunk = idx[s : s + batch]
-        e = emb.embed_features(np.asarray(feats[chunk])) if feats is not None else emb.embed(faces[chunk])
-        if out is None:
-            out = np.zeros((len(faces), e.shape[1]), np.float32)
-        out[chunk] = e
-    return out
-
-
-def time_per_face(emb, faces: np.ndarray, batch: int = 32, repeats: int = 3) -> float:
-    """Median milliseconds per face for a batch of `batch` aligned faces (base + head)."""
-    x = faces[:batch]
-    emb.embed(x)  # warm-up: graph and head tracing
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        emb.embed(x)
-        times.append(time.perf_counter() - t)
-    return 1000 * float(np.median(times)) / len(x)
-
-
 # --------------------------------------------------------------------------- SavedModel
 
 
 def serving_model(head, base_stage: str):
     """Keras model: raw aligned faces -> prewhiten -> pretrained port up to `base_stage` -> head -> L2."""
-    import keras
+    import keras  # module note
 
     from app.inference.layers import L2Normalize
     from model.faces import facenet_keras
@@ -118,7 +103,7 @@ def export_saved_model(model, path: Path) -> Path:
     Written with tf.saved_model.save rather than keras.export.ExportArchive: in Keras 3.15
     the archive stores every variable twice (180 MB instead of 90 MB).
     """
-    import tensorflow as tf
+    import tensorflow as tf  # module note
 
     size = model.input_shape[1]
 
@@ -181,38 +166,10 @@ def write_artifact(folder: Path, version: str, cfg, spec: dict, template, tuned:
     return meta
 
 
-def evaluate_variant(emb, cfg, celeba, yale, celeba_feats=None) -> tuple[dict, dict, dict]:
-    """(tuned thresholds + metrics, distances per split, labels per split) on val, test, Yale."""
-    idx = np.flatnonzero(evaluation_faces(celeba, cfg))
-    e_celeba = embed_indices(emb, celeba.faces, idx, celeba_feats)
-    e_yale = embed_indices(emb, yale.faces, np.flatnonzero(yale.usable))
-    return evaluate_embeddings(e_celeba, e_yale, cfg, celeba, yale)
-
-
-def evaluation_faces(celeba, cfg) -> np.ndarray:
-    """Mask of the CelebA faces the evaluation embeds: every usable photo of the validation and
-    test identities (the low-FAR figures use all their pairs)."""
-    ids = facedata.split_identities(celeba.identities, cfg.split_seed, tuple(cfg.fractions))
-    return celeba.usable & np.isin(celeba.identities, np.r_[ids["val"], ids["test"]])
-
-
-def evaluate_embeddings(e_celeba: np.ndarray, e_yale: np.ndarray, cfg, celeba, yale) -> tuple[dict, dict, dict]:
-    """evaluate_variant on embeddings already computed (rows of evaluation_faces; others unused)."""
-    splits = make_splits(celeba, cfg)
-    pairs = {"val": splits.val_pairs, "test": test_pairs(celeba, cfg),
-             "yale": all_pairs(yale.identities, yale.usable)}
-    ids = facedata.split_identities(celeba.identities, cfg.split_seed, tuple(cfg.fractions))
-    distances = {k: facedata.pair_distances(e_yale if k == "yale" else e_celeba, p) for k, p in pairs.items()}
-    labels = {k: p.same for k, p in pairs.items()}
-    tuned = tune_threshold(distances, labels)
-    tuned["all_pairs"] = all_pairs_statistics(e_celeba, celeba.identities, evaluation_faces(celeba, cfg), ids)
-    return tuned, distances, labels
-
-
 def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_model_dir: Path | None = None,
            write_saved_model: bool = True, data_dir: str | None = None, command: str | None = None) -> dict:
     """Export a finetune run (or, with run_dir None, the base alone); returns the metadata."""
-    import keras
+    import keras  # module note
 
     from app.inference.facenet_graph import EMBEDDING_DIM
 
@@ -279,11 +236,8 @@ def retune(folders: list[Path], data_dir: str | None = None) -> list[dict]:
     detector: thresholds, val/test/Yale metrics and the all-pairs statistics are measured again
     and written into each metadata.json; the weights do not change. The frozen graph runs once
     over the validation and test faces for every artefact that shares an alignment."""
-    import copy
+    import keras  # module note
 
-    import keras
-
-    from app.inference.artifacts import load_artifact
     from model.faces.facenet_keras import graph_features
 
     artifacts = [load_artifact(f) for f in folders]
@@ -306,7 +260,7 @@ def retune(folders: list[Path], data_dir: str | None = None) -> list[dict]:
             config = (meta.get("training") or {}).get("config")
             cfg = FaceTuneConfig.from_json(json.dumps(config)) if config else FaceTuneConfig(preset="base")
             base_output = spec.get("base_output", "embeddings:0")
-            emb = ServiceEmbedder(base_output, head)
+            emb = service_embedder(meta["model_version"], base_output, head, int(meta["embedding_dim"]))
             tuned, _, labels = evaluate_variant(emb, cfg, celeba, yale, feats.get(base_output))
             meta.update(threshold=tuned["threshold"], metrics=tuned["metrics"])
             meta["threshold_far_1e-3"] = tuned["threshold_far_1e-3"]
@@ -326,8 +280,7 @@ def retune(folders: list[Path], data_dir: str | None = None) -> list[dict]:
 def _held_out_features(faces: np.ndarray, idx: np.ndarray, tensors: list[str], graph_features,
                        batch: int = 32) -> dict[str, np.ndarray]:
     """Frozen-graph tensors of faces[idx] (other rows zero), all tensors in one pass."""
-    import tensorflow as tf
-    from tqdm import tqdm
+    import tensorflow as tf  # module note
 
     from app.inference.facenet_graph import prewhiten
 

@@ -14,6 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
+from app.inference.artifacts import ModelArtifact, build_embedder
+from app.vision.align import AlignmentTemplate
+from model.faces import dlib, sface
+from model.faces.config import FaceTuneConfig
+from model.faces.dlib import DLIB_150, dlib_features, dlib_template
+from model.faces.evaluation import evaluate_variant, time_per_face
+from model.faces.export import write_artifact
+from model.faces.faceset import celeba_faces, yale_faces
+from model.faces.sface import sface_features
+
 # dlib's chip sits in the canvas at this whole-pixel offset, so its crop is a slice; the canvas
 # also holds SFace's ArcFace 112 crop, which reaches 32 px above and 9 px beside dlib's chip
 # (similarity from the ArcFace template to dlib's: scale 1.46, 0.7 degrees).
@@ -23,8 +33,6 @@ DLIB_OFFSET = (17, 33)
 
 def part_specs() -> dict[str, tuple[dict, object]]:
     """{name: (metadata `embedder` block without head, its template)}."""
-    from model.faces import dlib, sface
-
     return {"sface": (sface.embedder_spec(None), sface.arcface_template()),
             "dlib": (dlib.embedder_spec(None), dlib.dlib_template())}
 
@@ -32,16 +40,27 @@ def part_specs() -> dict[str, tuple[dict, object]]:
 SFACE_WEIGHT = 0.3  # chosen on validation identities (python -m model faces candidates)
 
 
+def l2(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def flip_average(orig: np.ndarray, flipped: np.ndarray) -> np.ndarray:
+    """Flip test-time augmentation: l2(l2(face) + l2(mirror)), as app/inference/flip.py computes."""
+    return l2(l2(orig) + l2(flipped))
+
+
+def fuse(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
+    """[sqrt(w) a, sqrt(1 - w) b] of the L2-normalised parts: unit length, and its cosine
+    similarity is w cos_a + (1 - w) cos_b."""
+    return np.concatenate([np.sqrt(w) * l2(a), np.sqrt(1.0 - w) * l2(b)], axis=-1)
+
+
 def fused_features(sface_set, cache: Path | None = None) -> np.ndarray:
     """The default's fused vector before any head, for every usable face: flip-averaged SFace
     (faces of `sface_set`, ArcFace-aligned) and dlib (the same photos on dlib's template) outputs,
     fused with SFACE_WEIGHT. Each base aligned directly (the service cuts SFace's crop from the
     canvas instead; docs/face-embedder.md compares the two)."""
-    from model.faces.candidates import flip_average, fuse
-    from model.faces.dlib import dlib_features, dlib_template
-    from model.faces.faceset import celeba_faces
-    from model.faces.sface import sface_features
-
     dlib_set = celeba_faces(cache=cache, template=dlib_template())
     if not np.array_equal(dlib_set.usable, sface_set.usable):
         raise RuntimeError("the SFace and dlib face sets differ")
@@ -53,9 +72,6 @@ def fused_features(sface_set, cache: Path | None = None) -> np.ndarray:
 
 
 def canvas_template():
-    from app.vision.align import AlignmentTemplate
-    from model.faces.dlib import DLIB_150
-
     return AlignmentTemplate(np.array(DLIB_150) + DLIB_OFFSET, CANVAS_SIZE,
                              f"canvas {CANVAS_SIZE}: dlib's 150 chip at offset {DLIB_OFFSET}, SFace's "
                              "ArcFace 112 crop cut from it (app/inference/fusion.py)")
@@ -84,11 +100,6 @@ def embedder_block(parts: list[tuple[str, float]], flip: bool | set[str]) -> tup
 
 def export_ports(version: str, parts: list[tuple[str, float]], flip: bool | set[str], out: Path,
                  data_dir: str | None = None) -> dict:
-    from app.inference.artifacts import ModelArtifact, build_embedder
-    from model.faces.config import FaceTuneConfig
-    from model.faces.export import evaluate_variant, time_per_face, write_artifact
-    from model.faces.faceset import celeba_faces, yale_faces
-
     spec, template, dim = embedder_block(parts, flip)
     folder = out / version
     emb = build_embedder(ModelArtifact(folder, {"model_version": version, "embedding_dim": dim,

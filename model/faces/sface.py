@@ -14,7 +14,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from model.faces import data as facedata
+
+from model.faces.config import FaceTuneConfig
+from model.faces.evaluation import evaluate_variant, time_per_face
+from model.faces.export import write_artifact
+from model.faces.faceset import celeba_faces, yale_faces
 from model.faces.features import port_features
 
 # InsightFace's ArcFace template (x, y) for 112x112 crops: image-left eye, image-right eye,
@@ -58,7 +62,7 @@ def build_sface_embedding(embedding_dim: int = 128, seed: int = 0, input_dim: in
 
 
 class SFaceServiceEmbedder:
-    """What the service computes: the port, then the head (if any), then L2 (export.evaluate_variant
+    """What the service computes: the port, then the head (if any), then L2 (evaluation.evaluate_variant
     calls `embed_features` and `embed`)."""
 
     def __init__(self, head=None):
@@ -101,11 +105,7 @@ def embedder_spec(head_file: str | None) -> dict:
 
 def export_sface(run_dir: Path | None, version: str, out: Path, data_dir: str | None = None) -> dict:
     """model/artifacts/<version>/ for SFace alone (run_dir None) or with a fine-tuned head."""
-    import keras
-
-    from model.faces.config import FaceTuneConfig
-    from model.faces.export import evaluate_variant, time_per_face, write_artifact
-    from model.faces.faceset import celeba_faces, yale_faces
+    import keras  # TensorFlow: loaded only when a head is exported (this module stays light)
 
     if run_dir is not None:
         cfg = FaceTuneConfig.load(run_dir / "config.json")

@@ -25,17 +25,21 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import keras
 import numpy as np
 
-from model.common import paths
+from model.common import metrics, paths
 from model.common.checkpoints import save_atomic, write_json_atomic
 from model.common.epoch_logs import epoch_loggers
+from model.common.losses import TripletSemiHardLoss
 from model.faces import data as facedata
 from model.faces import heads
 from model.faces.augment import augment_images
 from model.faces.config import FaceTuneConfig
 from model.faces.faceset import FaceSet
 from model.faces.features import base_features
+from model.faces.fusion import fused_features
+from model.faces.sface import build_sface_embedding, sface_features
 from model.faces.splits import Splits, make_splits
 
 RUNS = paths.RUNS / "faces"
@@ -82,8 +86,6 @@ def _epoch_plan(cfg: FaceTuneConfig, fs: FaceSet, splits: Splits, epoch: int):
 
 
 def _make_dataset(plan, epoch: int, inputs: _Inputs, cfg: FaceTuneConfig):
-    import keras
-
     flip_p = 0.5 if cfg.flip and inputs.feats is not None else 0.0
 
     class EpochBatches(keras.utils.PyDataset):
@@ -109,13 +111,7 @@ def _make_dataset(plan, epoch: int, inputs: _Inputs, cfg: FaceTuneConfig):
 
 def build_models(cfg: FaceTuneConfig, constants=None):
     """(training model, embedding sub-model), compiled."""
-    import keras
-
-    from model.common.losses import TripletSemiHardLoss
-
     if cfg.base in ("sface", "fusion"):
-        from model.faces.sface import build_sface_embedding
-
         embedding = build_sface_embedding(cfg.embedding_dim, cfg.seed, 256 if cfg.base == "fusion" else 128)
     else:
         embedding = heads.build_embedding(cfg.base_stage, cfg.embedding_dim, cfg.seed,
@@ -139,8 +135,6 @@ def embed(embedding, x: np.ndarray, idx: np.ndarray, batch: int = 256) -> np.nda
 
 
 def validate(embedding, x_orig: np.ndarray, pairs: facedata.Pairs) -> dict:
-    from model.common import metrics
-
     idx = np.unique(np.r_[pairs.a, pairs.b])
     emb = embed(embedding, x_orig, idx)
     d = facedata.pair_distances(emb, pairs)
@@ -174,14 +168,10 @@ def train(cfg: FaceTuneConfig, fs: FaceSet, run_dir: Path, resume: bool = False,
     splits = make_splits(fs, cfg)
     feats = None
     if cfg.base == "sface":
-        from model.faces.sface import sface_features
-
         feats = {"orig": sface_features(fs.faces, fs.usable, False, cache)}
         if cfg.flip:
             feats["flip"] = sface_features(fs.faces, fs.usable, True, cache)
     elif cfg.base == "fusion":
-        from model.faces.fusion import fused_features
-
         feats = {"orig": fused_features(fs, cache)}
     elif cfg.base_stage != "stem":
         tensor = heads.base_output_tensor(cfg.base_stage)

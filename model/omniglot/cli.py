@@ -1,13 +1,17 @@
 """`python -m model omniglot train|eval|baseline|plot`: Koch et al. (2015) on Omniglot.
 
-  train     --preset smoke|cpu|koch2015 [--set field=value ...] [--resume]; evaluates the
-            best checkpoint at the end unless --no-eval
+  train     --preset NAME [--set field=value ...] [--resume]; evaluates the best checkpoint
+            at the end unless --no-eval. NAME: smoke | cpu | koch2015, or one of the best
+            recipes: cpu-triplet-best | cpu-inbatch-rot | cpu-inbatch (model/omniglot/config.py)
   eval      --run-dir DIR [--scorer pairwise|prototype|all] [--tta K]
   ensemble  --run-dir DIR --run-dir DIR ... [--tta K]   (seed ensemble: averaged scores)
   mnist     [--run-dir DIR ...] [--tta K] [--ensemble]   Koch's 10-way one-shot MNIST transfer, 1-NN and MHD beside
   baseline  --which 1nn|mhd|chance|all [--image-size 105]
   plot      [--inputs JSON ...] --out docs/img/omniglot_accuracy_vs_n.png
 Results are JSON files (eval_*.json in the run directory, runs/omniglot/baselines/*.json).
+
+Each command imports its library inside its function, so `--help` does not start Keras and
+TensorFlow (train.py, nets.py and evaluate.py's callers load them).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 from pathlib import Path
 
 from model.common import paths
+from model.omniglot.config import PRESETS, OmniglotConfig, resolve
 
 DEFAULT_RUNS = paths.RUNS / "omniglot"
 
@@ -26,10 +31,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a siamese (or triplet) net, then evaluate it")
-    p.add_argument("--preset", default="cpu", help="smoke | cpu | koch2015")
+    p.add_argument("--preset", default="cpu", help=" | ".join(PRESETS))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="override any config field, e.g. --set image_size=64 (repeatable)")
-    p.add_argument("--run-dir", type=Path, help="default: runs/omniglot/<preset>[-triplet]")
+    p.add_argument("--run-dir", type=Path, help="default: runs/omniglot/<preset>[-triplet when --set loss=triplet]")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint; a larger time_budget_min/epochs/"
                    "patience or a later adam_decay_start extends a stopped run")
     p.add_argument("--no-eval", action="store_true")
@@ -124,11 +129,11 @@ def _eval_run(run_dir: Path, scorers: list[str], which: str, data_dir, tta: int 
 
 
 def cmd_train(args) -> int:
-    from model.omniglot.config import resolve
     from model.omniglot.train import train
 
     cfg = resolve(args.preset, args.overrides)
-    run_dir = args.run_dir or DEFAULT_RUNS / (cfg.preset + ("-triplet" if cfg.loss == "triplet" else ""))
+    overridden_to_triplet = cfg.objective.triplet and not PRESETS[args.preset]().objective.triplet
+    run_dir = args.run_dir or DEFAULT_RUNS / (cfg.preset + ("-triplet" if overridden_to_triplet else ""))
     print(f"run directory: {run_dir}")
     state = train(cfg, run_dir, args.data_dir, resume=args.resume, verbose=not args.quiet,
                   tensorboard=not args.no_tensorboard)
@@ -217,7 +222,6 @@ def cmd_mnist(args) -> int:
 
 def cmd_baseline(args) -> int:
     from model.omniglot import evaluate as ev
-    from model.omniglot.config import OmniglotConfig
 
     defaults = OmniglotConfig()
     data = ev.EvalData.load(args.image_size, defaults.eval_ways, defaults.eval_tasks,

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from model.common import metrics
 from model.omniglot import augment
 from model.omniglot import data as om
 from model.omniglot import tasks as oneshot
+from model.omniglot.mhd import PointClouds
+from model.omniglot.mnist import make_label_tasks
 
 ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -163,8 +167,6 @@ def transductive_lake(costs: list[np.ndarray], runs: list[oneshot.LakeRun]) -> d
     a run are 20 different classes. Each run's items are matched to its training images
     one-to-one at the lowest total cost (Hungarian algorithm) instead of item by item.
     Reported beside, never instead of, Lake's scoring."""
-    from scipy.optimize import linear_sum_assignment
-
     one_to_one = []
     for cost in costs:
         rows, cols = linear_sum_assignment(cost)
@@ -259,8 +261,8 @@ def model_method(model, cfg, scorer: str = "pairwise", tta: int = 0) -> Method:
     of itself and `tta` paper-style distortions (a fixed seed), then scored pairwise.
     """
     emb = model.get_layer("embedding")
-    triplet = cfg.loss == "triplet"
-    family = "triplet" if triplet else "siamese"
+    triplet = cfg.objective.triplet
+    family = cfg.objective.family
 
     def normalise(f):
         return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12) if triplet else f
@@ -323,8 +325,6 @@ def evaluate_baseline(which: str, data: EvalData, seed: int = 0) -> dict:
     """"1nn": nearest neighbour on raw pixels (L2); "mhd": modified Hausdorff distance on
     stroke pixels (Lake et al. 2015's baseline, `model.omniglot.mhd`); "chance": random guessing."""
     if which == "mhd":
-        from model.omniglot.mhd import PointClouds
-
         clouds = PointClouds()
         return evaluate_method("modified Hausdorff distance (MHD)", data, clouds.featurize, clouds.score,
                                distance=clouds.pair_distance)
@@ -341,8 +341,6 @@ def mnist_oneshot(method: Method, images_u8: np.ndarray, labels: np.ndarray, n_t
     """Koch et al.'s transfer trial: N-way one-shot tasks over MNIST digits (seeded, so
     every method sees the same tasks), scored by `method` without any fine-tuning.
     `images_u8` must already be at the method's input size (`model.omniglot.mnist.resize`)."""
-    from model.omniglot.mnist import make_label_tasks
-
     tasks = make_label_tasks(labels, n_way, n_tasks, seed)
     feats = method.featurize(images_u8)
     support = method.featurize_support(images_u8) if method.featurize_support else feats
@@ -357,8 +355,6 @@ def mnist_oneshot(method: Method, images_u8: np.ndarray, labels: np.ndarray, n_t
 def _plot_label(result: dict) -> str:
     """A model's run folder and scorer (two runs of one preset share a method name)."""
     if "run_dir" in result:
-        from pathlib import Path
-
         return f"{Path(result['run_dir']).name} ({result.get('scorer', 'pairwise')})"
     return result["method"]
 

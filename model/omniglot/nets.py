@@ -185,9 +185,7 @@ def build_triplet_net(tower: Tower = Tower()) -> keras.Model:
 
 
 def build_from_config(cfg) -> keras.Model:
-    """The net a config asks for (cfg: model.omniglot.config.OmniglotConfig)."""
-    if cfg.loss == "triplet":
-        build = build_triplet_net
-    else:
-        build = build_in_batch_siamese if cfg.pairs == "in_batch" else build_siamese
+    """The net a config's objective asks for (cfg: model.omniglot.config.OmniglotConfig)."""
+    build = {"siamese": build_siamese, "in_batch_siamese": build_in_batch_siamese,
+             "triplet": build_triplet_net}[cfg.objective.name]
     return build(Tower.from_config(cfg))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from model.common.checkpoints import save_atomic, write_json_atomic
 from model.common.epoch_logs import epoch_loggers
+from model.common.losses import TripletSemiHardLoss
 from model.omniglot import augment
 from model.omniglot import data as om
 from model.omniglot import evaluate as ev
@@ -140,13 +141,10 @@ class InBatchPairBCE(keras.losses.Loss):
 
 
 def compile_model(model: keras.Model, cfg: OmniglotConfig) -> None:
-    if cfg.pairs not in ("sampled", "in_batch"):
-        raise ValueError(f"unknown pairs {cfg.pairs!r}; choose 'sampled' or 'in_batch'")
-    if cfg.loss != "triplet" and cfg.pairs == "in_batch":
+    objective = cfg.objective
+    if objective.name == "in_batch_siamese":
         model.compile(optimizer=make_optimizer(cfg), loss=InBatchPairBCE())
-    elif cfg.loss == "triplet":
-        from model.common.losses import TripletSemiHardLoss
-
+    elif objective.triplet:
         model.compile(optimizer=make_optimizer(cfg), loss=TripletSemiHardLoss(cfg.triplet_margin))
     else:
         # L = -[y log p + (1 - y) log(1 - p)] + sum_j lambda_j ||W_j||^2 (the per-layer
@@ -231,8 +229,6 @@ class TripletBatches(PairBatches):
 
 
 def replace_pool(cfg: OmniglotConfig) -> OmniglotConfig:
-    from dataclasses import replace
-
     return replace(cfg, train_pairs=0)  # triplet batches are built from classes, not pairs
 
 
@@ -252,13 +248,9 @@ class Validator:
         return cls(split, oneshot.make_tasks(split, 20, cfg.val_tasks, True, seed=cfg.seed + 1000), cfg)
 
     def __call__(self, model: keras.Model) -> float:
-        feats = ev.embed(model.get_layer("embedding"), self.split.flat_images())
-        if self.cfg.loss == "triplet":
-            score = ev.negative_l2_scorer
-            feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
-        else:
-            score = ev.siamese_scorer(model.get_layer("head"))
-        return ev.oneshot_accuracy(feats, feats, self.tasks, score)
+        method = ev.model_method(model, self.cfg, "pairwise")  # the objective's own scorer
+        feats = method.featurize(self.split.flat_images())
+        return ev.oneshot_accuracy(feats, feats, self.tasks, method.score)
 
 
 # ----------------------------------------------------------------------------- callbacks
@@ -416,8 +408,7 @@ def train(
 
     model = build_from_config(cfg)
     compile_model(model, cfg)
-    class_batches = cfg.loss == "triplet" or cfg.pairs == "in_batch"
-    data = (TripletBatches if class_batches else PairBatches)(splits["train"], cfg)
+    data = (TripletBatches if cfg.objective.class_batches else PairBatches)(splits["train"], cfg)
     state = {"epoch": 0, "best_val": -1.0, "best_epoch": 0, "history": [], "elapsed_s": 0.0}
     if resumed:
         state = resumed

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from model.omniglot import evaluate as ev
-from model.omniglot.config import OmniglotConfig, apply_overrides, resolve
+from model.omniglot.config import PRESETS, OmniglotConfig, apply_overrides, resolve
 from model.omniglot.train import adam_rate, load_trained, train
 from tests.chance import chance_ceiling
 
@@ -30,6 +30,48 @@ def test_presets_build_the_intended_nets():
 
     assert resolve("koch2015").image_size == 105 and resolve("koch2015").dense_units == 4096
     assert build_from_config(resolve("smoke")).count_params() < 1_000_000
+
+
+@pytest.mark.parametrize("loss,pairs,name,class_batches", [
+    ("bce", "sampled", "siamese", False), ("bce", "in_batch", "in_batch_siamese", True),
+    ("triplet", "sampled", "triplet", True), ("triplet", "in_batch", "triplet", True)])
+def test_loss_and_pairs_decide_one_objective_that_the_net_follows(loss, pairs, name, class_batches):
+    from model.omniglot.nets import build_from_config
+
+    cfg = resolve("smoke", [f"loss={loss}", f"pairs={pairs}"])
+    assert cfg.objective.name == name and cfg.objective.class_batches == class_batches
+    assert cfg.objective.triplet == (loss == "triplet")
+    assert build_from_config(cfg).name == name
+    with pytest.raises(ValueError, match="unknown loss"):
+        resolve("smoke", ["loss=hinge"]).objective
+
+
+# The best recipes of docs/omniglot.md: (preset, net it builds, epochs, decay start)
+BEST_RECIPES = [("cpu-triplet-best", "triplet", 101, 50),
+                ("cpu-inbatch-rot", "in_batch_siamese", 86, 40),
+                ("cpu-inbatch", "in_batch_siamese", 90, 48)]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_each_named_preset_resolves_and_builds_its_net(name):
+    from model.omniglot.nets import build_from_config
+
+    cfg = resolve(name)
+    assert cfg.preset == name  # a run's config.json names the preset it came from
+    net = build_from_config(cfg)
+    assert all(inp.shape[1:] == (cfg.image_size, cfg.image_size, 1) for inp in net.inputs)
+
+
+@pytest.mark.parametrize("name,net_name,epochs,decay_start", BEST_RECIPES)
+def test_best_recipes_stop_by_epochs_with_the_measured_schedule(name, net_name, epochs, decay_start):
+    from model.omniglot.nets import build_from_config
+
+    cfg = resolve(name)
+    assert build_from_config(cfg).name == net_name
+    assert cfg.time_budget_min == 0 and cfg.epochs == epochs and cfg.patience == 40
+    assert cfg.adam_decay == 0.93 and cfg.adam_decay_start == decay_start
+    assert adam_rate(cfg, decay_start) == cfg.lr  # constant up to the decay, then 7 % per epoch
+    assert adam_rate(cfg, decay_start + 1) == pytest.approx(cfg.lr * 0.93)
 
 
 @pytest.fixture(scope="module")
