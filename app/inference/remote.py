@@ -5,7 +5,7 @@ The exported SavedModel's `serving_default` signature takes float32 aligned face
 (0..255, [N, S, S, 3]; prewhitening is inside the model) and returns
 ``{"embeddings": [N, D]}``. The request uses the columnar format
 ``{"signature_name": ..., "inputs": ...}``; a row-format reply (``predictions``) is
-accepted too. Model version and threshold come from the local artefact, which
+accepted too. Model version and sizes come from the local artefact, which
 must describe the model that the server runs (the embedding size is checked).
 
 A predict call is idempotent, so a dropped connection, a timeout or an answer saying the
@@ -50,7 +50,6 @@ class RemoteEmbedder:
         self.model_version = artifact.model_version
         self.embedding_dim = artifact.embedding_dim
         self.input_size = artifact.input_size
-        self.threshold = artifact.threshold
         self._client = client or httpx.Client(timeout=timeout_s)
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
