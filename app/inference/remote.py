@@ -25,7 +25,7 @@ from tenacity import (
 )
 
 from app.inference.artifacts import ModelArtifact
-from app.inference.embedder import check_faces
+from app.inference.embedder import check_faces, l2_normalize
 
 log = logging.getLogger("app.remote")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -62,7 +62,7 @@ class RemoteEmbedder:
             raise RemoteEmbedderError(f"embedder returned shape {out.shape}, expected "
                                       f"({len(faces)}, {self.embedding_dim}): does the served model "
                                       f"match artefact {self.model_version}?")
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return l2_normalize(out)
 
     @retry(retry=retry_if_exception_type(TransientRemoteError), reraise=True,
            stop=stop_after_attempt(4) | stop_after_delay(10),
