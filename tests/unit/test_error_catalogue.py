@@ -78,6 +78,12 @@ def test_every_code_the_api_doc_names_exists():
     assert named <= CODES, named - CODES
 
 
+def test_every_code_the_other_docs_name_exists():
+    for doc in sorted(API_DOC.parent.glob("*.md")):
+        named = documented_codes(doc.read_text())
+        assert named <= CODES, (doc.name, named - CODES)
+
+
 def test_a_documented_code_that_does_not_exist_is_found():
     planted = "| `no_such_code` | 418 | never |\nanswers 422 `face_unclear` then\n"
     assert documented_codes(planted) - CODES == {"no_such_code", "face_unclear"}
