@@ -29,8 +29,9 @@ _DETAILS = {
     "no_face": "No face was found in the image; send a photo with one frontal face",
     "multiple_faces": "2 faces were found and the two likeliest subjects (88 and 86 px: size ratio "
                       f"1.02, below {_DEFAULT['enroll_dominance_ratio']}) are alike in size, "
-                      "closeness to the centre, edge cut and detection confidence; send face_box with the box of the face to enroll (see "
-                      "`candidates`), or a photo of one person",
+                      "closeness to the centre, edge cut and detection confidence; send face_box "
+                      "with the box of the face to enroll (see `candidates`), or a photo of one "
+                      "person",
     "face_box_no_match": "No detected face overlaps face_box [400.0, 20.0, 60.0, 60.0] enough (best "
                          "overlap 0.00, needed 0.3); choose one of the 2 faces listed in `candidates`",
     "face_too_small": f"The face is 14 px; enrolling needs at least {_DEFAULT['min_face_size']} px",

@@ -1,6 +1,6 @@
 """The one place where errors become HTTP: RFC 9457 problem+json bodies, each with the
-status its error class carries (app.core.errors). Nothing else (stack traces, internals) ever reaches a response;
-unexpected errors are logged with the request id and answered with a generic 500
+status its error class carries (app.core.errors). Nothing else (stack traces, internals) ever
+reaches a response; unexpected errors are logged with the request id and answered with a generic 500
 (`internal_error`, sent by app.api.middleware.RequestContext)."""
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if busy is not None:
             return problem_of(busy, request.url.path)
         log.info("client disconnected during %s %s", request.method, request.url.path)
-        return problem_of(errors.ClientDisconnected("The client went away before the body was read"),
-                          request.url.path)
+        gone = errors.ClientDisconnected("The client went away before the body was read")
+        return problem_of(gone, request.url.path)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
@@ -137,8 +137,8 @@ def allowed_methods(request: Request) -> list[str]:
 
 def internal_error(instance: str) -> JSONResponse:
     """The answer to an unexpected error (app.api.middleware logs its trace with the request id)."""
-    return problem_of(errors.InternalServerError("An unexpected error occurred; it has been logged."),
-                      instance)
+    bug = errors.InternalServerError("An unexpected error occurred; it has been logged.")
+    return problem_of(bug, instance)
 
 
 def error_table() -> str:
@@ -167,7 +167,8 @@ if __name__ == "__main__":  # python -m app.api.problems --markdown [--write doc
     import argparse
     from pathlib import Path
 
-    parser = argparse.ArgumentParser(description="The error table of docs/api.md, from app.core.errors")
+    parser = argparse.ArgumentParser(
+        description="The error table of docs/api.md, from app.core.errors")
     parser.add_argument("--markdown", action="store_true", help="print the table")
     parser.add_argument("--write", type=Path, metavar="DOC", help="regenerate the table in DOC")
     args = parser.parse_args()

@@ -31,7 +31,7 @@ class DomainError(Exception):
         if missing:
             raise TypeError(f"error class {cls.__name__} has no {', '.join(missing)}")
         if not (isinstance(cls.status, int) and 400 <= cls.status <= 599):
-            raise TypeError(f"error class {cls.__name__}: status {cls.status!r} is not a 4xx or 5xx")
+            raise TypeError(f"error class {cls.__name__}: status {cls.status!r} is not 4xx or 5xx")
 
     def __init__(self, detail: str | None = None, *, retry_after: int | None = None,
                  **extra: object) -> None:
@@ -70,8 +70,10 @@ UnsupportedMediaType = _error("UnsupportedMediaType", "unsupported_media_type", 
                               "The request body type is not supported",
                               "body neither multipart/form-data nor application/json")
 UnsupportedImageType = _error(
-    "UnsupportedImageType", "unsupported_image_type", 415, "Not a JPEG, PNG, WebP, BMP or GIF image",
-    "not a JPEG, PNG, WebP, BMP or GIF image, read from the bytes (HEIC, AVIF, TIFF, SVG are refused)")
+    "UnsupportedImageType", "unsupported_image_type", 415,
+    "Not a JPEG, PNG, WebP, BMP or GIF image",
+    "not a JPEG, PNG, WebP, BMP or GIF image, read from the bytes (HEIC, AVIF, TIFF, SVG are "
+    "refused)")
 CorruptImage = _error("CorruptImage", "image_corrupt", 422, "The image could not be decoded",
                       "the image does not decode")
 ImageTooSmall = _error("ImageTooSmall", "image_too_small", 422, "The image is too small",
