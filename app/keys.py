@@ -17,11 +17,10 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.security import Role, hash_key, new_key, same_digest
+from app.core.security import KEY_PREFIX_CHARS, Role, hash_key, new_key, same_digest
 from app.models import ApiKey
 
 log = logging.getLogger("app.auth")
-PREFIX_CHARS = 12  # "fa_" + 9 random characters: names a key without revealing it
 TOUCH_EVERY_S = 60.0  # last use is written at most once a minute per key, not per request
 
 
@@ -56,7 +55,7 @@ class ApiKeyStore:
 
     def add(self, key: str, role: Role) -> None:
         with self.sessions() as s:
-            s.add(ApiKey(key_hash=hash_key(key), prefix=key[:PREFIX_CHARS], role=role.value))
+            s.add(ApiKey(key_hash=hash_key(key), prefix=key[:KEY_PREFIX_CHARS], role=role.value))
             s.commit()
 
     def role_of(self, key: str) -> Role | None:
@@ -112,7 +111,7 @@ class ApiKeyStore:
             raise KeyNotFound("Give at least 6 characters of the key's prefix")
         with self.sessions() as s:
             found = s.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None))
-                              .where(ApiKey.prefix.startswith(prefix[:PREFIX_CHARS], autoescape=True))).all()
+                              .where(ApiKey.prefix.startswith(prefix[:KEY_PREFIX_CHARS], autoescape=True))).all()
             if len(found) != 1:
                 raise KeyNotFound(f"{len(found)} active keys start with {prefix!r}; "
                                          "give a longer prefix" if found else

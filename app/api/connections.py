@@ -33,6 +33,7 @@ import logging
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.api.problems import raw_problem
+from app.core import errors
 
 log = logging.getLogger("app.http")
 
@@ -135,7 +136,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().send_400_response(msg)
 
     def _refuse_head_too_large(self) -> None:
-        self._refuse(431, "request_header_too_large", "Request header fields too large",
+        self._refuse(errors.RequestHeaderTooLarge,
                      f"The request head exceeds {self.max_head_bytes} bytes")
 
     # --- phases ------------------------------------------------------------------------------
@@ -185,7 +186,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._raw.is_closing():
             return
         if self._phase == "head":
-            self._refuse(408, "request_timeout", "Request timeout",
+            self._refuse(errors.RequestTimeout,
                          f"The request head did not arrive within {self.head_timeout_s:g} s")
 
     def _tick(self) -> None:
@@ -210,17 +211,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self._arm(self._tick_s(), self._tick)
             return
-        self._refuse(408, "request_timeout", "Request timeout", detail)
+        self._refuse(errors.RequestTimeout, detail)
 
     # --- endings -----------------------------------------------------------------------------
 
-    def _refuse(self, status: int, code: str, title: str, detail: str) -> None:
+    def _refuse(self, error: type[errors.DomainError], detail: str) -> None:
         """Answer (unless an answer has begun) and close; the app, if it is waiting for the
         body, then sees a disconnect."""
         self._disarm()
         answered = self._phase == "body" and self.cycle is not None and self.cycle.response_started
         if not answered:
-            self._raw.write(raw_problem(status, code, title, detail))
+            self._raw.write(raw_problem(error, detail))
         self._close(detail)
 
     def _close(self, why: str) -> None:

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core import errors
 from app.core.db import call
-from app.core.security import Role, hash_key
+from app.core.security import KEY_PREFIX_CHARS, Role, hash_key
 from app.runtime import Runtime
 from app.services.faces import FaceService
 
@@ -75,7 +75,7 @@ def require(needed: Role):
         _per_key_limit(runtime, digest)
         if not role.allows(needed):
             raise errors.Forbidden(f"This needs an {needed.value} key; yours is a {role.value} key")
-        request.state.api_key_prefix = key[:8]
+        request.state.api_key_prefix = key[:KEY_PREFIX_CHARS]  # the prefix `keys list` shows
         return role
 
     return check

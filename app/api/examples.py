@@ -8,32 +8,35 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from app.api.problems import STATUS
 from app.core import errors
 from app.core.config import ARTIFACTS_DIR, Settings
 from app.schemas import Problem
 from app.services.templates import TemplateCalibration
 
+_DEFAULT = {name: f.default for name, f in Settings.model_fields.items()}
 _DETAILS = {
     "image_missing": "Send the photo as the multipart file field `image`",
     "invalid_multipart": "The multipart body cannot be read: Invalid multipart data.",
     "invalid_base64": "image_base64 is not valid base64 (a data: URL prefix and line breaks are fine)",
     "unsupported_image_type": "The bytes are not a JPEG, PNG, WebP, BMP or GIF image",
     "image_corrupt": "The image could not be decoded: it is truncated or damaged",
-    "image_too_small": "The image is 20x24 px; the smallest accepted side is 32 px",
-    "image_too_many_pixels": "The image has 64000000 pixels; the limit is 40000000",
+    "image_too_small": "The image is 20x24 px; the smallest accepted side is "
+                       f"{_DEFAULT['min_image_side']} px",
+    "image_too_many_pixels": f"The image has 64000000 pixels; the limit is {_DEFAULT['max_pixels']}",
     "unsupported_media_type": "Send multipart/form-data (fields person_id, image) or "
                               "application/json (image_base64)",
     "payload_too_large": "The body is 20000000 bytes; the limit is 14045525 bytes",
     "no_face": "No face was found in the image; send a photo with one frontal face",
     "multiple_faces": "2 faces were found and the two likeliest subjects (88 and 86 px: size ratio "
-                      "1.02, below 1.25) are alike in size, closeness to the centre, edge cut and "
-                      "detection confidence; send face_box with the box of the face to enroll (see "
-                      "`candidates`), or a photo of one person",
+                      f"1.02, below {_DEFAULT['enroll_dominance_ratio']}) are alike in size, "
+                      "closeness to the centre, edge cut and detection confidence; send face_box "
+                      "with the box of the face to enroll (see `candidates`), or a photo of one "
+                      "person",
     "face_box_no_match": "No detected face overlaps face_box [400.0, 20.0, 60.0, 60.0] enough (best "
                          "overlap 0.00, needed 0.3); choose one of the 2 faces listed in `candidates`",
-    "face_too_small": "The face is 14 px; enrolling needs at least 20 px",
-    "low_quality": "Face detection confidence 0.91 is below 0.95; send a sharper, frontal photo",
+    "face_too_small": f"The face is 14 px; enrolling needs at least {_DEFAULT['min_face_size']} px",
+    "low_quality": f"Face detection confidence 0.61 is below {_DEFAULT['enroll_min_score']}; "
+                   "send a sharper, frontal, well-lit photo",
     "person_not_found": "No person 'yale-01' is enrolled",
     "person_exists": "Person 'yale-01' is already enrolled; send replace=true to re-enroll",
     "face_not_found": "Person 'yale-01' has no face 99",
@@ -58,7 +61,8 @@ _CANDIDATES = [
      "landmarks": [[251.3, 84.2], [290.8, 83.5], [271.9, 106.1], [255.0, 125.8], [287.1, 125.0]]},
 ]
 _EXTRA = {"multiple_faces": {"faces_detected": 2, "comparable_faces": 2, "face_sizes": [88.0, 86.0],
-                             "size_ratio": 1.023, "required_ratio": 1.25,
+                             "size_ratio": 1.023,
+                             "required_ratio": _DEFAULT["enroll_dominance_ratio"],
                              "candidates": [{**_CANDIDATES[0], "subject_score": 1.34},
                                             {**_CANDIDATES[1], "subject_score": 1.31}]},
           "face_box_no_match": {"face_box": [400.0, 20.0, 60.0, 60.0], "best_overlap": 0.0,
@@ -66,8 +70,8 @@ _EXTRA = {"multiple_faces": {"faces_detected": 2, "comparable_faces": 2, "face_s
           "rate_limited": {"retry_after": 1}}
 
 INVALID_REQUEST = {
-    "type": "urn:faceapi:problem:invalid_request", "title": "The request is not valid",
-    "status": 422, "detail": "person_id: String should match pattern '^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$'",
+    "type": "urn:faceapi:problem:invalid_request", "title": errors.InvalidRequest.title,
+    "status": errors.InvalidRequest.status, "detail": "person_id: String should match pattern '^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$'",
     "code": "invalid_request", "instance": "/enroll",
     "errors": [{"loc": ["person_id"], "msg": "String should match pattern "
                 "'^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$'", "type": "string_pattern_mismatch"}],
@@ -84,7 +88,7 @@ ADMIN = (*CLIENT, errors.Forbidden, errors.StorageUnwritable)  # admin routes wr
 def problem_example(error: type[errors.DomainError], instance: str) -> dict:
     retry = {"retry_after": error.retry_after} if error.retry_after is not None else {}
     return {"type": f"urn:faceapi:problem:{error.code}", "title": error.title,
-            "status": STATUS[error.code], "detail": _DETAILS[error.code], "code": error.code,
+            "status": error.status, "detail": _DETAILS[error.code], "code": error.code,
             "instance": instance, **retry, **_EXTRA.get(error.code, {})}
 
 
@@ -93,10 +97,10 @@ def responses(path: str, success: tuple[int, dict] | None, *errs: type[errors.Do
     """`responses=` for a route: `success` is (status, example body) or None (no body)."""
     by_status: dict[int, dict] = defaultdict(dict)
     for error in errs:
-        by_status[STATUS[error.code]][error.code] = {"summary": error.title,
+        by_status[error.status][error.code] = {"summary": error.title,
                                                "value": problem_example(error, path)}
     if invalid_request:
-        by_status[422]["invalid_request"] = {
+        by_status[errors.InvalidRequest.status][errors.InvalidRequest.code] = {
             "summary": "A field is missing or malformed (one entry per field in `errors`)",
             "value": {**INVALID_REQUEST, "instance": path}}
     out: dict[int | str, dict] = {}

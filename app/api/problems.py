@@ -1,6 +1,6 @@
-"""The one place where errors become HTTP: each stable code's status, and RFC 9457
-problem+json bodies. Nothing else (stack traces, internals) ever reaches a response;
-unexpected errors are logged with the request id and answered with a generic 500
+"""The one place where errors become HTTP: RFC 9457 problem+json bodies, each with the
+status its error class carries (app.core.errors). Nothing else (stack traces, internals) ever
+reaches a response; unexpected errors are logged with the request id and answered with a generic 500
 (`internal_error`, sent by app.api.middleware.RequestContext)."""
 
 from __future__ import annotations
@@ -28,40 +28,15 @@ log = logging.getLogger("app.errors")
 # (other clients stalled for seconds); the first few say what is wrong
 MAX_LISTED_ERRORS = 20
 
-STATUS: dict[str, int] = {
-    errors.InvalidRequest.code: 422,
-    errors.EmptyImage.code: 400,
-    errors.InvalidMultipart.code: 400,
-    errors.InvalidBase64.code: 400,
-    errors.UnsupportedImageType.code: 415,
-    errors.CorruptImage.code: 422,
-    errors.ImageTooSmall.code: 422,
-    errors.ImageTooManyPixels.code: 413,
-    errors.UnsupportedMediaType.code: 415,
-    errors.PayloadTooLarge.code: 413,
-    errors.NoFace.code: 422,
-    errors.MultipleFaces.code: 422,
-    errors.FaceTooSmall.code: 422,
-    errors.LowQuality.code: 422,
-    errors.FaceBoxNoMatch.code: 422,
-    errors.PersonNotFound.code: 404,
-    errors.PersonExists.code: 409,
-    errors.ModelVersionMismatch.code: 409,
-    errors.FaceNotFound.code: 404,
-    errors.LastFace.code: 409,
-    errors.Unauthenticated.code: 401,
-    errors.Forbidden.code: 403,
-    errors.RateLimited.code: 429,
-    errors.NotReady.code: 503,
-    errors.Overloaded.code: 503,
-    errors.EmbedderUnavailable.code: 503,
-    errors.DatabaseUnavailable.code: 503,
-    errors.StorageUnwritable.code: 507,
-}
+# code -> HTTP status, read from the error classes (app.core.errors owns each status)
+STATUS: dict[str, int] = {cls.code: cls.status for cls in errors.all_errors()}
+# the HTTP layer's own answers (Starlette's 404 and 405) by status
+_HTTP_ERRORS: dict[int, type[errors.DomainError]] = {
+    cls.status: cls for cls in (errors.RouteNotFound, errors.MethodNotAllowed)}
 
 
 def status_of(exc: errors.DomainError) -> int:
-    return STATUS.get(exc.code, 400)
+    return exc.status
 
 
 def problem(status: int, code: str, title: str, detail: str, instance: str,
@@ -75,10 +50,11 @@ def problem(status: int, code: str, title: str, detail: str, instance: str,
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def raw_problem(status: int, code: str, title: str, detail: str) -> bytes:
+def raw_problem(error: type[errors.DomainError], detail: str) -> bytes:
     """A whole HTTP/1.1 problem+json response that closes the connection, for the connection
     guard (app.api.connections), which answers below the ASGI app."""
-    body = problem(status, code, title, detail, "").body
+    status = error.status
+    body = problem(status, error.code, error.title, detail, "").body
     head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: {PROBLEM_JSON}\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
     return head.encode("ascii") + body
@@ -109,9 +85,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         phrase = HTTPStatus(exc.status_code).phrase
-        code = phrase.lower().replace(" ", "_").replace("-", "_")
+        known = _HTTP_ERRORS.get(exc.status_code)
+        code = known.code if known else phrase.lower().replace(" ", "_").replace("-", "_")
+        title = known.title if known else phrase
         detail = exc.detail if isinstance(exc.detail, str) else phrase
-        response = problem(exc.status_code, code, phrase, detail, request.url.path)
+        response = problem(exc.status_code, code, title, detail, request.url.path)
         response.headers.update(exc.headers or {})
         if exc.status_code == 405 and (allowed := allowed_methods(request)):
             response.headers["Allow"] = ", ".join(allowed)  # Starlette names only the first route's
@@ -126,8 +104,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if busy is not None:
             return problem_of(busy, request.url.path)
         log.info("client disconnected during %s %s", request.method, request.url.path)
-        return problem(400, "client_disconnected", "Client disconnected",
-                       "The client went away before the body was read", request.url.path)
+        gone = errors.ClientDisconnected("The client went away before the body was read")
+        return problem_of(gone, request.url.path)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
@@ -159,5 +137,42 @@ def allowed_methods(request: Request) -> list[str]:
 
 def internal_error(instance: str) -> JSONResponse:
     """The answer to an unexpected error (app.api.middleware logs its trace with the request id)."""
-    return problem(500, "internal_error", "Internal server error",
-                   "An unexpected error occurred; it has been logged.", instance)
+    bug = errors.InternalServerError("An unexpected error occurred; it has been logged.")
+    return problem_of(bug, instance)
+
+
+def error_table() -> str:
+    """The error table of docs/api.md, from the error classes: one row per code."""
+    rows = ["| code | HTTP | when |", "|---|---|---|"]
+    for cls in errors.all_errors():
+        when = cls.when
+        if cls.retry_after is not None:
+            when += "; the answer carries `Retry-After`"
+        rows.append(f"| `{cls.code}` | {cls.status} | {when} |")
+    return "\n".join(rows) + "\n"
+
+
+TABLE_START, TABLE_END = "<!-- errors:start", "<!-- errors:end -->"
+
+
+def with_error_table(doc: str) -> str:
+    """`doc` (the text of docs/api.md) with the table between its markers regenerated."""
+    head, rest = doc.split(TABLE_START, 1)
+    marker, _ = rest.split("\n", 1)
+    _, tail = rest.split(TABLE_END, 1)
+    return f"{head}{TABLE_START}{marker}\n\n{error_table()}\n{TABLE_END}{tail}"
+
+
+if __name__ == "__main__":  # python -m app.api.problems --markdown [--write docs/api.md]
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(
+        description="The error table of docs/api.md, from app.core.errors")
+    parser.add_argument("--markdown", action="store_true", help="print the table")
+    parser.add_argument("--write", type=Path, metavar="DOC", help="regenerate the table in DOC")
+    args = parser.parse_args()
+    if args.write:
+        args.write.write_text(with_error_table(args.write.read_text()))
+    if args.markdown or not args.write:
+        print(error_table(), end="")

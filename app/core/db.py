@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import errors
 
@@ -131,10 +130,6 @@ def refuses_writes(exc: BaseException) -> str | None:
         return name if name.startswith("SQLITE_READONLY") or name in _SQLITE_UNWRITABLE else None
     state = getattr(orig, "sqlstate", None)
     return f"SQLSTATE {state}" if state in _PG_UNWRITABLE else None
-
-
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 def ping(engine: Engine) -> bool:

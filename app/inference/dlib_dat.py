@@ -1,6 +1,6 @@
 """dlib's face-recognition ResNet weights read from its own serialised file, with NumPy only.
 
-`face-recognition-models==0.3.0` installs
+The pinned `face-recognition-models` wheel (app.inference.wheel_files) installs
 ``face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat`` (dlib-models,
 released into the public domain; the package's LICENSE is CC0). The package itself is never
 imported (it needs `pkg_resources`, gone from setuptools >= 81): importlib.metadata finds the file.
@@ -27,15 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from app.inference.wheel_files import installed_file
+from app.inference.wheel_files import FACE_RECOGNITION_MODELS, installed_file
 
-DISTRIBUTION = "face-recognition-models"
-PIN = "face-recognition-models==0.3.0"
+PIN = FACE_RECOGNITION_MODELS
 DAT_FILE = "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
 
 
 def dat_path() -> Path:
-    return installed_file(DISTRIBUTION, DAT_FILE, PIN)
+    return installed_file(PIN, DAT_FILE)
 
 
 @cache

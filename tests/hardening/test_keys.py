@@ -87,3 +87,26 @@ def test_keys_work_while_the_model_cannot_start(tmp_path):
         assert ready.status_code == 503 and ready.json()["checks"]["error"]
         for text in (r.text, ready.text):
             assert "secret" not in text and "weights.bin" not in text and "RuntimeError" not in text
+
+
+def test_a_request_records_its_key_by_the_prefix_the_listing_shows(tmp_path):
+    """One length for a key's prefix (app.core.security.KEY_PREFIX_CHARS): the prefix the
+    authenticated request records is the one `keys list` shows and `keys revoke` takes."""
+    from app.core.security import KEY_PREFIX_CHARS
+
+    url = migrated_sqlite_url(tmp_path)
+    key = cli(url, "keys", "create", "--role", "client").stdout.strip().splitlines()[-1]
+    listed = cli(url, "keys", "list").stdout.splitlines()[1].split()[0]
+    assert listed == key[:KEY_PREFIX_CHARS] and len(listed) == KEY_PREFIX_CHARS
+    app = create_app(Settings(database_url=url), embedder=FakeEmbedder(), detector=FakeDetector())
+    seen: list[str | None] = []
+
+    @app.middleware("http")
+    async def _record(request, call_next):
+        response = await call_next(request)
+        seen.append(getattr(request.state, "api_key_prefix", None))
+        return response
+
+    with TestClient(app) as http:
+        assert http.get("/persons", headers={"X-API-Key": key}).status_code == 200
+    assert seen == [listed]

@@ -129,7 +129,6 @@ def test_remote_embeddings_equal_the_local_embedder(tfserving, aligned_faces, ba
     remote = RemoteEmbedder(tfserving.url, base_artifact)
     assert isinstance(remote, Embedder)
     assert remote.model_version == base_artifact.model_version == base_embedder.model_version
-    assert remote.threshold == base_artifact.threshold
     got = remote.embed(aligned_faces)
     want = base_embedder.embed(aligned_faces)
     assert got.shape == (3, 512)
