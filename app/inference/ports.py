@@ -11,7 +11,7 @@ from app.inference.embedder import check_faces, l2_normalize
 
 # Faces per forward pass. SFace's first layers' activations are 112x112x64 floats per face, so a
 # batch of 32 in one pass raised the process RSS from ~750 to ~1,115 MB; passes of 8 kept it at
-# ~800 MB and were no slower per face on 2 CPU cores (bench/embedders.py, docs/face-embedder.md).
+# ~800 MB and were no slower per face on 2 CPU cores (bench/embedders.py, docs/models.md).
 CHUNK = 8
 
 

@@ -23,7 +23,7 @@ max(z, slope * z), which is exact for slopes <= 1. For the channels whose slope 
 conv computes -z instead (kernel and bias negated), so that max(-z, slope * -z) =
 -PReLU(z); the next layer takes those channels with its input weights negated (bn1, for the
 last unit). On 2 CPU cores this cut the network's time per face by 14-28 % (batch 16 to 1;
-docs/face-embedder.md).
+docs/models.md).
 
 Built-in Keras layers and `ChannelPReLU` (app/inference/layers.py, registered for saving)
 only, so the model runs under any Keras backend.

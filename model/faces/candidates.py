@@ -100,7 +100,7 @@ def run(data_dir: str | None = None) -> list[dict]:
         raise RuntimeError("both bases must see the same detected faces")
     cands = embeddings(feats)
     sweep = []
-    # flip on both parts, on neither, or on dlib only (the cheap part: see docs/face-embedder.md)
+    # flip on both parts, on neither, or on dlib only (the cheap part: see docs/models.md)
     for flip, (s, d) in ((True, ("sface+flip", "dlib+flip")), (False, ("sface", "dlib")),
                          ("dlib only", ("sface", "dlib+flip"))):
         for w in WEIGHTS:

@@ -5,7 +5,7 @@ cannot be trained and does not run on JAX or PyTorch. This module rebuilds the s
 network from plain Keras layers and copies the graph's constants into it by name, so
 its blocks can be fine-tuned and it runs under any Keras backend.
 
-Port rules, read off the graph (see docs/face-embedder.md):
+Port rules, read off the graph (see docs/models.md):
 - every conv's batch norm is folded into the conv: Conv2D with a bias (the graph's
   ``Conv2D_bn_offset``, or ``biases`` for the residual "up" convs), no BatchNormalization;
 - residual scales (block35 0.17, block17 0.10, block8 0.20, final Block8 1.0) are

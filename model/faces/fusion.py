@@ -60,7 +60,7 @@ def fused_features(sface_set, cache: Path | None = None) -> np.ndarray:
     """The default's fused vector before any head, for every usable face: flip-averaged SFace
     (faces of `sface_set`, ArcFace-aligned) and dlib (the same photos on dlib's template) outputs,
     fused with SFACE_WEIGHT. Each base aligned directly (the service cuts SFace's crop from the
-    canvas instead; docs/face-embedder.md compares the two)."""
+    canvas instead; docs/models.md compares the two)."""
     dlib_set = celeba_faces(cache=cache, template=dlib_template())
     if not np.array_equal(dlib_set.usable, sface_set.usable):
         raise RuntimeError("the SFace and dlib face sets differ")
