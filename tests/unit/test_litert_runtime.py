@@ -31,7 +31,7 @@ def aligned_faces(real_detector, model_artifact):
 def test_litert_embeddings_match_keras_on_real_aligned_faces(aligned_faces, real_embedder, litert_embedder):
     keras_e = real_embedder.embed(aligned_faces)
     lite_e = litert_embedder.embed(aligned_faces)
-    assert lite_e.shape == keras_e.shape == (len(PHOTOS), 512)
+    assert lite_e.shape == keras_e.shape == (len(PHOTOS), 256)  # the fused default: SFace 128 + dlib 128
     cosine = np.sum(keras_e * lite_e, axis=1) / (np.linalg.norm(keras_e, axis=1) * np.linalg.norm(lite_e, axis=1))
     assert cosine.min() >= 0.9999, cosine
     # and so the decisions: every pairwise cosine distance the same to 1e-4
