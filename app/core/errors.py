@@ -115,21 +115,25 @@ Forbidden = _error("Forbidden", "forbidden", 403, "This API key may not do that"
                    "a client key on an admin route")
 RateLimited = _error(
     "RateLimited", "rate_limited", 429, "Too many requests",
-    "over `FACEAPI_RATE_LIMIT_PER_MINUTE` for the key, or too many wrong keys from one address "
-    "(`FACEAPI_AUTH_FAILURES_PER_MINUTE`)", retry_after=1)
+    "over `FACEAPI_RATE_LIMIT_PER_MINUTE` for the key, a key's bodies in progress over "
+    "`FACEAPI_MAX_INFLIGHT_BODY_BYTES_PER_CLIENT`, or a key known to be wrong past "
+    "`FACEAPI_AUTH_FAILURES_PER_MINUTE` from one address", retry_after=1)
 # availability: these pass with time, so they carry Retry-After
 NotReady = _error("NotReady", "not_ready", 503, "The service is not ready",
                   "the model is still loading (or failed to start); keys and `/persons` work "
                   "meanwhile", retry_after=5)
 Overloaded = _error("Overloaded", "overloaded", 503, "The service is at capacity",
-                    "the detection or embedding queue is full, or the bodies in progress hold "
+                    "the detection or embedding queue is full, the photos in detection hold "
+                    "`FACEAPI_DETECT_MAX_INFLIGHT_PIXELS`, or the bodies in progress hold "
                     "`FACEAPI_MAX_INFLIGHT_BODY_BYTES`; answered at once", retry_after=1)
 EmbedderUnavailable = _error("EmbedderUnavailable", "embedder_unavailable", 503,
                              "The face embedder is unavailable",
                              "the model (or TF Serving, after retries) failed on this batch",
                              retry_after=5)
 DatabaseUnavailable = _error("DatabaseUnavailable", "database_unavailable", 503,
-                             "The database is unavailable", "the database cannot be reached",
+                             "The database is unavailable",
+                             "the database cannot be reached, or did not answer within "
+                             "`FACEAPI_DATABASE_TIMEOUT_S`",
                              retry_after=2)
 # a full or read-only disk lasts until the operator acts: no Retry-After
 StorageUnwritable = _error("StorageUnwritable", "storage_unwritable", 507,
@@ -144,7 +148,8 @@ MethodNotAllowed = _error("MethodNotAllowed", "method_not_allowed", 405, "Method
 RequestTimeout = _error(
     "RequestTimeout", "request_timeout", 408, "Request timeout",
     "the request head did not arrive within `FACEAPI_REQUEST_HEAD_TIMEOUT_S`, or the body stalled "
-    "for `FACEAPI_REQUEST_BODY_IDLE_TIMEOUT_S`; the connection is closed", any_route=True)
+    "for `FACEAPI_REQUEST_BODY_IDLE_TIMEOUT_S`, fell under `FACEAPI_REQUEST_BODY_MIN_RATE` or "
+    "outlasted `FACEAPI_REQUEST_BODY_TIMEOUT_S`; the connection is closed", any_route=True)
 RequestHeaderTooLarge = _error(
     "RequestHeaderTooLarge", "request_header_too_large", 431, "Request header fields too large",
     "request line and headers over `FACEAPI_MAX_REQUEST_HEAD_BYTES`; the connection is closed",
