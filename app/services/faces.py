@@ -150,8 +150,8 @@ class FaceService:
         embedding = await self.embed(sample.aligned)
         candidates = await call(self.store.engine, self.store.nearest, embedding, top_k)
         decision = await call(self.store.engine, self.identify_threshold)  # may re-read the count (PostgreSQL)
-        thresholds = [self.threshold.for_template(decision.threshold, c.template_size) for c in candidates]
-        return Identified(candidates, best_match(candidates, thresholds), decision, sample, thresholds)
+        thresholds, match = self._decide(candidates, decision)
+        return Identified(candidates, match, decision, sample, thresholds)
 
     async def identify_all(self, image: bytes, top_k: int) -> IdentifiedAll:
         """Every face of the photo (the all_faces_max largest), each searched on its own and
@@ -166,10 +166,15 @@ class FaceService:
         found = await call(self.store.engine, search)
         faces = []
         for i, cands in enumerate(found):
-            thresholds = [self.threshold.for_template(decision.threshold, c.template_size) for c in cands]
-            faces.append(FaceIdentified(photo.faces[i], i == photo.subject, cands,
-                                        best_match(cands, thresholds), thresholds))
+            thresholds, match = self._decide(cands, decision)
+            faces.append(FaceIdentified(photo.faces[i], i == photo.subject, cands, match, thresholds))
         return IdentifiedAll(faces, len(photo.faces), decision)
+
+    def _decide(self, candidates: list[Candidate], decision: IdentifyThreshold
+                ) -> tuple[list[float], Candidate | None]:
+        """The identify threshold moved to each candidate's template size, and the match it gives."""
+        thresholds = [self.threshold.for_template(decision.threshold, c.template_size) for c in candidates]
+        return thresholds, best_match(candidates, thresholds)
 
     async def compare(self, image_a: bytes, image_b: bytes) -> Compared:
         """Two photos, the subject of each (nothing stored): the same person?"""

@@ -71,10 +71,9 @@ async def identify(request: Request, _: ClientDep, faces: FacesDep) -> IdentifyR
             model_version=faces.model_version)
     found = await faces.identify(req.image, fields.top_k, face_box(fields))
     d = found.decision
-    limits = {c.person_id: t for c, t in zip(found.candidates, found.thresholds)}
+    match, candidates = _ranked(found.candidates, found.thresholds, found.match)
     return IdentifyResponse(
-        match=candidate(found.match, limits[found.match.person_id]) if found.match else None,
-        candidates=[candidate(c, t) for c, t in zip(found.candidates, found.thresholds)],
+        match=match, candidates=candidates,
         threshold=d.threshold, gallery_size=d.gallery_size, target_fpir=d.target_fpir,
         verify_threshold=d.verify_threshold, threshold_source=d.source,
         model_version=faces.model_version, face=face_info(found.sample, fields.return_aligned))
@@ -124,8 +123,14 @@ def candidate(c: Candidate, threshold: float) -> CandidatePublic:
                            template_size=c.template_size, threshold=threshold)
 
 
+def _ranked(candidates: list[Candidate], thresholds: list[float], match: Candidate | None
+            ) -> tuple[CandidatePublic | None, list[CandidatePublic]]:
+    """The candidates as answered, each with its own threshold, and the match among them."""
+    public = [candidate(c, t) for c, t in zip(candidates, thresholds)]
+    return next((p for c, p in zip(candidates, public) if c is match), None), public
+
+
 def _face_identity(f: FaceIdentified) -> FaceIdentity:
-    limits = {c.person_id: t for c, t in zip(f.candidates, f.thresholds)}
+    match, candidates = _ranked(f.candidates, f.thresholds, f.match)
     return FaceIdentity(box=[round(v, 1) for v in f.face.box], score=round(f.face.score, 4), subject=f.subject,
-                        match=candidate(f.match, limits[f.match.person_id]) if f.match else None,
-                        candidates=[candidate(c, t) for c, t in zip(f.candidates, f.thresholds)])
+                        match=match, candidates=candidates)
