@@ -14,7 +14,7 @@ from app.core.db import make_engine
 from app.core.migrate import current_revision, downgrade, head_revision, upgrade
 from app.models import Embedding
 from app.repositories import PersonStore
-from tests.conftest import fresh_postgres_url, make_api, yale_bytes
+from tests.conftest import make_api, yale_bytes
 
 OLD_DIM = 512  # every embedding column before migration 0005
 DIM = 256  # the default model's width (SFace 128 + dlib 128)
@@ -24,17 +24,6 @@ PERSONS_0004 = sa.table("persons", sa.column("id"), sa.column("person_id"), sa.c
                         sa.column("template_size"))
 FACES_0004 = sa.table("faces", sa.column("person_pk"), sa.column("embedding", Embedding(OLD_DIM)),
                       sa.column("box", sa.JSON), sa.column("score"))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def blank_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    server = request.getfixturevalue("postgres_server")
-    url, name = fresh_postgres_url(server, migrated=False)
-    yield url
-    server.drop_database(name)
 
 
 def padded(v: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from app.core.migrate import downgrade, upgrade
 from app.models import Embedding
 from app.repositories import PersonStore
 from app.services.templates import pool
-from tests.conftest import FakeDetector, FakeEmbedder, fresh_postgres_url, make_api, yale_bytes
+from tests.conftest import FakeDetector, FakeEmbedder, make_api, yale_bytes
 
 DIM = 256  # the default model's width, which the test databases are migrated to
 OLD_DIM = 512  # every embedding column before migration 0005 (narrower models zero-padded)
@@ -162,17 +162,6 @@ def test_50_concurrent_adds_to_one_person_all_count(database_url):
 
 
 # --- migration from the one-photo schema ---------------------------------------------------------
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def blank_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    server = request.getfixturevalue("postgres_server")
-    url, name = fresh_postgres_url(server, migrated=False)
-    yield url
-    server.drop_database(name)
-
 
 PERSONS_0003 = sa.table("persons", sa.column("person_id"), sa.column("display_name"),
                         sa.column("embedding", Embedding(OLD_DIM)), sa.column("model_version"))
