@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from app.core import errors
+from app.domain import errors
 from app.core.config import Settings
 from app.core.db import ping
 from app.core.pools import BoundedPool
@@ -21,8 +21,8 @@ from app.core.telemetry import Metrics
 from app.inference.artifacts import ModelArtifact
 from app.inference.runtimes import RuntimeChoice
 from app.inference.worker import BatchingWorker
-from app.keys import ApiKeyStore
-from app.repositories import PersonStore
+from app.storage.keys import ApiKeyStore
+from app.storage.persons import PersonStore
 from app.services.faces import FaceService
 from app.services.threshold import ThresholdPolicy
 

@@ -28,8 +28,8 @@ from app.inference.runtimes import (
     RuntimeChoice, RuntimeChoiceError, build_for, choose_runtime, tensorflow_imported,
 )
 from app.inference.worker import BatchingWorker
-from app.keys import ApiKeyStore
-from app.repositories import PersonStore
+from app.storage.keys import ApiKeyStore
+from app.storage.persons import PersonStore
 from app.runtime import Runtime
 from app.services.faces import FaceService
 from app.services.threshold import ThresholdPolicy

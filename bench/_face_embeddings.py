@@ -50,7 +50,7 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     """{"embeddings" (n, d), "identities" (n,), "found" (n,), "faces" (n,), "score" (n,), "size" (n,)}
     for the photos of `selection` (other rows, and rows without a face, are zero, found False)."""
     from app.core.config import Settings
-    from app.core.errors import DomainError
+    from app.domain.errors import DomainError
     from app.inference.artifacts import build_embedder, load_artifact
     from app.vision.decode import DecodeLimits
     from app.vision.pipeline import EnrollRules, FacePipeline

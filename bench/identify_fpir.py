@@ -5,7 +5,7 @@ size, and what does it cost in missed enrolled people? (issue 16)
     nice -n 10 python bench/identify_fpir.py run --synthetic 1000 10000 100000 1000000
     python bench/identify_fpir.py report          # table -> docs/benchmarks.md, plot -> docs/img/
 
-The threshold is the service's (app/services/open_set.py): t(N) = min(F^-1(1 - (1 -
+The threshold is the service's (app/domain/open_set.py): t(N) = min(F^-1(1 - (1 -
 FPIR)^(1/N)), 1:1 threshold), F the impostor-pair CDF of the validation identities.
 
 **Real galleries** (CelebA subset, the default artefact, the service's detector and
@@ -42,7 +42,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.services.open_set import ImpostorTail, identify_threshold  # noqa: E402
+from app.domain.open_set import ImpostorTail, identify_threshold  # noqa: E402
 
 OUT = REPO / "var" / "bench" / "identify_fpir" / "results.json"
 PLOT = REPO / "docs" / "img" / "identify_fpir.png"

@@ -241,7 +241,7 @@ def bench_sqlite(gallery, queries, truth, exact_i, threshold, workdir: Path) -> 
 
     from app.core.db import make_engine
     from app.core.migrate import upgrade
-    from app.repositories import PersonStore
+    from app.storage.persons import PersonStore
 
     path = workdir / f"identify_scale_n{len(gallery)}.db"  # one per N: runs may overlap
     for leftover in workdir.glob(path.name + "*"):
@@ -305,9 +305,9 @@ def bench_postgres(gallery, queries, truth, exact_i, threshold, configs, ef_sear
 
     from app.core.db import make_engine
     from app.core.migrate import upgrade
-    from app.models import Person
-    from app.repositories import PersonStore
-    from app.services.verification import Candidate
+    from app.storage.models import Person
+    from app.storage.persons import PersonStore
+    from app.domain.verification import Candidate
     from tests.integration.pgserver import PostgresServer
 
     server = PostgresServer.start(PG_SETTINGS)

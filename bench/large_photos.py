@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main() -> int:
     from PIL import Image
 
-    from app.core import errors
+    from app.domain import errors
     from app.core.config import Settings
     from app.inference.artifacts import build_embedder, load_artifact
     from app.vision.decode import DecodeLimits

@@ -8,7 +8,7 @@ and whether the shipped thresholds keep their promised rates for every k.
 
 Every photo went through the service's own pipeline (decode, YuNet, alignment, the default
 artefact's embedder; bench/_face_embeddings.py), and every template is pooled by the service's
-own rule (app/services/templates.py). Label noise is left out as in bench/identify_fpir.py
+own rule (app/domain/templates.py). Label noise is left out as in bench/identify_fpir.py
 (identities that share a photo with another one, photos filed under the wrong person).
 
 Protocol, the same for every k so that only k changes: for each draw, each person's enrollable
@@ -23,7 +23,7 @@ enrollable photos and one more photo.
   photos against every photo of the other people, their quantiles at shared rates shipped as
   `template_calibration` in the artefact's metadata.json: the service moves each threshold to
   a template's size so that it accepts the same share of impostor pairs
-  (app/services/templates.py). Measured below on the test identities, with and without it.
+  (app/domain/templates.py). Measured below on the test identities, with and without it.
 - **1:1** (test identities): genuine pairs = a template and its own person's probes; impostor
   pairs = a template and every other person's probes. TAR at FAR 1e-3 / 1e-4 (threshold
   chosen on these pairs: what k can do), and FAR / TAR at the shipped thresholds
@@ -32,7 +32,7 @@ enrollable photos and one more photo.
   200): random galleries of N people, each enrolled with a template of k photos; mated probes
   are the gallery people's probes, strangers every photo of the pool's people outside the
   gallery. FNIR and FPIR at the service's identify threshold for N (target FPIR 0.01,
-  app/services/open_set.py), and FNIR at the threshold where these galleries measure FPIR 0.01.
+  app/domain/open_set.py), and FNIR at the threshold where these galleries measure FPIR 0.01.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from app.services.open_set import identify_threshold  # noqa: E402
-from app.services.templates import pool  # noqa: E402
+from app.domain.open_set import identify_threshold  # noqa: E402
+from app.domain.templates import pool  # noqa: E402
 
 OUT = REPO / "var" / "bench" / "templates" / "results.json"
 KS = (1, 2, 3, 5)
@@ -217,8 +217,8 @@ CAL_MIN_PAIRS = 20  # the smallest rate shipped rests on at least this many impo
 
 def calibrate(args) -> None:
     """Per-size impostor quantiles on the validation identities -> the artefact's metadata.json."""
-    from app.services.open_set import RATES_PER_DECADE
-    from app.services.templates import TemplateCalibration
+    from app.domain.open_set import RATES_PER_DECADE
+    from app.domain.templates import TemplateCalibration
 
     t0 = time.perf_counter()
     settings, artifact, verify_t, emb, ids, usable, enrollable, score, split, dups, wrong = _data()

@@ -54,7 +54,7 @@ def accuracy_and_stages(model: str, n_same: int, seed: int, stage_samples: int) 
     from model.faces import data as data
     from tqdm import tqdm
 
-    from app.core import errors
+    from app.domain import errors
 
     artifact = load_artifact(Settings(model=model).model_dir())
     embedder = build_embedder(artifact)

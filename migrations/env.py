@@ -4,7 +4,7 @@ or from FACEAPI_DATABASE_URL."""
 from alembic import context
 
 from app.core.db import make_engine
-from app.models import Base
+from app.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -199,7 +199,7 @@ def wait_ready(client: TestClient, timeout: float = 120.0) -> None:
 def add_keys(database_url: str) -> tuple[str, str]:
     """A new admin key and client key in the database: what `python -m app create-key` does."""
     from app.core.db import make_engine
-    from app.keys import ApiKeyStore
+    from app.storage.keys import ApiKeyStore
 
     engine = make_engine(database_url)
     keys = ApiKeyStore(engine)

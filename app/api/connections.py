@@ -33,7 +33,7 @@ import logging
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.api.problems import raw_problem
-from app.core import errors
+from app.domain import errors
 
 log = logging.getLogger("app.http")
 

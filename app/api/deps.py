@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.core import errors
+from app.domain import errors
 from app.core.db import call
 from app.core.security import KEY_PREFIX_CHARS, Role, hash_key
 from app.runtime import Runtime

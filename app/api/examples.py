@@ -1,6 +1,6 @@
 """OpenAPI `responses` for each route: an example for the success answer and for every
 problem+json the route can send, grouped by status. Titles and codes come from the error
-classes (app.core.errors), so the docs cannot drift from what the handlers send; a test
+classes (app.domain.errors), so the docs cannot drift from what the handlers send; a test
 checks every example against its schema."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from app.core import errors
+from app.domain import errors
 from app.core.config import ARTIFACTS_DIR, Settings
-from app.schemas import Problem
-from app.services.templates import TemplateCalibration
+from app.api.schemas import Problem
+from app.domain.templates import TemplateCalibration
 
 _DEFAULT = {name: f.default for name, f in Settings.model_fields.items()}
 _DETAILS = {

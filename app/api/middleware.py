@@ -10,7 +10,7 @@ import time
 import uuid
 
 from app.api.problems import BODY_BUDGET_EXCEEDED, BODY_LIMIT_EXCEEDED, internal_error, problem_of
-from app.core import errors
+from app.domain import errors
 from app.core.telemetry import Metrics, request_id_var
 
 access = logging.getLogger("app.access")

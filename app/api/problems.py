@@ -1,5 +1,5 @@
 """The one place where errors become HTTP: RFC 9457 problem+json bodies, each with the
-status its error class carries (app.core.errors). Nothing else (stack traces, internals) ever
+status its error class carries (app.domain.errors). Nothing else (stack traces, internals) ever
 reaches a response; unexpected errors are logged with the request id and answered with a generic 500
 (`internal_error`, sent by app.api.middleware.RequestContext)."""
 
@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Mount
 
-from app.core import errors
+from app.domain import errors
 from app.core.db import refuses_writes
 
 PROBLEM_JSON = "application/problem+json"
@@ -28,7 +28,7 @@ log = logging.getLogger("app.errors")
 # (other clients stalled for seconds); the first few say what is wrong
 MAX_LISTED_ERRORS = 20
 
-# code -> HTTP status, read from the error classes (app.core.errors owns each status)
+# code -> HTTP status, read from the error classes (app.domain.errors owns each status)
 STATUS: dict[str, int] = {cls.code: cls.status for cls in errors.all_errors()}
 # the HTTP layer's own answers (Starlette's 404 and 405) by status
 _HTTP_ERRORS: dict[int, type[errors.DomainError]] = {
@@ -168,7 +168,7 @@ if __name__ == "__main__":  # python -m app.api.problems --markdown [--write doc
     from pathlib import Path
 
     parser = argparse.ArgumentParser(
-        description="The error table of docs/api.md, from app.core.errors")
+        description="The error table of docs/api.md, from app.domain.errors")
     parser.add_argument("--markdown", action="store_true", help="print the table")
     parser.add_argument("--write", type=Path, metavar="DOC", help="regenerate the table in DOC")
     args = parser.parse_args()

@@ -29,7 +29,7 @@ def add_commands(commands) -> None:
 def run(settings, args: argparse.Namespace) -> int:
     from app.core.db import make_engine
     from app.core.migrate import current_revision, head_revision
-    from app.keys import ApiKeyStore, KeyNotFound
+    from app.storage.keys import ApiKeyStore, KeyNotFound
 
     engine = make_engine(settings.database_url)
     try:

@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     )
     hnsw_ef_search: Annotated[int, Field(ge=1, le=1000)] | None = Field(
         default=None, description="PostgreSQL HNSW search breadth; unset: chosen for the gallery's "
-        "size from measured recall@1 >= 0.99 (app/services/hnsw.py)")
+        "size from measured recall@1 >= 0.99 (app/domain/hnsw.py)")
     # slow or endless requests (app/api/connections.py): one client must not hold a connection
     request_head_timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = Field(
         default=20.0, description="a request head (line and headers) must arrive within this; else 408")

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 
-from app.core import errors
+from app.domain import errors
 
 T = TypeVar("T")
 log = logging.getLogger("app.db")

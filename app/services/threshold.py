@@ -1,6 +1,6 @@
 """Which cosine-distance thresholds decide a match, and where they came from: the 1:1
 threshold of /verify, and the open-set one of /identify that moves with the gallery's size
-(app/services/open_set.py)."""
+(app/domain/open_set.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import threading
 from dataclasses import dataclass, field
 
 from app.inference.artifacts import ModelArtifact
-from app.services.open_set import IdentifyThreshold, ImpostorTail, identify_threshold
-from app.services.templates import TemplateCalibration
+from app.domain.open_set import IdentifyThreshold, ImpostorTail, identify_threshold
+from app.domain.templates import TemplateCalibration
 
 CRITERIA = {
     "far_1e-3": "false-accept rate <= 1e-3 on validation pairs",
@@ -43,7 +43,7 @@ class ThresholdPolicy:
 
     def for_template(self, threshold: float, template_size: int) -> float:
         """`threshold` (of a one-photo reference) moved to a template of `template_size`
-        photos so that it accepts the same share of impostor pairs (app/services/templates.py)."""
+        photos so that it accepts the same share of impostor pairs (app/domain/templates.py)."""
         if self.templates is None or template_size <= 1:
             return threshold
         return self.templates.threshold(threshold, template_size)

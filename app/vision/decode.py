@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from app.core import errors
+from app.domain import errors
 
 # magic bytes -> Pillow format name
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (

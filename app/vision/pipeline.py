@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.core import errors
+from app.domain import errors
 from app.vision.align import AlignmentTemplate, align
 from app.vision.decode import DecodeLimits, decode_image, decode_reduced
 from app.vision.detect import DetectedFace, FaceDetector, box_iou

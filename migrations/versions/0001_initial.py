@@ -8,7 +8,7 @@ Create Date: 2026-11-23
 import sqlalchemy as sa
 from alembic import op
 
-from app.models import Embedding
+from app.storage.models import Embedding
 
 revision = "0001"
 down_revision = None

@@ -12,7 +12,7 @@ is known for those faces (the photos were never kept), so both are NULL.
 import sqlalchemy as sa
 from alembic import op
 
-from app.models import Embedding
+from app.storage.models import Embedding
 
 revision = "0004"
 down_revision = "0003"

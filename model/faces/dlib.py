@@ -81,7 +81,7 @@ def _validation_faces(data_dir: str | None, seed: int, step: int = 1):
     import dlib
     from PIL import Image
 
-    from app.inference.wheel_files import installed_file
+    from app.core.wheel_files import installed_file
 
     predictor = dlib.shape_predictor(str(installed_file(
         "face-recognition-models", "face_recognition_models/models/shape_predictor_5_face_landmarks.dat")))

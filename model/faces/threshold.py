@@ -81,9 +81,9 @@ def all_pairs_statistics(emb: np.ndarray, identities: np.ndarray, usable: np.nda
     FAR 1e-3 from 3,000 impostor pairs rests on 3 accepted pairs; all pairs of 60 identities
     are ~700,000, so the FAR thresholds (chosen on validation), TAR at FAR 1e-3 and 1e-4
     with a 95 % identity-bootstrap interval, and the impostor tail that sets the identify
-    threshold (app/services/open_set.py) rest on hundreds of accepted pairs.
+    threshold (app/domain/open_set.py) rest on hundreds of accepted pairs.
     """
-    from app.services.open_set import ImpostorTail
+    from app.domain.open_set import ImpostorTail
 
     pairs = {}
     for name in ("val", "test"):
@@ -107,7 +107,7 @@ def all_pairs_statistics(emb: np.ndarray, identities: np.ndarray, usable: np.nda
     imp = ~val.same
     tail = {"split": "val", "identities": report["val"]["identities"],
             "quantiles": "one-sided 99 % lower bound of each quantile over 200 bootstrap resamples "
-                         "of the identities (app/services/open_set.py: ImpostorTail.from_distances)",
+                         "of the identities (app/domain/open_set.py: ImpostorTail.from_distances)",
             **ImpostorTail.from_distances(val.impostor, val.id_a[imp], val.id_b[imp]).to_dict()}
     return {"thresholds": {f"threshold_far_{k}": v for k, v in thresholds.items()},
             "impostor_tail": tail, "all_pairs": report}

@@ -12,8 +12,8 @@ import pytest
 
 from app.api import examples
 from app.api.demo import STATIC_DIR
-from app.core import errors
-from app.schemas import (
+from app.domain import errors
+from app.api.schemas import (
     AddFaceResponse, CompareResponse, DetectResponse, EnrollResponse, Health, IdentifyAllResponse,
     IdentifyResponse, PersonDetail, PersonList, Problem, VerifyResponse,
 )

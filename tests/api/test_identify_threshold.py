@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from app.services.open_set import ImpostorTail, identify_threshold
+from app.domain.open_set import ImpostorTail, identify_threshold
 from tests.conftest import FakeDetector, FakeEmbedder, make_api, yale_bytes
 
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from app.core.db import make_engine
-from app.repositories import PersonStore
-from app.services.templates import pool
+from app.storage.persons import PersonStore
+from app.domain.templates import pool
 from tests.conftest import FakeEmbedder, make_api, yale_bytes
 
 ADA = [yale_bytes(f"subject01.{m}") for m in ("normal", "happy", "sleepy", "wink")]

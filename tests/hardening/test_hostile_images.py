@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from app.api.problems import status_of
-from app.core import errors
+from app.domain import errors
 from app.vision.decode import DecodeLimits, decode_image
 from tests.conftest import yale_bytes
 
@@ -192,7 +192,7 @@ def test_memory_stays_bounded_while_decoding_bombs_and_garbage():
     payload = {k: v.hex() for k, v in BOMBS.items()}
     script = textwrap.dedent("""
         import json, resource, sys, random
-        from app.core import errors
+        from app.domain import errors
         from app.vision.decode import decode_image
         bombs = {k: bytes.fromhex(v) for k, v in json.load(sys.stdin).items()}
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

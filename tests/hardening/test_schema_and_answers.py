@@ -96,7 +96,7 @@ def test_float_rounding_of_identical_embeddings_gives_zero_not_negative_zero():
     distance is -1.2e-7, which the answers' rounding to 6 places printed as -0.0."""
     import numpy as np
 
-    from app.services.verification import Candidate, cosine_distance
+    from app.domain.verification import Candidate, cosine_distance
 
     rng = np.random.default_rng(0)
     rng.normal(size=512)

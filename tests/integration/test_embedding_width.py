@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from app.core.db import make_engine
 from app.core.migrate import current_revision, downgrade, head_revision, upgrade
-from app.models import Embedding
-from app.repositories import PersonStore
+from app.storage.models import Embedding
+from app.storage.persons import PersonStore
 from tests.conftest import make_api, yale_bytes
 
 OLD_DIM = 512  # every embedding column before migration 0005

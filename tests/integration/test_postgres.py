@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DataError
 
-from app.core import errors
+from app.domain import errors
 from app.core.db import make_engine
 from app.core.migrate import current_revision, downgrade, head_revision, upgrade
-from app.repositories import PersonStore
+from app.storage.persons import PersonStore
 from tests.conftest import FakeDetector, FakeEmbedder, fresh_postgres_url, make_api, yale_bytes
 
 pytestmark = pytest.mark.postgres

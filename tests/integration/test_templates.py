@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from app.core import errors
+from app.domain import errors
 from app.core.db import make_engine
 from app.core.migrate import downgrade, upgrade
-from app.models import Embedding
-from app.repositories import PersonStore
-from app.services.templates import pool
+from app.storage.models import Embedding
+from app.storage.persons import PersonStore
+from app.domain.templates import pool
 from tests.conftest import FakeDetector, FakeEmbedder, make_api, yale_bytes
 
 DIM = 256  # the default model's width, which the test databases are migrated to

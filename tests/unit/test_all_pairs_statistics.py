@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from app.inference.artifacts import load_artifact
-from app.services.open_set import ImpostorTail
+from app.domain.open_set import ImpostorTail
 from model.faces.threshold import all_pairs_statistics, apply_all_pairs
 
 

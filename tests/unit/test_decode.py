@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core import errors
+from app.domain import errors
 from app.vision.decode import DecodeLimits, decode_image, sniff_format
 from tests.conftest import yale_bytes
 

@@ -1,4 +1,4 @@
-"""One owner per error: each class in app.core.errors carries its code, title and HTTP status;
+"""One owner per error: each class in app.domain.errors carries its code, title and HTTP status;
 the problem mapping, the OpenAPI examples and the error table of docs/api.md are read from the
 classes, and every code the docs name exists."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.api import examples, problems
-from app.core import errors
+from app.domain import errors
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 CODES = {cls.code for cls in errors.all_errors()}
@@ -66,7 +66,7 @@ def test_openapi_examples_take_the_status_from_the_class():
 def test_docs_error_table_is_the_generated_one():
     doc = API_DOC.read_text()
     assert problems.with_error_table(doc) == doc, (
-        "docs/api.md's error table differs from app/core/errors.py: "
+        "docs/api.md's error table differs from app/domain/errors.py: "
         "run python -m app.api.problems --write docs/api.md")
     for cls in errors.all_errors():
         assert f"| `{cls.code}` | {cls.status} |" in doc

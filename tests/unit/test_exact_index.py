@@ -1,6 +1,6 @@
 import numpy as np
 
-from app.repositories import ExactIndex
+from app.storage.persons import ExactIndex
 
 
 def unit(rng, n, dim=8):

@@ -1,4 +1,4 @@
-from app.services.hnsw import EF_SEARCH_BY_GALLERY, ef_search_for
+from app.domain.hnsw import EF_SEARCH_BY_GALLERY, ef_search_for
 
 
 def test_ef_search_grows_with_the_gallery_and_covers_top_k():

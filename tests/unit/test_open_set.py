@@ -8,7 +8,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from app.services.open_set import (
+from app.domain.open_set import (
     ImpostorTail, fpir_at, identify_threshold, per_pair_rate,
 )
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.services.templates import TemplateCalibration, pool
+from app.domain.templates import TemplateCalibration, pool
 from app.services.threshold import ThresholdPolicy
-from app.services.verification import Candidate, best_match
+from app.domain.verification import Candidate, best_match
 
 
 def test_pool_is_the_normalised_mean_of_normalised_rows():

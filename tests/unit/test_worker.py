@@ -4,7 +4,7 @@ import threading
 import numpy as np
 import pytest
 
-from app.core import errors
+from app.domain import errors
 from app.inference.worker import BatchingWorker
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.core import errors
+from app.domain import errors
 from app.vision.decode import DecodeLimits
 from app.vision.detect import YuNetDetector
 from app.vision.pipeline import EnrollRules, FacePipeline

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.core import errors
+from app.domain import errors
 from app.vision.decode import DecodeLimits
 from app.vision.pipeline import FacePipeline
 from tests.vision.photos import jpeg, paste, resized, rgb_of

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.api import examples
 from app.api.deps import RuntimeDep
 from app.core.db import call, ping_within
-from app.schemas import Health
+from app.api.schemas import Health
 
 router = APIRouter(tags=["health"])
 

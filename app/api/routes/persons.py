@@ -8,19 +8,19 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.api import examples
 from app.api.deps import AdminDep, ClientDep, FacesDep, RuntimeDep, image_request_body, read_image_request
-from app.repositories import FaceRecord, PersonRecord
+from app.storage.persons import FaceRecord, PersonRecord
 from app.services import faces as use_cases
 from app.vision.encode import png_base64
-from app.schemas import (
+from app.api.schemas import (
     DISPLAY_NAME_PATTERN, PERSON_ID_PATTERN, EnrollJson, EnrollResponse, FaceInfo, PersonList, PersonPublic,
 )
-from app.schemas import AddedFace, AddFaceJson, AddFaceResponse, FacePublic, PersonDetail
+from app.api.schemas import AddedFace, AddFaceJson, AddFaceResponse, FacePublic, PersonDetail
 
 router = APIRouter(tags=["persons"])
 PersonIdPath = Annotated[str, Path(pattern=PERSON_ID_PATTERN, max_length=128)]
 FaceIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="a face's id, as GET /persons/{person_id} lists")]
 
-# a multipart face_box: "[x, y, w, h]" or "x,y,w,h" (app/schemas.py parses both)
+# a multipart face_box: "[x, y, w, h]" or "x,y,w,h" (app/api/schemas.py parses both)
 FACE_BOX_FORM = {"face_box": {"type": "string", "example": "[120, 64, 88, 112]",
                               "description": "[x, y, width, height] of the face to use, in the "
                                              "photo's pixels, when the photo has several"}}

@@ -5,16 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.api import examples
-from app.core import errors
+from app.domain import errors
 from app.api.deps import ClientDep, FacesDep, image_request_body, read_image_request
 from app.api.routes.persons import FACE_BOX_FORM, face_box, face_info
-from app.schemas import (
+from app.api.schemas import (
     PERSON_ID_PATTERN, CandidatePublic, CompareJson, CompareResponse, DetectedFacePublic, DetectJson,
     DetectResponse, FaceIdentity, IdentifyAllResponse, IdentifyJson, IdentifyResponse, VerifyJson,
     VerifyResponse,
 )
 from app.services.faces import FaceIdentified
-from app.services.verification import Candidate, similarity
+from app.domain.verification import Candidate, similarity
 from app.vision.pipeline import face_summary
 
 router = APIRouter(tags=["verification"])

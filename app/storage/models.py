@@ -62,7 +62,7 @@ class Person(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     person_id: Mapped[str] = mapped_column(String(128), unique=True, index=True)
     display_name: Mapped[str | None] = mapped_column(String(256))
-    # the template: pooled from the embeddings of the person's faces (app/services/templates.py)
+    # the template: pooled from the embeddings of the person's faces (app/domain/templates.py)
     embedding: Mapped[np.ndarray] = mapped_column(Embedding())
     model_version: Mapped[str] = mapped_column(String(128))
     template_size: Mapped[int] = mapped_column(Integer, server_default="1")  # rows in faces

@@ -12,7 +12,7 @@ Search has two strategies behind one method:
   a person the database does not have (or misses one it has).
 - PostgreSQL: the database is the index; identify is one `ORDER BY embedding::halfvec <=> q
   LIMIT k` query served by the halfvec HNSW index, with `hnsw.ef_search` from settings or,
-  by default, chosen for the gallery's size from measured recall (app/services/hnsw.py).
+  by default, chosen for the gallery's size from measured recall (app/domain/hnsw.py).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from sqlalchemy import Engine, Float, bindparam, cast, delete, func, select, tex
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core import errors
-from app.models import EmbeddingWidth, Face, Person
-from app.services.hnsw import ef_search_for
-from app.services.templates import pool
-from app.services.verification import Candidate, top_k_exact
+from app.domain import errors
+from app.storage.models import EmbeddingWidth, Face, Person
+from app.domain.hnsw import ef_search_for
+from app.domain.templates import pool
+from app.domain.verification import Candidate, top_k_exact
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.security import KEY_PREFIX_CHARS, Role, hash_key, new_key, same_digest
-from app.models import ApiKey
+from app.storage.models import ApiKey
 
 log = logging.getLogger("app.auth")
 TOUCH_EVERY_S = 60.0  # last use is written at most once a minute per key, not per request
