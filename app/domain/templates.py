@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.domain.vectors import l2_normalize
+
 # below this norm of the mean the photos point in (nearly) opposite directions: no mean
 # direction exists, and the first photo stays the reference
 _DEGENERATE_NORM = 1e-6
@@ -28,7 +30,7 @@ def pool(embeddings: np.ndarray) -> np.ndarray:
         e = e[None, :]
     if len(e) == 0:
         raise ValueError("a template needs at least one embedding")
-    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    e = l2_normalize(e, np.float64)
     mean = e.mean(axis=0)
     norm = np.linalg.norm(mean)
     if norm < _DEGENERATE_NORM:

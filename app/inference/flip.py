@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.inference.embedder import Embedder, l2_normalize
+from app.domain.vectors import l2_normalize
+from app.inference.embedder import Embedder
 
 
 class FlipAveraged:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.inference.embedder import check_faces, l2_normalize
+from app.domain.vectors import l2_normalize
+from app.inference.embedder import check_faces
 
 log = logging.getLogger("app.inference")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.inference.embedder import l2_normalize
+from app.domain.vectors import l2_normalize
 from app.inference.litert import LiteRTNet, NetSpec, cached_path, converter_version, net_specs
 
 MIN_COSINE = 0.9999

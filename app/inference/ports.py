@@ -7,7 +7,8 @@ import logging
 
 import numpy as np
 
-from app.inference.embedder import check_faces, l2_normalize
+from app.domain.vectors import l2_normalize
+from app.inference.embedder import check_faces
 
 # Faces per forward pass. SFace's first layers' activations are 112x112x64 floats per face, so a
 # batch of 32 in one pass raised the process RSS from ~750 to ~1,115 MB; passes of 8 kept it at

@@ -25,7 +25,8 @@ from tenacity import (
 )
 
 from app.inference.artifacts import ModelArtifact
-from app.inference.embedder import check_faces, l2_normalize
+from app.domain.vectors import l2_normalize
+from app.inference.embedder import check_faces
 
 log = logging.getLogger("app.remote")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.domain.vectors import l2_normalize
 from app.inference.artifacts import ModelArtifact, build_embedder
 from app.vision.align import AlignmentTemplate
 from model.faces import dlib, sface
@@ -40,9 +41,7 @@ def part_specs() -> dict[str, tuple[dict, object]]:
 SFACE_WEIGHT = 0.3  # chosen on validation identities (python -m model faces candidates)
 
 
-def l2(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+l2 = l2_normalize
 
 
 def flip_average(orig: np.ndarray, flipped: np.ndarray) -> np.ndarray:

@@ -79,7 +79,7 @@ class SFaceServiceEmbedder:
                                for s in range(0, len(x), CHUNK)])
 
     def embed_features(self, features: np.ndarray) -> np.ndarray:
-        from app.inference.embedder import l2_normalize
+        from app.domain.vectors import l2_normalize
 
         out = features if self.head is None else self.head.predict_on_batch(np.asarray(features))
         return l2_normalize(np.asarray(out))

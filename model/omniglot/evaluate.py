@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from app.domain.vectors import l2_normalize
 from model.common import metrics
 from model.omniglot import augment
 from model.omniglot import data as om
@@ -61,10 +62,7 @@ def prototype_scorer(q: np.ndarray, s: np.ndarray) -> np.ndarray:
     """
     mu = s.mean(axis=1, keepdims=True)
 
-    def unit(x):
-        return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-    return negative_l2_scorer(unit(q - mu[:, 0]), unit(s - mu))
+    return negative_l2_scorer(l2_normalize(q - mu[:, 0]), l2_normalize(s - mu))
 
 
 def random_scorer(seed: int) -> ScoreFn:
@@ -265,7 +263,7 @@ def model_method(model, cfg, scorer: str = "pairwise", tta: int = 0) -> Method:
     family = cfg.objective.family
 
     def normalise(f):
-        return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12) if triplet else f
+        return l2_normalize(f) if triplet else f
 
     def featurize(images):
         return normalise(embed(emb, images))

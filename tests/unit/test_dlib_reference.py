@@ -9,7 +9,7 @@ import pytest
 
 from app.inference.dlib_dat import dat_path
 from app.inference.dlib_face import DlibEmbedder
-from app.inference.embedder import l2_normalize
+from app.domain.vectors import l2_normalize
 from app.core.wheel_files import installed_file
 from tests.conftest import DATA_DIR, YALE, require_data
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.inference.embedder import check_faces, l2_normalize
+from app.domain.vectors import l2_normalize
+from app.inference.embedder import check_faces
 from app.inference.flip import FlipAveraged
 from app.inference.fusion import FusionEmbedder, Part
 from app.vision.align import AlignmentTemplate, align_face

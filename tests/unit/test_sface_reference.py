@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.inference.embedder import l2_normalize
+from app.domain.vectors import l2_normalize
 from app.inference.sface import SFaceEmbedder
 from app.inference.sface_onnx import onnx_path
 from tests.conftest import DATA_DIR, YALE
