@@ -144,10 +144,11 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
                         "impostors as their templates grow; calibrate it (python bench/templates.py "
                         "calibrate)", runtime.artifact.model_version)
         runtime.warm.set()
+        resident = runtime.store.index.resident()  # None on PostgreSQL: the database is the index
         log.info("ready: model %s on %s, threshold %.4f (%s), %s persons indexed; TensorFlow imported: %s",
                  runtime.model_version, runtime.inference.name, runtime.threshold.value,
                  runtime.threshold.origin,
-                 len(runtime.store.index) if runtime.store.index is not None else "pgvector",
+                 "pgvector" if resident is None else resident,
                  "yes" if tensorflow_imported() else "no")
     except asyncio.CancelledError:
         raise

@@ -83,6 +83,7 @@ def identify_info(runtime) -> dict:
 async def metrics(runtime: RuntimeDep) -> Response:
     runtime.metrics.queue_depth.set(runtime.worker.queue_depth if runtime.worker else 0)
     runtime.metrics.detect_pending.set(runtime.detect_pool.pending if runtime.detect_pool else 0)
-    if runtime.store is not None and runtime.store.index is not None:
-        runtime.metrics.enrolled.set(len(runtime.store.index))
+    resident = runtime.store.index.resident()  # None on PostgreSQL: the database is the index
+    if resident is not None:
+        runtime.metrics.enrolled.set(resident)
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
