@@ -192,7 +192,8 @@ def _build_embedder(runtime: Runtime) -> Embedder:
 
 
 async def close_runtime(runtime: Runtime) -> None:
-    """Stop the model services (if ready; a warm-up stopped earlier closes its own) and the database."""
+    """Stop the model services (when ready; a warm-up cut short closes its own parts) and the
+    database."""
     services = runtime.models.services
     if services is not None:
         await _close_parts(services.worker, services.detect_pool)

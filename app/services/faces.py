@@ -105,7 +105,8 @@ class FaceService:
     """The model-backed use cases, over one store, face reader, embedder and threshold."""
 
     def __init__(self, store: PersonStore, reader: FaceReader, embed: Embed,
-                 threshold: ThresholdPolicy, model_version: str, all_faces_max: int = default_of("identify_all_faces_max")) -> None:
+                 threshold: ThresholdPolicy, model_version: str,
+                 all_faces_max: int = default_of("identify_all_faces_max")) -> None:
         self.store = store
         self.reader = reader
         self.embed = embed

@@ -13,6 +13,7 @@ from app.core.config import Settings, body_bytes_for
 from app.services.faces import FaceService
 from app.services.threshold import ThresholdPolicy
 from app.vision.decode import DecodeLimits
+from app.vision.detect import YuNetDetector
 from app.vision.pipeline import EnrollRules
 
 
@@ -44,6 +45,7 @@ def test_dataclass_default_is_the_settings_default(cls, field, setting):
 @pytest.mark.parametrize(("fn", "parameter", "setting"), [
     (ThresholdPolicy.choose, "identify_fpir", "identify_fpir"),
     (FaceService.__init__, "all_faces_max", "identify_all_faces_max"),
+    (YuNetDetector.__init__, "input_side", "detect_max_side"),
     (guarded_protocol, "body_timeout_s", "request_body_timeout_s"),
     (guarded_protocol, "body_min_rate", "request_body_min_rate"),
 ])
@@ -65,7 +67,8 @@ def test_connection_guard_default_is_the_settings_default(attribute, setting):
 def test_connection_guard_lingers_over_at_most_the_largest_body():
     """The body read and discarded after an early answer is at most the largest body the
     default settings accept (Settings.max_body_bytes)."""
-    assert GuardedHttpToolsProtocol.max_linger_bytes == body_bytes_for(settings_default("max_upload_bytes"))
-    assert parameter_default(guarded_protocol, "max_linger_bytes") == GuardedHttpToolsProtocol.max_linger_bytes
-    assert Settings.model_construct().max_body_bytes == GuardedHttpToolsProtocol.max_linger_bytes
+    linger = GuardedHttpToolsProtocol.max_linger_bytes
+    assert linger == body_bytes_for(settings_default("max_upload_bytes"))
+    assert parameter_default(guarded_protocol, "max_linger_bytes") == linger
+    assert Settings.model_construct().max_body_bytes == linger
 
