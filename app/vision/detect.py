@@ -116,7 +116,8 @@ class YuNetDetector:
     thread, because OpenCV DNN objects are not."""
 
     def __init__(self, model_path: Path | None = None, *,
-                 input_side: int = default_of("detect_max_side"), coarse_side: int = 320, fine_side: int = 4096, pad_fraction: float = 0.25,
+                 input_side: int = default_of("detect_max_side"), coarse_side: int = 320,
+                 fine_side: int = 4096, pad_fraction: float = 0.25,
                  min_score: float = 0.6, nms_threshold: float = 0.3) -> None:
         import cv2
 
