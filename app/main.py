@@ -9,6 +9,7 @@ and run one warm-up batch in the background, and /health/ready says yes only the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -37,7 +38,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         try:
             yield
         finally:
-            warm_task.cancel()
+            warm_task.cancel()  # a warm-up still loading closes what it had started
+            with contextlib.suppress(asyncio.CancelledError):
+                await warm_task
             await close_runtime(runtime)
 
     app = FastAPI(

@@ -4,9 +4,10 @@
 the model artefact, the threshold, the embedding size held by the database against the
 model's, the key and person stores. Anything wrong here stops the start with a message.
 
-`warm_up` (background): load the models, run one batch through each, then set the face
-use cases and say ready. A failure here keeps the process alive (keys and person records
-still work) and is logged; /health/ready and the model routes say only that it failed.
+`warm_up` (background): load the models, run one batch through each, then hand the face
+use cases to `runtime.models` and say ready. A failure here keeps the process alive (keys and
+person records still work), closes what the warm-up had started and is logged; /health/ready
+and the model routes say only that it failed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from app.inference.runtimes import (
 from app.inference.worker import BatchingWorker
 from app.storage.keys import ApiKeyStore
 from app.storage.persons import PersonStore
-from app.runtime import Runtime
+from app.runtime import ModelServices, Runtime
 from app.services.faces import FaceService
 from app.services.threshold import ThresholdPolicy
 from app.vision.decode import DecodeLimits, decoded_pixels
@@ -99,6 +100,7 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
     """Load the models off the event loop, run one batch through each, then say ready."""
     settings = runtime.settings
     log.info("embedder runtime %s: %s", runtime.inference.name, runtime.inference.reason)
+    worker = pool = None  # started here: closed here unless handed over as ready services
     try:
         if embedder is None:
             embedder = await asyncio.to_thread(_build_embedder, runtime)
@@ -111,7 +113,6 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
         worker = BatchingWorker(embedder, settings.batch_max_size, settings.batch_max_wait_ms,
                                 on_batch=runtime.metrics.observe_batch, max_queue=settings.embed_queue_max,
                                 more_coming=lambda: pool.pending > 0)
-        runtime.worker = worker
         await worker.start()
         if embedder.input_size != runtime.artifact.alignment.size:
             raise StartupError(f"the embedder takes {embedder.input_size} px faces but the artefact's "
@@ -124,11 +125,8 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
             runtime.artifact.alignment,
             EnrollRules(settings.min_face_size, settings.enroll_min_score, settings.enroll_dominance_ratio),
             reduce_to=settings.detect_max_side)  # a large JPEG is first decoded near the first pass's size
-        runtime.detect_pool = pool
-
-        runtime.faces = FaceService(runtime.store, PooledReader(pipeline, pool), worker.embed,
-                                    runtime.threshold, runtime.model_version,
-                                    settings.identify_all_faces_max)
+        faces = FaceService(runtime.store, PooledReader(pipeline, pool), worker.embed,
+                            runtime.threshold, runtime.model_version, settings.identify_all_faces_max)
         stale = await asyncio.to_thread(runtime.store.count_other_versions)
         if stale:
             log.warning("%d persons were enrolled with another model version; they are not searched "
@@ -143,17 +141,30 @@ async def warm_up(runtime: Runtime, embedder: Embedder | None, detector: FaceDet
                         "several photos are judged by the one-photo threshold, which accepts more "
                         "impostors as their templates grow; calibrate it (python bench/templates.py "
                         "calibrate)", runtime.artifact.model_version)
-        runtime.warm.set()
+        resident = runtime.store.index.resident()  # None on PostgreSQL: the database is the index
         log.info("ready: model %s on %s, threshold %.4f (%s), %s persons indexed; TensorFlow imported: %s",
                  runtime.model_version, runtime.inference.name, runtime.threshold.value,
                  runtime.threshold.origin,
-                 len(runtime.store.index) if runtime.store.index is not None else "pgvector",
+                 "pgvector" if resident is None else resident,
                  "yes" if tensorflow_imported() else "no")
-    except asyncio.CancelledError:
+        runtime.models.ready(ModelServices(faces, worker, pool))  # last: nothing after it can fail
+    except asyncio.CancelledError:  # the app stops before the models were ready
+        await _close_parts(worker, pool)
         raise
     except Exception:  # stay alive for keys and records; the reason goes to the log only
-        runtime.startup_failed = True
         log.exception("model start-up failed")
+        runtime.models.failed()
+        try:
+            await _close_parts(worker, pool)
+        except Exception:
+            log.exception("closing the half-started model services failed")
+
+
+async def _close_parts(worker: BatchingWorker | None, pool: BoundedPool | None) -> None:
+    if worker is not None:
+        await worker.stop()  # drain queued requests
+    if pool is not None:
+        pool.shutdown()
 
 
 class PooledReader:
@@ -181,10 +192,11 @@ def _build_embedder(runtime: Runtime) -> Embedder:
 
 
 async def close_runtime(runtime: Runtime) -> None:
-    if runtime.worker is not None:
-        await runtime.worker.stop()  # drain queued requests
-    if runtime.detect_pool is not None:
-        runtime.detect_pool.shutdown()
+    """Stop the model services (when ready; a warm-up cut short closes its own parts) and the
+    database."""
+    services = runtime.models.services
+    if services is not None:
+        await _close_parts(services.worker, services.detect_pool)
     runtime.engine.dispose()
 
 

@@ -33,6 +33,7 @@ import logging
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.api.problems import raw_problem
+from app.core.config import body_bytes_for, default_of
 from app.domain import errors
 
 log = logging.getLogger("app.http")
@@ -69,12 +70,14 @@ class _LingeringTransport:
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    head_timeout_s: float = 20.0
-    body_idle_timeout_s: float = 30.0
-    body_timeout_s: float = 300.0
-    body_min_rate: int = 1024  # bytes/s
-    max_head_bytes: int = 64 * 1024
-    max_linger_bytes: int = 16 * 1024 * 1024
+    # the limits' defaults are the settings' (FACEAPI_REQUEST_*, FACEAPI_MAX_REQUEST_HEAD_BYTES);
+    # guarded_protocol and protocol_for make a subclass with the limits in force
+    head_timeout_s: float = default_of("request_head_timeout_s")
+    body_idle_timeout_s: float = default_of("request_body_idle_timeout_s")
+    body_timeout_s: float = default_of("request_body_timeout_s")
+    body_min_rate: int = default_of("request_body_min_rate")  # bytes/s
+    max_head_bytes: int = default_of("max_request_head_bytes")
+    max_linger_bytes: int = body_bytes_for(default_of("max_upload_bytes"))  # the largest body
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         self._raw = transport
@@ -232,8 +235,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 
 def guarded_protocol(head_timeout_s: float, body_idle_timeout_s: float, max_head_bytes: int,
-                     body_timeout_s: float = 300.0, body_min_rate: int = 1024,
-                     max_linger_bytes: int = 16 * 1024 * 1024) -> type:
+                     body_timeout_s: float = GuardedHttpToolsProtocol.body_timeout_s,
+                     body_min_rate: int = GuardedHttpToolsProtocol.body_min_rate,
+                     max_linger_bytes: int = GuardedHttpToolsProtocol.max_linger_bytes) -> type:
     """The protocol class with these limits, for uvicorn's `http=`."""
     return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {
         "head_timeout_s": head_timeout_s, "body_idle_timeout_s": body_idle_timeout_s,

@@ -10,6 +10,8 @@ import socket
 import threading
 import time
 
+from app.runtime import Phase
+
 STILL_LOADING_EVERY_S = 15.0
 
 
@@ -40,13 +42,13 @@ def report_progress(app, host: str, port: int, say=print, poll_s: float = 0.25) 
         started, next_note = time.monotonic(), STILL_LOADING_EVERY_S
         while True:
             time.sleep(poll_s)
-            runtime = getattr(app.state, "runtime", None)
-            if getattr(runtime, "startup_failed", False):
+            runtime = getattr(app.state, "runtime", None)  # set when the app's start-up begins
+            phase = runtime.models.phase if runtime is not None else Phase.loading
+            if phase is Phase.failed:
                 say(f"the model did not start (the log above says why); keys and /persons work, "
                     f"{url}/health/ready and the model routes answer 503", flush=True)
                 return
-            warm = getattr(runtime, "warm", None)
-            if warm is not None and warm.is_set() and _accepting(connect_host, port):
+            if phase is Phase.ready and _accepting(connect_host, port):
                 say(ready_line(url), flush=True)
                 return
             waited = time.monotonic() - started

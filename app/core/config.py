@@ -189,7 +189,7 @@ class Settings(BaseSettings):
     @property
     def max_body_bytes(self) -> int:
         """The largest request body: the upload limit with room for base64's 4/3 and form overhead."""
-        return self.max_upload_bytes * 4 // 3 + 64 * 1024
+        return body_bytes_for(self.max_upload_bytes)
 
     @property
     def is_sqlite(self) -> bool:
@@ -201,6 +201,18 @@ class Settings(BaseSettings):
         if candidate.is_dir():
             return candidate
         return ARTIFACTS_DIR / self.model
+
+
+def body_bytes_for(max_upload_bytes: int) -> int:
+    """The largest request body for a photo of `max_upload_bytes`: room for base64's 4/3 and
+    the multipart or JSON overhead."""
+    return max_upload_bytes * 4 // 3 + 64 * 1024
+
+
+def default_of(name: str):
+    """The default of setting `name`, for a parameter elsewhere that has one: each default is
+    written once, in Settings (a dataclass or signature repeating the literal would drift)."""
+    return Settings.model_fields[name].get_default(call_default_factory=True)
 
 
 def load_settings(**overrides) -> Settings:

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from app.domain import errors
+from app.core.config import default_of
 from app.core.db import call
 from app.storage.persons import FaceChange, FaceRecord, PersonRecord, PersonStore, version_mismatch
 from app.domain.open_set import IdentifyThreshold
@@ -104,7 +105,8 @@ class FaceService:
     """The model-backed use cases, over one store, face reader, embedder and threshold."""
 
     def __init__(self, store: PersonStore, reader: FaceReader, embed: Embed,
-                 threshold: ThresholdPolicy, model_version: str, all_faces_max: int = 20) -> None:
+                 threshold: ThresholdPolicy, model_version: str,
+                 all_faces_max: int = default_of("identify_all_faces_max")) -> None:
         self.store = store
         self.reader = reader
         self.embed = embed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from app.core.config import default_of
 from app.inference.artifacts import ModelArtifact
 from app.domain.open_set import IdentifyThreshold, ImpostorTail, identify_threshold
 from app.domain.templates import TemplateCalibration
@@ -23,14 +24,14 @@ class ThresholdPolicy:
     origin: str  # shown by GET /model and in the start-up log
     criterion: str  # what the 1:1 threshold was chosen for
     impostor_tail: ImpostorTail | None = None
-    identify_fpir: float = 0.01
+    identify_fpir: float = default_of("identify_fpir")
     templates: TemplateCalibration | None = None  # None: one threshold for every template size
     _cache: tuple | None = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def choose(cls, artifact: ModelArtifact, policy: str, override: float | None,
-               identify_fpir: float = 0.01) -> "ThresholdPolicy":
+               identify_fpir: float = default_of("identify_fpir")) -> "ThresholdPolicy":
         """The operator's override (FACEAPI_THRESHOLD), else the artefact's tuned threshold for
         `policy`; an artefact without that threshold fails here, at start, not per request."""
         if override is not None:

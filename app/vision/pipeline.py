@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.core.config import default_of
 from app.domain import errors
 from app.vision.align import AlignmentTemplate, align
 from app.vision.decode import DecodeLimits, decode_image, decode_reduced
@@ -39,9 +40,9 @@ FACE_BOX_MIN_IOU = 0.3  # a face_box must overlap a detected face this much (int
 class EnrollRules:
     """Thresholds of the enroll checks; README ("Refusals") says where each value comes from."""
 
-    min_face_size: int = 20  # px, shorter side of the detector's box
-    min_score: float = 0.75  # detector confidence
-    dominance_ratio: float = 1.25  # faces closer in size than this are "the same size"
+    min_face_size: int = default_of("min_face_size")  # px, shorter side of the detector's box
+    min_score: float = default_of("enroll_min_score")  # detector confidence
+    dominance_ratio: float = default_of("enroll_dominance_ratio")  # closer in size: "the same size"
 
 
 @dataclass(frozen=True)

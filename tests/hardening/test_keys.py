@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import REPO_ROOT, Settings
 from app.main import create_app
+from app.runtime import Phase
 from tests.conftest import FakeDetector, FakeEmbedder, migrated_sqlite_url
 
 
@@ -74,7 +75,7 @@ def test_keys_work_while_the_model_cannot_start(tmp_path):
         import time
 
         deadline = time.monotonic() + 120  # the warm-up fails in the background: wait for it
-        while not app.state.runtime.startup_failed:
+        while app.state.runtime.models.phase is not Phase.failed:
             assert time.monotonic() < deadline, "the failing warm-up was never reported"
             time.sleep(0.02)
         assert http.get("/persons", headers={"X-API-Key": client}).status_code == 200

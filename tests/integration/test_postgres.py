@@ -15,6 +15,7 @@ from app.domain import errors
 from app.core.db import make_engine
 from app.core.migrate import current_revision, downgrade, head_revision, upgrade
 from app.storage.persons import PersonStore
+from app.storage.search import PgvectorSearch
 from tests.conftest import FakeDetector, FakeEmbedder, fresh_postgres_url, make_api, yale_bytes
 
 pytestmark = pytest.mark.postgres
@@ -92,7 +93,7 @@ def test_nearest_is_exact_order_and_uses_the_hnsw_index(store, pg_url):
         conn.execute(text("ANALYZE persons"))
         conn.execute(text("SET enable_seqscan = off"))
         dialect = postgresql.psycopg.dialect()
-        compiled = store.nearest_statement(q, 5).compile(dialect=dialect)
+        compiled = store.index.nearest_statement(q, 5).compile(dialect=dialect)
         params = {k: (compiled.binds[k].type.bind_processor(dialect) or (lambda v: v))(v)
                   for k, v in compiled.params.items()}  # as the driver receives them
         plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + str(compiled), params))
@@ -142,9 +143,9 @@ def test_gallery_size_follows_enrolls_deletes_and_other_replicas(pg_url, monkeyp
         assert here.gallery_size() == 2
         other.enroll("b", None, unit(rng)[0], replace=False)  # another replica
         assert here.gallery_size() == 2  # not seen until the count is re-read
-        monkeypatch.setattr(PersonStore, "COUNT_MAX_AGE_S", 0.0)
+        monkeypatch.setattr(PgvectorSearch, "COUNT_MAX_AGE_S", 0.0)
         assert here.gallery_size() == 3
-        monkeypatch.setattr(PersonStore, "COUNT_MAX_AGE_S", 3600.0)
+        monkeypatch.setattr(PgvectorSearch, "COUNT_MAX_AGE_S", 3600.0)
         here.delete("a")
         assert here.gallery_size() == 2
     finally:

@@ -1,6 +1,6 @@
 import numpy as np
 
-from app.storage.persons import ExactIndex
+from app.storage.search import ExactIndex
 
 
 def unit(rng, n, dim=8):

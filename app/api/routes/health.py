@@ -11,6 +11,7 @@ from app.api import examples
 from app.api.deps import RuntimeDep
 from app.core.db import call, ping_within
 from app.api.schemas import Health
+from app.runtime import Phase
 
 router = APIRouter(tags=["health"])
 
@@ -25,10 +26,11 @@ async def live() -> Health:
             responses=examples.READY)
 async def ready(runtime: RuntimeDep) -> JSONResponse:
     database = await ping_within(runtime.engine)
-    model = runtime.warm.is_set()
+    phase = runtime.models.phase
+    model = phase is Phase.ready
     checks = {"database": database, "model": model, "model_version": runtime.model_version,
               "threshold": runtime.threshold.value}
-    if runtime.startup_failed:  # the reason is in the server log, not for anonymous callers
+    if phase is Phase.failed:  # the reason is in the server log, not for anonymous callers
         checks["error"] = "model start-up failed; see the server log"
     ok = database and model
     body = Health(status="ready" if ok else "not_ready", checks=checks)
@@ -81,8 +83,10 @@ def identify_info(runtime) -> dict:
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses=examples.METRICS)
 async def metrics(runtime: RuntimeDep) -> Response:
-    runtime.metrics.queue_depth.set(runtime.worker.queue_depth if runtime.worker else 0)
-    runtime.metrics.detect_pending.set(runtime.detect_pool.pending if runtime.detect_pool else 0)
-    if runtime.store is not None and runtime.store.index is not None:
-        runtime.metrics.enrolled.set(len(runtime.store.index))
+    services = runtime.models.services  # None until the models are ready
+    runtime.metrics.queue_depth.set(services.worker.queue_depth if services else 0)
+    runtime.metrics.detect_pending.set(services.detect_pool.pending if services else 0)
+    resident = runtime.store.index.resident()  # None on PostgreSQL: the database is the index
+    if resident is not None:
+        runtime.metrics.enrolled.set(resident)
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
