@@ -51,7 +51,8 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     for the photos of `selection` (other rows, and rows without a face, are zero, found False)."""
     from app.core.config import Settings
     from app.domain.errors import DomainError
-    from app.inference.artifacts import build_embedder, load_artifact
+    from app.inference.artifacts import load_artifact
+    from app.inference.registry import build_embedder
     from app.vision.decode import DecodeLimits
     from app.vision.pipeline import EnrollRules, FacePipeline
     from model.common import paths

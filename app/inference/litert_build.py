@@ -34,10 +34,10 @@ def keras_net(spec: NetSpec):
 
         head = keras.saving.load_model(spec.head, compile=False)
     if spec.kind == "sface-keras":
-        from app.inference.sface import build_sface_model
+        from app.inference.backbones.sface.embedder import build_sface_model
 
         return build_sface_model(spec.base_output, head)
-    from app.inference.dlib_face import build_dlib_model
+    from app.inference.backbones.dlib.embedder import build_dlib_model
 
     return build_dlib_model(spec.base_output, head)
 

@@ -24,7 +24,8 @@ from importlib import metadata
 
 from app.core.config import REPO_ROOT, Settings
 from app.inference import litert
-from app.inference.artifacts import ModelArtifact, build_embedder
+from app.inference.artifacts import ModelArtifact
+from app.inference.registry import build_embedder
 from app.inference.embedder import Embedder
 
 log = logging.getLogger("app.inference")

