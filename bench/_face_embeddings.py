@@ -65,7 +65,7 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     # what makes the embeddings: the embedder's spec and its head file (not the thresholds,
     # which re-tuning rewrites in the same metadata.json)
     spec = json.dumps(artifact.metadata["embedder"], sort_keys=True).encode()
-    head_name = artifact.metadata["embedder"].get("head")
+    head_name = artifact.embedder.head
     head_bytes = (artifact.path / head_name).read_bytes() if head_name else b""
     meta_sha = hashlib.sha256(spec + head_bytes).hexdigest()
     todo = selection(celeba, facedata.split_identities(celeba.identities, 0))

@@ -160,7 +160,7 @@ def quality_table(rows: list[dict]) -> str:
             f"| {tar(ap['tar_at_far']['0.001'])} | {tar(ap['tar_at_far']['0.0001'])} "
             f"| {r['yale']['accuracy']:.4f} | {r['yale']['roc_auc']:.4f} "
             f"| {r['ms_per_face_b1']:.1f} / {r['ms_per_face_b32']:.1f} | {_weights_mb(art):.1f} "
-            f"| {LICENCES[art.metadata['embedder'].get('kind', 'facenet-graph')]} |")
+            f"| {LICENCES[art.embedder.kind or 'facenet-graph']} |")
     return "\n".join(lines)
 
 

@@ -97,16 +97,18 @@ class NetSpec:
 def net_specs(artifact) -> list[NetSpec]:
     """The convertible nets of `artifact` (a ModelArtifact), in the order the embedder uses them;
     ValueError when it holds a kind that has no LiteRT build (e.g. the FaceNet graph)."""
-    def walk(spec: dict) -> list[NetSpec]:
-        kind = spec.get("kind", "facenet-graph")
+    def walk(spec) -> list[NetSpec]:  # an EmbedderSpec (app/inference/metadata.py)
+        kind = spec.kind or "facenet-graph"
         if kind == "fusion":
-            return [n for part in spec.get("parts") or () for n in walk(part)]
+            return [n for part in spec.parts or () for n in walk(part)]
         if kind not in CONVERTIBLE:
             raise ValueError(f"embedder kind {kind!r} has no LiteRT build (only {', '.join(CONVERTIBLE)})")
-        head = artifact.path / spec["head"] if spec.get("head") else None
-        return [NetSpec(kind, spec.get("base_output"), head, int(spec["input_size"]))]
+        if spec.input_size is None:
+            raise ValueError(f"embedder kind {kind!r} lacks input_size")
+        head = artifact.path / spec.head if spec.head else None
+        return [NetSpec(kind, spec.base_output, head, spec.input_size)]
 
-    return walk(artifact.metadata["embedder"])
+    return walk(artifact.embedder)
 
 
 def supports(artifact) -> bool:

@@ -18,7 +18,7 @@ from app.inference.embedder import Embedder
 from app.inference.flip import FlipAveraged
 from app.inference.fusion import FusionEmbedder, Part
 from app.inference.litert import LiteRTOptions
-from app.vision.align import AlignmentTemplate
+from app.inference.metadata import EmbedderMetadata
 
 Builder = Callable[[ModelArtifact, LiteRTOptions | None], Embedder]
 
@@ -37,14 +37,11 @@ def _fusion(artifact: ModelArtifact, litert: LiteRTOptions | None = None) -> Emb
     """Weighted parts, each an embedder of its own kind on its own crop of the aligned canvas
     (app/inference/fusion.py); `embedder.parts` lists them with their weight and alignment."""
     parts = []
-    for spec in artifact.metadata["embedder"].get("parts") or ():
-        try:
-            template = AlignmentTemplate.from_metadata(spec["alignment"])
-            sub = ModelArtifact(artifact.path, {**artifact.metadata, "embedder": spec,
-                                                "embedding_dim": int(spec["embedding_dim"])})
-            parts.append(Part(build_embedder(sub, litert), template, float(spec["weight"])))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(f"{artifact.path}/metadata.json: a fusion part is malformed: {exc}") from None
+    for spec in artifact.embedder.parts or ():  # the metadata model has checked their form
+        sub = EmbedderMetadata(model_version=artifact.model_version, embedding_dim=spec.embedding_dim,
+                               embedder=spec, alignment=spec.alignment)
+        parts.append(Part(build_embedder(ModelArtifact(artifact.path, sub), litert),
+                          spec.alignment.template_(), spec.weight))
     try:
         return FusionEmbedder(artifact.model_version, artifact.alignment, parts, artifact.embedding_dim)
     except ValueError as exc:
@@ -61,11 +58,11 @@ BUILDERS: dict[str, Builder] = {
 
 def build_embedder(artifact: ModelArtifact, litert: LiteRTOptions | None = None) -> Embedder:
     """The embedder named by the artefact's `embedder.kind`, flip-averaged when it asks for it."""
-    spec = artifact.metadata["embedder"]
-    kind = spec.get("kind", DEFAULT_KIND)
+    spec = artifact.embedder
+    kind = spec.kind or DEFAULT_KIND
     builder = BUILDERS.get(kind)
     if builder is None:
         raise ArtifactError(f"unknown embedder kind {kind!r} in {artifact.path}/metadata.json; "
                             f"known: {', '.join(BUILDERS)}")
     embedder = builder(artifact, litert)
-    return FlipAveraged(embedder) if spec.get("flip") else embedder
+    return FlipAveraged(embedder) if spec.flip else embedder

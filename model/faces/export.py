@@ -251,7 +251,7 @@ def retune(folders: list[Path], data_dir: str | None = None) -> list[dict]:
         yale = yale_faces(data_dir, template=template)
         ids = facedata.split_identities(celeba.identities, 0)
         held_out = np.flatnonzero(celeba.usable & np.isin(celeba.identities, np.r_[ids["val"], ids["test"]]))
-        tensors = sorted({a.metadata["embedder"].get("base_output", "embeddings:0") for a in group} - {"input:0"})
+        tensors = sorted({a.embedder.base_output or "embeddings:0" for a in group} - {"input:0"})
         feats = _held_out_features(celeba.faces, held_out, tensors, graph_features)
         for artifact in group:
             meta = copy.deepcopy(artifact.metadata)

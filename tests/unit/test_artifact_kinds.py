@@ -76,9 +76,9 @@ def test_fusion_artifact_builds_its_parts_with_flip(tmp_path):
 def test_fusion_artifact_with_bad_parts_is_refused(tmp_path):
     from model.faces.fusion import embedder_block
 
-    spec, template, _ = embedder_block([("sface", 0.3), ("dlib", 0.7)], flip=False)
+    spec, template, dim = embedder_block([("sface", 0.3), ("dlib", 0.7)], flip=False)
     spec["parts"][1]["weight"] = 0.9  # weights no longer sum to 1
-    meta = {"model_version": "fusion-v1", "embedding_dim": 512, "metric": "cosine_distance",
+    meta = {"model_version": "fusion-v1", "embedding_dim": dim, "metric": "cosine_distance",
             "embedder": spec, "threshold": 0.5, "alignment": template.to_metadata()}
     (tmp_path / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="sum to 1"):

