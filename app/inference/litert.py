@@ -16,6 +16,7 @@ changes. Nothing in this module imports TensorFlow or Keras.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter
 
 from app.domain.vectors import l2_normalize
 from app.inference.backbones.dlib.weights import dat_sha256
@@ -139,8 +141,6 @@ def release_file_pages(path: Path) -> int:
     bytes released. The interpreter maps the .tflite file and XNNPACK packs the weights into its
     own memory, so the mapped copy (~60 MB for the default artefact) is not read again; a page
     that is read comes back from the page cache. Linux only; elsewhere nothing is done."""
-    import ctypes
-
     target = str(Path(path).resolve())
     try:
         maps = Path("/proc/self/maps").read_text().splitlines()
@@ -173,8 +173,6 @@ class LiteRTNet:
     """One .tflite net: float32 [N, S, S, 3] -> [N, D], run `invoke_size` faces at a time."""
 
     def __init__(self, path: Path, threads: int = 2, invoke_size: int = INVOKE_SIZE) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         self.path = Path(path)
         self.invoke_size = invoke_size
         self._interpreter = Interpreter(model_path=str(path), num_threads=threads)

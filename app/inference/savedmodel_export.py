@@ -20,6 +20,7 @@ import numpy as np
 
 from app.inference.fusion import crop_map
 from app.inference.litert import net_specs
+from app.inference.litert_build import keras_net
 
 
 def pil_affine_to_tf(m: np.ndarray) -> list[float]:
@@ -41,10 +42,8 @@ def _parts(artifact) -> list[dict]:
 
 
 def export_savedmodel(artifact, out_dir: Path) -> Path:
-    import keras
+    import keras  # here, not at the top: importing Keras loads TensorFlow
     import tensorflow as tf
-
-    from app.inference.litert_build import keras_net
 
     nets = [keras_net(s) for s in net_specs(artifact)]
     parts = _parts(artifact)

