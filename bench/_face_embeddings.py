@@ -51,7 +51,8 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     for the photos of `selection` (other rows, and rows without a face, are zero, found False)."""
     from app.core.config import Settings
     from app.domain.errors import DomainError
-    from app.inference.artifacts import build_embedder, load_artifact
+    from app.inference.artifacts import load_artifact
+    from app.inference.registry import build_embedder
     from app.vision.decode import DecodeLimits
     from app.vision.pipeline import EnrollRules, FacePipeline
     from model.common import paths
@@ -64,7 +65,7 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     # what makes the embeddings: the embedder's spec and its head file (not the thresholds,
     # which re-tuning rewrites in the same metadata.json)
     spec = json.dumps(artifact.metadata["embedder"], sort_keys=True).encode()
-    head_name = artifact.metadata["embedder"].get("head")
+    head_name = artifact.embedder.head
     head_bytes = (artifact.path / head_name).read_bytes() if head_name else b""
     meta_sha = hashlib.sha256(spec + head_bytes).hexdigest()
     todo = selection(celeba, facedata.split_identities(celeba.identities, 0))

@@ -60,7 +60,8 @@ class OursSystem:
 
     def __init__(self, artifact_dir: str) -> None:
         from app.core.config import Settings
-        from app.inference.artifacts import build_embedder, load_artifact
+        from app.inference.artifacts import load_artifact
+        from app.inference.registry import build_embedder
         from app.vision.decode import DecodeLimits
         from app.vision.detect import YuNetDetector
 
@@ -75,9 +76,9 @@ class OursSystem:
     def versions(self) -> dict:
         import app.vision.align as align
         import app.vision.detect as detect
-        from app.inference.facenet_graph import graph_sha256
+        from app.inference.backbones.facenet.graph import graph_sha256
 
-        head = self.artifact.metadata["embedder"].get("head")
+        head = self.artifact.embedder.head
         head_sha = _sha(self.artifact.path / head) if head else None
         from app.core.config import Settings
 
@@ -90,7 +91,7 @@ class OursSystem:
             service_t = self.artifact.threshold
         return {
             "model_version": self.artifact.model_version, "threshold": self.artifact.threshold,
-            "threshold_far_1e-3": self.artifact.metadata.get("threshold_far_1e-3"),
+            "threshold_far_1e-3": self.artifact.meta.threshold_far_1e3,
             "service_threshold": service_t,
             "threshold_policy": getattr(settings, "threshold_policy", "max_accuracy"),
             "graph_sha256": graph_sha256()[:12], "head_sha": head_sha,

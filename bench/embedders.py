@@ -46,7 +46,8 @@ def measure(version: str, repeats: int) -> dict:
 
     out["rss_tf_mib"] = _rss_mib()
     from app.core.config import Settings
-    from app.inference.artifacts import build_embedder, load_artifact
+    from app.inference.artifacts import load_artifact
+    from app.inference.registry import build_embedder
 
     t = time.perf_counter()
     artifact = load_artifact(Settings(model=version).model_dir())
@@ -121,9 +122,9 @@ LICENCES = {"facenet-graph": "MIT (davidsandberg/facenet; CASIA-WebFace)", "sfac
 
 
 def _base_file(spec: dict):
-    from app.inference.dlib_dat import dat_path
-    from app.inference.facenet_graph import graph_path
-    from app.inference.sface_onnx import onnx_path
+    from app.inference.backbones.dlib.weights import dat_path
+    from app.inference.backbones.facenet.graph import graph_path
+    from app.inference.backbones.sface.weights import onnx_path
 
     return {"sface-keras": onnx_path, "dlib-keras": dat_path}.get(spec.get("kind"), graph_path)()
 
@@ -159,7 +160,7 @@ def quality_table(rows: list[dict]) -> str:
             f"| {tar(ap['tar_at_far']['0.001'])} | {tar(ap['tar_at_far']['0.0001'])} "
             f"| {r['yale']['accuracy']:.4f} | {r['yale']['roc_auc']:.4f} "
             f"| {r['ms_per_face_b1']:.1f} / {r['ms_per_face_b32']:.1f} | {_weights_mb(art):.1f} "
-            f"| {LICENCES[art.metadata['embedder'].get('kind', 'facenet-graph')]} |")
+            f"| {LICENCES[art.embedder.kind or 'facenet-graph']} |")
     return "\n".join(lines)
 
 

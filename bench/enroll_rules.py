@@ -35,7 +35,8 @@ RATIO_BINS = (1.0, 1.25, 1.5, 1.75, 2.0, 3.0, 1e9)
 def main() -> int:
     from tqdm import tqdm
 
-    from app.inference.artifacts import build_embedder, load_artifact
+    from app.inference.artifacts import load_artifact
+    from app.inference.registry import build_embedder
     from app.vision.align import align_face
     from app.vision.decode import decode_image
     from app.vision.detect import YuNetDetector

@@ -55,7 +55,7 @@ def aligned_yale_faces(n: int) -> tuple[np.ndarray, object]:
 def on_device(device: str, artifact, faces: np.ndarray, repeats: int) -> tuple[np.ndarray, float]:
     import tensorflow as tf
 
-    from app.inference.artifacts import build_embedder
+    from app.inference.registry import build_embedder
 
     with tf.device(device):
         embedder = build_embedder(artifact)

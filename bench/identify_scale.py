@@ -53,7 +53,7 @@ MODEL_VERSION = "facenet-casia-base-v1"
 
 def real_embeddings() -> tuple[np.ndarray, np.ndarray]:
     """(embeddings, identities) of the CelebA subset's usable faces, through the service pipeline."""
-    from app.inference.facenet_graph import graph_sha256
+    from app.inference.backbones.facenet.graph import graph_sha256
     from model.common import paths
     from model.faces import data as facedata
 
@@ -63,7 +63,7 @@ def real_embeddings() -> tuple[np.ndarray, np.ndarray]:
     if cache.exists():
         z = np.load(cache)
         return z["embeddings"], z["identities"]
-    from app.inference.facenet_graph import EMBEDDING_DIM, INPUT_SIZE, FaceNetGraphEmbedder
+    from app.inference.backbones.facenet.graph import EMBEDDING_DIM, INPUT_SIZE, FaceNetGraphEmbedder
 
     detections = facedata.detect_all(celeba)
     usable = detections.found

@@ -31,7 +31,8 @@ def main() -> int:
 
     from app.domain import errors
     from app.core.config import Settings
-    from app.inference.artifacts import build_embedder, load_artifact
+    from app.inference.artifacts import load_artifact
+    from app.inference.registry import build_embedder
     from app.vision.decode import DecodeLimits
     from app.vision.detect import YuNetDetector
     from app.vision.pipeline import FacePipeline

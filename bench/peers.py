@@ -69,9 +69,9 @@ def our_systems(extra: list[str], baseline: Path | None = None, baseline_ref: st
     same = default_dir.resolve() == base_dir.resolve()
     out.append({"key": "default", "kind": "ours", "arg": str(default_dir), "version": d.model_version,
                 "label": f"ours default ({d.model_version})" + (" = base" if same else "")})
-    base_network = load_artifact(base_dir).metadata["embedder"].get("base")
+    base_network = load_artifact(base_dir).embedder.base
     # the base-only row shows what the trained head adds: only for a default on that base network
-    if not same and d.metadata["embedder"].get("base") == base_network:
+    if not same and d.embedder.base == base_network:
         out.append({"key": "base", "kind": "ours", "arg": str(base_dir), "version": BASE_VERSION,
                     "label": f"ours base-only ({BASE_VERSION})"})
     if baseline is not None:  # the build before YuNet (MTCNN): its own code, default artefact, thresholds

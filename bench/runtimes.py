@@ -129,7 +129,8 @@ def cosine_to_keras(n: int = 48) -> dict:
     from PIL import Image
 
     from app.core.config import load_settings
-    from app.inference.artifacts import build_embedder, load_artifact
+    from app.inference.artifacts import load_artifact
+    from app.inference.registry import build_embedder
     from app.inference.litert import LiteRTOptions
     from app.vision.align import align_face
     from app.vision.detect import YuNetDetector

@@ -137,7 +137,8 @@ def collect() -> dict:
     from tqdm import tqdm
 
     from app.core.config import Settings
-    from app.inference.artifacts import build_embedder, load_artifact
+    from app.inference.artifacts import load_artifact
+    from app.inference.registry import build_embedder
     from app.vision.align import align_face
     from app.vision.decode import decode_image
     from app.vision.detect import YuNetDetector

@@ -219,6 +219,7 @@ def calibrate(args) -> None:
     """Per-size impostor quantiles on the validation identities -> the artefact's metadata.json."""
     from app.domain.open_set import RATES_PER_DECADE
     from app.domain.templates import TemplateCalibration
+    from app.inference.metadata import ArtifactMetadata
 
     t0 = time.perf_counter()
     settings, artifact, verify_t, emb, ids, usable, enrollable, score, split, dups, wrong = _data()
@@ -240,7 +241,7 @@ def calibrate(args) -> None:
     rates = np.array([10 ** (j / RATES_PER_DECADE) for j in range(lo, hi + 1)])
     cal = TemplateCalibration.from_impostor_distances(by_size, rates)
     meta_path = artifact.path / "metadata.json"
-    meta = json.loads(meta_path.read_text())
+    meta = artifact.metadata
     meta["template_calibration"] = {
         **cal.to_dict(),
         "source": {"split": "val", "identities": len(people), "draws": args.draws,
@@ -248,7 +249,7 @@ def calibrate(args) -> None:
                    "pairs": "each template of k enrollable photos (random, per draw) against every photo "
                             "of the other validation identities"},
         "command": "python bench/templates.py " + " ".join(sys.argv[1:])}
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    ArtifactMetadata.model_validate(meta).write(artifact.path)
     for far_key in ("threshold_far_1e-3", "threshold_far_1e-4"):
         t = float(meta[far_key])
         print(f"  {far_key} {t}: " + ", ".join(f"k={k} {cal.threshold(t, k)}" for k in CAL_SIZES), flush=True)
@@ -262,8 +263,8 @@ def run(args) -> None:
     tail, cal = artifact.impostor_tail, artifact.template_calibration
     if tail is None:
         raise SystemExit("the artefact ships no impostor tail: no identify threshold to test")
-    shipped = {"threshold_far_1e-3": float(artifact.metadata["threshold_far_1e-3"]),
-               "threshold_far_1e-4": float(artifact.metadata["threshold_far_1e-4"])}
+    shipped = {"threshold_far_1e-3": artifact.threshold_for("far_1e-3"),
+               "threshold_far_1e-4": artifact.threshold_for("far_1e-4")}
     measured = dict(shipped)
     if cal is not None:
         for name, t in shipped.items():

@@ -46,7 +46,8 @@ def percentiles(values, qs=(50, 95)) -> dict:
 
 def accuracy_and_stages(model: str, n_same: int, seed: int, stage_samples: int) -> dict:
     from app.core.config import Settings
-    from app.inference.artifacts import build_embedder, load_artifact
+    from app.inference.artifacts import load_artifact
+    from app.inference.registry import build_embedder
     from app.vision.decode import DecodeLimits
     from app.vision.detect import YuNetDetector
     from app.vision.pipeline import FacePipeline

@@ -72,7 +72,7 @@ def model_artifact():
 
 @pytest.fixture(scope="session")
 def real_embedder(model_artifact):
-    from app.inference.artifacts import build_embedder
+    from app.inference.registry import build_embedder
 
     return build_embedder(model_artifact)
 
@@ -81,7 +81,7 @@ def real_embedder(model_artifact):
 def litert_embedder(model_artifact):
     """The default artefact on the LiteRT runtime, from the model cache (FACEAPI_MODEL_CACHE_DIR);
     missing files are built first, by the same subprocess `serve` would run."""
-    from app.inference.artifacts import build_embedder
+    from app.inference.registry import build_embedder
     from app.inference.litert import LiteRTOptions, missing_files
     from app.inference.runtimes import prepare_in_subprocess
 

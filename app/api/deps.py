@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -166,28 +167,59 @@ def _parse_json(body: bytes, model: type[BaseModel], names: tuple[str, ...] = ("
     return ImageRequest(emptied, images[names[0]], images)
 
 
-def image_request_body(json_model: type[BaseModel], form_fields: dict, required: list[str],
-                       names: tuple[str, ...] = ("image",), return_aligned: bool = True) -> dict:
-    """OpenAPI requestBody for endpoints that take multipart or JSON."""
-    files = {n: {"type": "string", "format": "binary"} for n in names}
-    extra = {"return_aligned": {"type": "boolean", "default": False}} if return_aligned else {}
+def image_request_body(json_model: type[BaseModel], names: tuple[str, ...] = ("image",)) -> dict:
+    """OpenAPI requestBody for endpoints that take multipart or JSON: both schemas come from
+    `json_model` (multipart_schema), so a field's limits are written once, in the model."""
     return {
         "requestBody": {
             "required": True,
             "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": [*names, *required],
-                        # the service refuses any other field (422), as the JSON models do
-                        "additionalProperties": False,
-                        "properties": {**files, **form_fields, **extra},
-                    }
-                },
+                "multipart/form-data": {"schema": multipart_schema(json_model, names)},
                 "application/json": {"schema": json_model.model_json_schema()},
             },
         }
     }
+
+
+def multipart_schema(json_model: type[BaseModel], names: tuple[str, ...] = ("image",)) -> dict:
+    """The multipart/form-data schema of `json_model`, as read_image_request parses it: each
+    `<name>_base64` field becomes the file field `<name>`; every other field is the model's own
+    JSON schema, as a form sends it (form_field). Required: the model's required fields (the file
+    fields in place of their base64 ones). The service refuses any other field (422), as the
+    JSON models do, hence additionalProperties false."""
+    schema = json_model.model_json_schema()
+    if "$defs" in schema:
+        raise TypeError(f"{json_model.__name__}: a multipart form has no nested models")
+    files = {f"{n}_base64": n for n in names}
+    missing = set(files) - set(schema["properties"])
+    if missing:
+        raise TypeError(f"{json_model.__name__} lacks the fields {sorted(missing)}")
+    properties = {files.get(name, name): ({"type": "string", "format": "binary"} if name in files
+                                         else form_field(field))
+                  for name, field in schema["properties"].items()}
+    return {"type": "object", "required": [files.get(n, n) for n in schema.get("required", [])],
+            "additionalProperties": False, "properties": properties}
+
+
+def form_field(field: dict) -> dict:
+    """A field's JSON schema as a multipart form sends it: an optional field (`X | None`) is
+    left out rather than sent as null, so its schema is X's (without a null default); a list
+    travels as text, its JSON (the model's before-validator parses it, e.g. face_box)."""
+    out = dict(field)
+    branches = out.pop("anyOf", None)
+    if branches is not None:
+        kept = [b for b in branches if b.get("type") != "null"]
+        if len(kept) != 1:
+            raise TypeError(f"a form field has one type besides null, not {branches}")
+        out = {**kept[0], **out}
+        if "default" in out and out["default"] is None:
+            del out["default"]
+    if out.get("type") in ("array", "object"):
+        text = {"type": "string", **{k: out[k] for k in ("title", "description") if k in out}}
+        if "examples" in out:
+            text["examples"] = [json.dumps(e) for e in out["examples"]]
+        out = text
+    return out
 
 
 def _base64_payload(text: str) -> str:

@@ -5,13 +5,12 @@ checks every example against its schema."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
 from app.domain import errors
 from app.core.config import ARTIFACTS_DIR, Settings
 from app.api.schemas import Problem
-from app.domain.templates import TemplateCalibration
+from app.inference.metadata import ArtifactMetadata
 
 _DEFAULT = {name: f.default for name, f in Settings.model_fields.items()}
 _DETAILS = {
@@ -120,12 +119,12 @@ def _shipped_default() -> tuple[str, float, float, dict[int, float]]:
     at import)."""
     fields = Settings.model_fields
     folder = ARTIFACTS_DIR / fields["model"].default
-    meta = json.loads((folder / "metadata.json").read_text())
-    t = meta["threshold_far_1e-3"]
-    cal = meta.get("template_calibration")
-    by_size = ({k: TemplateCalibration.from_dict(cal).threshold(t, k) for k in (1, 2, 3)} if cal
+    meta = ArtifactMetadata.read(folder)
+    t = meta.threshold_far_1e3
+    cal = meta.template_calibration
+    by_size = ({k: cal.calibration().threshold(t, k) for k in (1, 2, 3)} if cal
                else {k: t for k in (1, 2, 3)})
-    return meta["model_version"], t, meta["threshold"], by_size
+    return meta.model_version, t, meta.threshold, by_size
 
 
 _MODEL, _THRESHOLD, _THRESHOLD_MAX_ACC, _BY_SIZE = _shipped_default()

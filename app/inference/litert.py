@@ -16,6 +16,7 @@ changes. Nothing in this module imports TensorFlow or Keras.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
@@ -24,8 +25,11 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter
 
 from app.domain.vectors import l2_normalize
+from app.inference.backbones.dlib.weights import dat_sha256
+from app.inference.backbones.sface.weights import onnx_sha256
 from app.inference.embedder import check_faces
 
 log = logging.getLogger("app.inference")
@@ -80,13 +84,7 @@ class NetSpec:
     input_size: int
 
     def source_sha256(self) -> str:
-        if self.kind == "sface-keras":
-            from app.inference.sface_onnx import onnx_sha256
-
-            return onnx_sha256()
-        from app.inference.dlib_dat import dat_sha256
-
-        return dat_sha256()
+        return onnx_sha256() if self.kind == "sface-keras" else dat_sha256()
 
     def key(self, converter: str) -> dict:
         return {"kind": self.kind, "source_sha256": self.source_sha256(),
@@ -101,16 +99,18 @@ class NetSpec:
 def net_specs(artifact) -> list[NetSpec]:
     """The convertible nets of `artifact` (a ModelArtifact), in the order the embedder uses them;
     ValueError when it holds a kind that has no LiteRT build (e.g. the FaceNet graph)."""
-    def walk(spec: dict) -> list[NetSpec]:
-        kind = spec.get("kind", "facenet-graph")
+    def walk(spec) -> list[NetSpec]:  # an EmbedderSpec (app/inference/metadata.py)
+        kind = spec.kind or "facenet-graph"
         if kind == "fusion":
-            return [n for part in spec.get("parts") or () for n in walk(part)]
+            return [n for part in spec.parts or () for n in walk(part)]
         if kind not in CONVERTIBLE:
             raise ValueError(f"embedder kind {kind!r} has no LiteRT build (only {', '.join(CONVERTIBLE)})")
-        head = artifact.path / spec["head"] if spec.get("head") else None
-        return [NetSpec(kind, spec.get("base_output"), head, int(spec["input_size"]))]
+        if spec.input_size is None:
+            raise ValueError(f"embedder kind {kind!r} lacks input_size")
+        head = artifact.path / spec.head if spec.head else None
+        return [NetSpec(kind, spec.base_output, head, spec.input_size)]
 
-    return walk(artifact.metadata["embedder"])
+    return walk(artifact.embedder)
 
 
 def supports(artifact) -> bool:
@@ -141,8 +141,6 @@ def release_file_pages(path: Path) -> int:
     bytes released. The interpreter maps the .tflite file and XNNPACK packs the weights into its
     own memory, so the mapped copy (~60 MB for the default artefact) is not read again; a page
     that is read comes back from the page cache. Linux only; elsewhere nothing is done."""
-    import ctypes
-
     target = str(Path(path).resolve())
     try:
         maps = Path("/proc/self/maps").read_text().splitlines()
@@ -175,8 +173,6 @@ class LiteRTNet:
     """One .tflite net: float32 [N, S, S, 3] -> [N, D], run `invoke_size` faces at a time."""
 
     def __init__(self, path: Path, threads: int = 2, invoke_size: int = INVOKE_SIZE) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         self.path = Path(path)
         self.invoke_size = invoke_size
         self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
@@ -227,3 +223,11 @@ class LiteRTEmbedder:
             raise ValueError(f"{self._net.path.name} makes {out.shape[1]} values, the artefact says "
                              f"{self.embedding_dim}")
         return l2_normalize(out)
+
+
+def litert_embedder(artifact, options: LiteRTOptions) -> LiteRTEmbedder:
+    """The embedder of a one-net artefact (an SFace or dlib port, or one part of a fusion) from its
+    cached .tflite file; the caller has checked the artefact's base file."""
+    (net,) = net_specs(artifact)
+    return LiteRTEmbedder(cached_path(options.cache_dir, net), artifact.model_version, net.input_size,
+                          artifact.embedding_dim, options.threads, options.invoke_size)

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from app.domain.vectors import l2_normalize
+from app.inference.backbones.dlib.embedder import build_dlib_model
+from app.inference.backbones.sface.embedder import build_sface_model
 from app.inference.litert import LiteRTNet, NetSpec, cached_path, converter_version, net_specs
 
 MIN_COSINE = 0.9999
@@ -28,17 +30,13 @@ def keras_net(spec: NetSpec):
     """The Keras port of `spec`, as the in-process (keras) runtime builds it."""
     head = None
     if spec.head is not None:
-        import keras
+        import keras  # here, not at the top: importing Keras loads TensorFlow
 
         import app.inference.layers  # noqa: F401  registers the head's layers
 
         head = keras.saving.load_model(spec.head, compile=False)
     if spec.kind == "sface-keras":
-        from app.inference.sface import build_sface_model
-
         return build_sface_model(spec.base_output, head)
-    from app.inference.dlib_face import build_dlib_model
-
     return build_dlib_model(spec.base_output, head)
 
 

@@ -10,6 +10,9 @@ import numpy as np
 from app.domain.vectors import l2_normalize
 from app.inference.embedder import check_faces
 
+# Keras is imported inside the functions below, never at the top: importing it loads TensorFlow
+# (seconds, ~1 GB), which importing the registry (app/inference/registry.py) must not.
+
 # Faces per forward pass. SFace's first layers' activations are 112x112x64 floats per face, so a
 # batch of 32 in one pass raised the process RSS from ~750 to ~1,115 MB; passes of 8 kept it at
 # ~800 MB and were no slower per face on 2 CPU cores (bench/embedders.py, docs/models.md).

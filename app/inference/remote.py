@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import numpy as np
 from tenacity import (
     before_sleep_log, retry, retry_if_exception_type, stop_after_attempt, stop_after_delay,
     wait_exponential_jitter,
 )
 
-from app.inference.artifacts import ModelArtifact
 from app.domain.vectors import l2_normalize
+from app.inference.artifacts import ModelArtifact
 from app.inference.embedder import check_faces
 
 log = logging.getLogger("app.remote")
@@ -43,8 +44,6 @@ class TransientRemoteError(RemoteEmbedderError):
 class RemoteEmbedder:
     def __init__(self, url: str, artifact: ModelArtifact, *, signature: str = "serving_default",
                  timeout_s: float = 30.0, client=None) -> None:
-        import httpx
-
         self.url = url.rstrip("/")
         self.predict_url = self.url if self.url.endswith(":predict") else self.url + ":predict"
         self.signature = signature
@@ -70,8 +69,6 @@ class RemoteEmbedder:
            wait=wait_exponential_jitter(initial=0.2, max=2.0),
            before_sleep=before_sleep_log(log, logging.WARNING))
     def _predict(self, body: dict) -> dict:
-        import httpx
-
         try:
             r = self._client.post(self.predict_url, json=body)
         except httpx.TransportError as exc:  # network errors: say where, not a bare traceback

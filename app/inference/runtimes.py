@@ -24,8 +24,10 @@ from importlib import metadata
 
 from app.core.config import REPO_ROOT, Settings
 from app.inference import litert
-from app.inference.artifacts import ModelArtifact, build_embedder
+from app.inference.artifacts import ModelArtifact
 from app.inference.embedder import Embedder
+from app.inference.registry import build_embedder
+from app.inference.remote import RemoteEmbedder
 
 log = logging.getLogger("app.inference")
 
@@ -107,8 +109,6 @@ def prepare_in_subprocess(settings: Settings, artifact: ModelArtifact) -> None:
 def build_for(choice: RuntimeChoice, settings: Settings, artifact: ModelArtifact) -> Embedder:
     """The embedder of `artifact` on the chosen runtime (blocking: model load, maybe a build)."""
     if choice.name == "remote":
-        from app.inference.remote import RemoteEmbedder
-
         return RemoteEmbedder(settings.embedder_url, artifact)
     if choice.name == "keras":
         return build_embedder(artifact)

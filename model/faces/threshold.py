@@ -29,7 +29,7 @@ def tune_threshold(distances: dict[str, np.ndarray], labels: dict[str, np.ndarra
 
 def tune_base_threshold(data_dir: str | None, seed: int, n_pairs: int, version: str, out: Path) -> dict:
     """Embed the CelebA subset with the base graph, tune its threshold, write the artefact's metadata."""
-    from app.inference.facenet_graph import EMBEDDING_DIM, INPUT_SIZE, FaceNetGraphEmbedder, graph_sha256
+    from app.inference.backbones.facenet.graph import EMBEDDING_DIM, INPUT_SIZE, FaceNetGraphEmbedder, graph_sha256
 
     celeba = data.load_celeba(data_dir)
     det = data.detect_all(celeba)
@@ -129,7 +129,8 @@ def retune_all_pairs(folder: Path, data_dir: str | None, seed: int) -> dict:
     """The all-pairs statistics of an existing artefact (base or with a head), with the current
     detector, written into its metadata.json; the max-accuracy threshold and the balanced-pair
     metrics are left as they are."""
-    from app.inference.artifacts import build_embedder, load_artifact
+    from app.inference.artifacts import load_artifact
+    from app.inference.registry import build_embedder
 
     artifact = load_artifact(folder)
     celeba = data.load_celeba(data_dir)

@@ -14,7 +14,7 @@ AT_FAR = {"threshold": 0.52, "far": 0.0011, "tar": 0.7}
 def with_all_pairs(artifact: ModelArtifact) -> ModelArtifact:
     meta = copy.deepcopy(artifact.metadata)
     meta["metrics"]["test"]["all_pairs"] = {"threshold_far_1e-3": AT_FAR}
-    return ModelArtifact(artifact.path, meta)
+    return ModelArtifact.from_json(artifact.path, meta)
 
 
 def test_metrics_at_each_policy(model_artifact):
@@ -24,7 +24,7 @@ def test_metrics_at_each_policy(model_artifact):
     assert at_max["threshold"] == measured.threshold_for("max_accuracy") and at_max["measured_on"] == "balanced test pairs"
     bare = copy.deepcopy(model_artifact.metadata)
     bare["metrics"]["test"].pop("all_pairs", None)
-    assert ModelArtifact(model_artifact.path, bare).test_metrics_at("far_1e-3") is None
+    assert ModelArtifact.from_json(model_artifact.path, bare).test_metrics_at("far_1e-3") is None
 
 
 def test_model_info_shows_the_metrics_of_the_threshold_in_use(tmp_path, model_artifact):

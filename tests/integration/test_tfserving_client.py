@@ -102,7 +102,7 @@ def base_artifact():
 
 @pytest.fixture(scope="module")
 def base_embedder(base_artifact):
-    from app.inference.artifacts import build_embedder
+    from app.inference.registry import build_embedder
 
     return build_embedder(base_artifact)
 

@@ -1,5 +1,5 @@
 """Export -> the service: the head.keras and metadata.json that the export writes, loaded by the
-service's own code (app.inference.artifacts.build_embedder), give the in-memory head's
+service's own code (app.inference.registry.build_embedder), give the in-memory head's
 embeddings, and the SavedModel's serving signatures give the service's embeddings."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from app.inference.artifacts import build_embedder, load_artifact
+from app.inference.artifacts import load_artifact
+from app.inference.registry import build_embedder
 from model.common import paths
 from model.faces import export
 from model.faces import heads as face_heads

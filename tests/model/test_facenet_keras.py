@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.inference.facenet_graph import EMBEDDING_DIM, INPUT_SIZE, FaceNetGraphEmbedder, load_graph_function
+from app.inference.backbones.facenet.graph import EMBEDDING_DIM, INPUT_SIZE, FaceNetGraphEmbedder, load_graph_function
 from app.inference.layers import prewhiten
 from model.common.paths import data_dir
 from model.faces import facenet_keras as fk

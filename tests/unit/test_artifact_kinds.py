@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from app.inference.artifacts import ArtifactError, build_embedder, load_artifact
+from app.inference.artifacts import ArtifactError, load_artifact
+from app.inference.registry import build_embedder
 
 ARCFACE_112 = {"size": 112, "template": [[38.29, 51.70], [73.53, 51.50], [56.03, 71.74],
                                          [41.55, 92.37], [70.73, 92.20]]}
@@ -30,7 +31,7 @@ def test_sface_artifact_for_another_onnx_file_is_refused(tmp_path):
 
 
 def test_sface_artifact_builds_the_keras_port(tmp_path):
-    from app.inference.sface_onnx import onnx_sha256
+    from app.inference.backbones.sface.weights import onnx_sha256
 
     embedder = build_embedder(_artifact(tmp_path, {"kind": "sface-keras", "base_sha256": onnx_sha256()}))
     assert (embedder.model_version, embedder.embedding_dim, embedder.input_size) == ("x-v1", 128, 112)
@@ -75,9 +76,9 @@ def test_fusion_artifact_builds_its_parts_with_flip(tmp_path):
 def test_fusion_artifact_with_bad_parts_is_refused(tmp_path):
     from model.faces.fusion import embedder_block
 
-    spec, template, _ = embedder_block([("sface", 0.3), ("dlib", 0.7)], flip=False)
+    spec, template, dim = embedder_block([("sface", 0.3), ("dlib", 0.7)], flip=False)
     spec["parts"][1]["weight"] = 0.9  # weights no longer sum to 1
-    meta = {"model_version": "fusion-v1", "embedding_dim": 512, "metric": "cosine_distance",
+    meta = {"model_version": "fusion-v1", "embedding_dim": dim, "metric": "cosine_distance",
             "embedder": spec, "threshold": 0.5, "alignment": template.to_metadata()}
     (tmp_path / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="sum to 1"):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.inference.dlib_dat import dat_path
-from app.inference.dlib_face import DlibEmbedder
+from app.inference.backbones.dlib.weights import dat_path
+from app.inference.backbones.dlib.embedder import DlibEmbedder
 from app.domain.vectors import l2_normalize
 from app.core.wheel_files import installed_file
 from tests.conftest import DATA_DIR, YALE, require_data

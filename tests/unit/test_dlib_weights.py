@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.inference import dlib_dat, dlib_net
+from app.inference.backbones.dlib import net as dlib_net, weights as dlib_dat
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ from app.inference.artifacts import ModelArtifact
 from app.inference.remote import RemoteEmbedder, RemoteEmbedderError
 
 DIM, SIZE = 4, 8
-ARTIFACT = ModelArtifact(Path("."), {"model_version": "remote-test", "embedding_dim": DIM,
-                                      "embedder": {"input_size": SIZE}, "threshold": 0.5})
+ARTIFACT = ModelArtifact.from_json(Path("."), {
+    "model_version": "remote-test", "embedding_dim": DIM, "embedder": {"input_size": SIZE}, "threshold": 0.5,
+    "alignment": {"size": SIZE, "template": [[2, 3], [6, 3], [4, 5], [2, 7], [6, 7]]}})
 FACES = np.zeros((2, SIZE, SIZE, 3), np.uint8)
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from app.domain.vectors import l2_normalize
-from app.inference.sface import SFaceEmbedder
-from app.inference.sface_onnx import onnx_path
+from app.inference.backbones.sface.embedder import SFaceEmbedder
+from app.inference.backbones.sface.weights import onnx_path
 from tests.conftest import DATA_DIR, YALE
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.inference import sface_net, sface_onnx
+from app.inference.backbones.sface import net as sface_net, weights as sface_onnx
 
 
 @pytest.fixture(scope="module")

@@ -12,25 +12,13 @@ from app.storage.persons import FaceRecord, PersonRecord
 from app.services import faces as use_cases
 from app.vision.encode import png_base64
 from app.api.schemas import (
-    DISPLAY_NAME_PATTERN, PERSON_ID_PATTERN, EnrollJson, EnrollResponse, FaceInfo, PersonList, PersonPublic,
+    PERSON_ID_PATTERN, EnrollJson, EnrollResponse, FaceInfo, PersonList, PersonPublic,
 )
 from app.api.schemas import AddedFace, AddFaceJson, AddFaceResponse, FacePublic, PersonDetail
 
 router = APIRouter(tags=["persons"])
 PersonIdPath = Annotated[str, Path(pattern=PERSON_ID_PATTERN, max_length=128)]
 FaceIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="a face's id, as GET /persons/{person_id} lists")]
-
-# a multipart face_box: "[x, y, w, h]" or "x,y,w,h" (app/api/schemas.py parses both)
-FACE_BOX_FORM = {"face_box": {"type": "string", "example": "[120, 64, 88, 112]",
-                              "description": "[x, y, width, height] of the face to use, in the "
-                                             "photo's pixels, when the photo has several"}}
-ENROLL_FORM = {
-    "person_id": {"type": "string", "pattern": PERSON_ID_PATTERN, "maxLength": 128},
-    "display_name": {"type": "string", "maxLength": 256, "pattern": DISPLAY_NAME_PATTERN},
-    "replace": {"type": "boolean", "default": False},
-    **FACE_BOX_FORM,
-}
-
 
 def face_box(fields) -> tuple[float, float, float, float] | None:
     return tuple(fields.face_box) if fields.face_box is not None else None
@@ -62,7 +50,7 @@ def face_info(sample, with_aligned: bool = False) -> FaceInfo:
                 "apart the answer is 422 `multiple_faces`, listing every face in `candidates`: send "
                 "one's box as `face_box` to choose it. 409 if the person exists, unless "
                 "`replace=true` (their faces are all replaced by this one).",
-    openapi_extra=image_request_body(EnrollJson, ENROLL_FORM, ["person_id"]),
+    openapi_extra=image_request_body(EnrollJson),
 )
 async def enroll(request: Request, _: AdminDep, faces: FacesDep) -> EnrollResponse:
     req = await read_image_request(request, EnrollJson)
@@ -99,7 +87,7 @@ async def get_person(person_id: PersonIdPath, runtime: RuntimeDep, _: ClientDep)
     description="The same rules and refusals as /enroll (exactly one clear face). Stores the "
                 "photo's embedding (never the photo) and re-pools the person's reference embedding "
                 "from all their faces, in one transaction; `template_size` is the new number of faces.",
-    openapi_extra=image_request_body(AddFaceJson, FACE_BOX_FORM, []),
+    openapi_extra=image_request_body(AddFaceJson),
 )
 async def add_face(person_id: PersonIdPath, request: Request, _: AdminDep, faces: FacesDep) -> AddFaceResponse:
     req = await read_image_request(request, AddFaceJson)

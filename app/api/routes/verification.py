@@ -7,9 +7,9 @@ from fastapi import APIRouter, Request
 from app.api import examples
 from app.domain import errors
 from app.api.deps import ClientDep, FacesDep, image_request_body, read_image_request
-from app.api.routes.persons import FACE_BOX_FORM, face_box, face_info
+from app.api.routes.persons import face_box, face_info
 from app.api.schemas import (
-    PERSON_ID_PATTERN, CandidatePublic, CompareJson, CompareResponse, DetectedFacePublic, DetectJson,
+    CandidatePublic, CompareJson, CompareResponse, DetectedFacePublic, DetectJson,
     DetectResponse, FaceIdentity, IdentifyAllResponse, IdentifyJson, IdentifyResponse, VerifyJson,
     VerifyResponse,
 )
@@ -26,9 +26,7 @@ router = APIRouter(tags=["verification"])
     description="Uses the face of the person the photo is of (large, central, whole, clearly "
                 "detected), or the one at `face_box`. `match` is `distance <= threshold`; the "
                 "threshold and model version used are in every response.",
-    openapi_extra=image_request_body(
-        VerifyJson, {"person_id": {"type": "string", "pattern": PERSON_ID_PATTERN, "maxLength": 128},
-                     **FACE_BOX_FORM}, ["person_id"]),
+    openapi_extra=image_request_body(VerifyJson),
 )
 async def verify(request: Request, _: ClientDep, faces: FacesDep) -> VerifyResponse:
     req = await read_image_request(request, VerifyJson)
@@ -51,9 +49,7 @@ async def verify(request: Request, _: ClientDep, faces: FacesDep) -> VerifyRespo
                 "`all_faces=true` every face is identified (the FACEAPI_IDENTIFY_ALL_FACES_MAX "
                 "largest), each at the same threshold: the answer lists `faces` instead of one "
                 "`match`.",
-    openapi_extra=image_request_body(
-        IdentifyJson, {"top_k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 5},
-                       "all_faces": {"type": "boolean", "default": False}, **FACE_BOX_FORM}, []),
+    openapi_extra=image_request_body(IdentifyJson),
 )
 async def identify(request: Request, _: ClientDep, faces: FacesDep) -> IdentifyResponse | IdentifyAllResponse:
     req = await read_image_request(request, IdentifyJson)
@@ -86,7 +82,7 @@ async def identify(request: Request, _: ClientDep, faces: FacesDep) -> IdentifyR
                 "Nothing is enrolled or kept. Both photos travel in one request: together they "
                 "must fit the request body limit. A face refusal names the photo it is about "
                 "(`image`).",
-    openapi_extra=image_request_body(CompareJson, {}, [], names=("image_a", "image_b")),
+    openapi_extra=image_request_body(CompareJson, ("image_a", "image_b")),
 )
 async def compare(request: Request, _: ClientDep, faces: FacesDep) -> CompareResponse:
     req = await read_image_request(request, CompareJson, ("image_a", "image_b"))
@@ -105,7 +101,7 @@ async def compare(request: Request, _: ClientDep, faces: FacesDep) -> CompareRes
                 "`subject` is the face enroll, verify and identify would use, `ambiguous` says "
                 "enroll would refuse the photo (send that face's box as `face_box`). No "
                 "embedding is computed and nothing is stored.",
-    openapi_extra=image_request_body(DetectJson, {}, [], return_aligned=False),
+    openapi_extra=image_request_body(DetectJson),
 )
 async def detect(request: Request, _: ClientDep, faces: FacesDep) -> DetectResponse:
     req = await read_image_request(request, DetectJson)

