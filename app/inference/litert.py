@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from app.core.config import default_of
 from app.domain.vectors import l2_normalize
 from app.inference.backbones.dlib.weights import dat_sha256
 from app.inference.backbones.sface.weights import onnx_sha256
@@ -165,14 +166,14 @@ class LiteRTOptions:
     """Where the .tflite files are and how many threads each net gets."""
 
     cache_dir: Path
-    threads: int = 2
+    threads: int = default_of("litert_threads")
     invoke_size: int = INVOKE_SIZE
 
 
 class LiteRTNet:
     """One .tflite net: float32 [N, S, S, 3] -> [N, D], run `invoke_size` faces at a time."""
 
-    def __init__(self, path: Path, threads: int = 2, invoke_size: int = INVOKE_SIZE) -> None:
+    def __init__(self, path: Path, threads: int = default_of("litert_threads"), invoke_size: int = INVOKE_SIZE) -> None:
         self.path = Path(path)
         self.invoke_size = invoke_size
         self._interpreter = Interpreter(model_path=str(path), num_threads=threads)

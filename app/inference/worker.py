@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.core.config import default_of
 from app.domain import errors
 from app.inference.embedder import Embedder
 
@@ -49,7 +50,8 @@ class BatchingWorker:
     in detection): when none are, a lone face runs at once instead of waiting `max_wait_ms`
     for company that cannot come (with one client that wait was ~10 % of a /verify)."""
 
-    def __init__(self, embedder: Embedder, max_batch: int = 32, max_wait_ms: float = 5.0,
+    def __init__(self, embedder: Embedder, max_batch: int = default_of("batch_max_size"),
+                 max_wait_ms: float = default_of("batch_max_wait_ms"),
                  on_batch=None, max_queue: int = 0,
                  more_coming: Callable[[], bool] | None = None) -> None:
         self.embedder = embedder

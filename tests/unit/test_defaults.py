@@ -10,6 +10,8 @@ import pytest
 
 from app.api.connections import GuardedHttpToolsProtocol, guarded_protocol
 from app.core.config import Settings, body_bytes_for
+from app.inference.litert import LiteRTNet, LiteRTOptions
+from app.inference.worker import BatchingWorker
 from app.services.faces import FaceService
 from app.services.threshold import ThresholdPolicy
 from app.vision.decode import DecodeLimits
@@ -37,6 +39,7 @@ def parameter_default(fn, name: str):
     (DecodeLimits, "max_pixels", "max_pixels"),
     (DecodeLimits, "min_side", "min_image_side"),
     (ThresholdPolicy, "identify_fpir", "identify_fpir"),
+    (LiteRTOptions, "threads", "litert_threads"),
 ])
 def test_dataclass_default_is_the_settings_default(cls, field, setting):
     assert dataclass_default(cls, field) == settings_default(setting)
@@ -48,6 +51,9 @@ def test_dataclass_default_is_the_settings_default(cls, field, setting):
     (YuNetDetector.__init__, "input_side", "detect_max_side"),
     (guarded_protocol, "body_timeout_s", "request_body_timeout_s"),
     (guarded_protocol, "body_min_rate", "request_body_min_rate"),
+    (BatchingWorker.__init__, "max_batch", "batch_max_size"),
+    (BatchingWorker.__init__, "max_wait_ms", "batch_max_wait_ms"),
+    (LiteRTNet.__init__, "threads", "litert_threads"),
 ])
 def test_parameter_default_is_the_settings_default(fn, parameter, setting):
     assert parameter_default(fn, parameter) == settings_default(setting)
