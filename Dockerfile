@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Face-verification API. CPU TensorFlow by default; the compose `gpu` profile builds with
 #   --build-arg TF_PACKAGE="tensorflow[and-cuda]==2.21.0"
 FROM python:3.11-slim
