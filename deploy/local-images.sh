@@ -54,12 +54,12 @@ if need "$BASE"; then
     $NICE debootstrap --variant=minbase bookworm "$root" "$MIRROR" >/tmp/faceapi-debootstrap.log 2>&1 || {
         tail -20 /tmp/faceapi-debootstrap.log >&2; exit 1; }
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-    install -D -m 644 "$CA_BUNDLE" "$root/etc/ssl/certs/ca-certificates.crt"
+    install -D -m 644 "$CA_BUNDLE" "$root/etc/ssl/host-ca-bundle.crt"  # no package rewrites it
     tar -C "$root" -c . | docker import \
         -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         -c 'ENV LANG=C.UTF-8' \
-        -c 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
-        -c 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
+        -c 'ENV SSL_CERT_FILE=/etc/ssl/host-ca-bundle.crt' \
+        -c 'ENV PIP_CERT=/etc/ssl/host-ca-bundle.crt' \
         -c 'LABEL faceapi.standin=true' \
         -c 'CMD ["bash"]' - "$BASE" >/dev/null
     rm -rf "$root"; trap - EXIT
