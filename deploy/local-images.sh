@@ -14,7 +14,7 @@
 #
 # The versions inside differ from the real images' (Debian's nginx 1.22, the wheel's PostgreSQL
 # and pgvector); every stand-in carries the label faceapi.standin=true (see them with
-# `docker images --filter label=faceapi.standin=true`).
+# `docker images --filter label=faceapi.standin=true`; images built FROM them inherit it).
 #
 # Idempotent: an image that already exists under the name is left alone (real or stand-in);
 # --rebuild replaces the stand-ins. Usage: deploy/local-images.sh [--rebuild]
@@ -42,7 +42,7 @@ need() { [ "$REBUILD" = 1 ] && [ "$(docker image inspect -f '{{index .Config.Lab
 build() {  # build NAME DOCKERFILE [ARGS...]: the classic builder (BuildKit wants a registry for its frontend)
     local name=$1 file=$2; shift 2
     echo "building stand-in $name"
-    DOCKER_BUILDKIT=0 $NICE docker build -q --label faceapi.standin=true --build-arg BASE="$BASE" \
+    DOCKER_BUILDKIT=0 $NICE docker build -q --force-rm --label faceapi.standin=true --build-arg BASE="$BASE" \
         --build-arg PYTHON_IMAGE="$PYTHON_IMAGE" "$@" -t "$name" -f "$file" deploy/standin >/dev/null
 }
 
@@ -70,4 +70,6 @@ need "$PYTHON_IMAGE" && build "$PYTHON_IMAGE" deploy/standin/python.Dockerfile
 need "$PG_IMAGE" && build "$PG_IMAGE" deploy/standin/pgvector.Dockerfile --build-arg EMBEDDED_PG="$EMBEDDED_PG"
 need "$NGINX_IMAGE" && build "$NGINX_IMAGE" deploy/standin/nginx.Dockerfile
 
-docker images --filter label=faceapi.standin=true --format '{{.Repository}}:{{.Tag}}  {{.Size}}'
+for name in "$BASE" "$PYTHON_IMAGE" "$PG_IMAGE" "$NGINX_IMAGE"; do
+    docker image inspect -f "$name  {{.Size}} bytes  stand-in={{index .Config.Labels \"faceapi.standin\"}}" "$name"
+done

