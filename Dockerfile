@@ -30,10 +30,12 @@ COPY model/artifacts ./model/artifacts
 # then starts without the one-off build (TensorFlow stays out of the serving process either way)
 RUN python -m app models prepare
 
+# var/ (the LiteRT files built above included) belongs to the service user: another FACEAPI_MODEL
+# builds its files there at start, and a volume mounted on var/ starts with this ownership
 RUN groupadd --system --gid 10001 faceapi \
     && useradd --system --uid 10001 --gid 10001 --home-dir /srv/faceapi --shell /usr/sbin/nologin faceapi \
     && mkdir -p /srv/faceapi/var \
-    && chown faceapi:faceapi /srv/faceapi/var
+    && chown -R faceapi:faceapi /srv/faceapi/var
 USER 10001:10001
 
 EXPOSE 8000

@@ -212,6 +212,9 @@ def test_killing_a_replica_under_load_loses_no_request(stack):
         stop.set()
         for f in futures:
             f.result()
+    proxy_log = stack.compose("logs", "--no-color", "proxy")
+    print(f"/verify through the proxy: {len(done)} answered, {at_kill} before the kill; enrolls: "
+          f"{enrolled}; proxy errors logged: {proxy_log.count('[error]')}")
     failed = [d for d in done if d != (200, True)]
     assert not failed, f"{len(failed)} of {len(done)} /verify requests failed: {failed[:5]}"
     # every enroll that was answered 201 is stored; one in flight on the killed replica may have
