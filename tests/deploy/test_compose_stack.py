@@ -131,6 +131,11 @@ def test_ports_are_published_on_loopback_only(stack):
     assert httpx.get(f"{stack.url}/health/ready", timeout=10).status_code == 200
 
 
+def test_api_runs_as_its_user_which_owns_var(stack):
+    out = stack.compose("exec", "-T", "api", "sh", "-c", "id -u; stat -c %u /srv/faceapi/var /srv/faceapi/var/models")
+    assert out.split() == ["10001"] * 3, out
+
+
 def test_readme_walkthrough_through_the_proxy(stack):
     python = f"docker compose -p {stack.project} exec -T api python"
     steps = [step for _, step in walkthrough.all_steps()]
