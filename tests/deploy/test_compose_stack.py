@@ -136,6 +136,18 @@ def test_api_runs_as_its_user_which_owns_var(stack):
     assert out.split() == ["10001"] * 3, out
 
 
+def test_proxy_refuses_too_large_requests_as_the_service_does(stack):
+    from app.core.config import Settings
+
+    r = httpx.post(f"{stack.url}/verify", content=b"x" * (Settings().max_body_bytes + 1), timeout=30,
+                   headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json", r.text
+    assert r.json()["code"] == "payload_too_large"
+    r = httpx.get(f"{stack.url}/health/live", headers={"X-Big": "a" * (Settings().max_request_head_bytes + 1)},
+                  timeout=30)
+    assert r.status_code == 431 and r.json()["code"] == "request_header_too_large", r.text
+
+
 def test_readme_walkthrough_through_the_proxy(stack):
     python = f"docker compose -p {stack.project} exec -T api python"
     steps = [step for _, step in walkthrough.all_steps()]

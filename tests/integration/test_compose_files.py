@@ -111,6 +111,22 @@ def test_proxy_limits_are_the_settings_defaults():
     assert size == f"{s.max_request_head_bytes // 1024}k"
 
 
+def test_proxy_refusals_are_the_service_problems():
+    """What nginx refuses itself is answered with the error catalogue's code, status and title."""
+    import json
+
+    from app.domain import errors
+
+    catalogue = {e.code: e for e in vars(errors).values()
+                 if isinstance(e, type) and issubclass(e, errors.DomainError) and hasattr(e, "code")}
+    bodies = [json.loads(b.replace("$uri", "/x").replace("\\'", "'"))
+              for b in re.findall(r"return \d+ '(.*)';", NGINX_CONF.read_text())]
+    assert {b["code"] for b in bodies} == {"payload_too_large", "request_header_too_large", "request_timeout"}
+    for b in bodies:
+        e = catalogue[b["code"]]
+        assert (b["status"], b["title"], b["type"]) == (e.status, e.title, f"urn:faceapi:problem:{e.code}")
+
+
 def test_proxy_resends_only_routes_that_write_nothing():
     """nginx resends a POST to the other replica only where `non_idempotent` is given: those
     routes must be the ones that compute and compare without storing anything."""
