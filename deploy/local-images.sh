@@ -40,14 +40,20 @@ have() { docker image inspect "$1" >/dev/null 2>&1; }
 need() { [ "$REBUILD" = 1 ] && [ "$(docker image inspect -f '{{index .Config.Labels "faceapi.standin"}}' "$1" 2>/dev/null)" = true ] && return 0
          ! have "$1"; }
 build() {  # build NAME DOCKERFILE [ARGS...]: the classic builder (BuildKit wants a registry for its frontend)
-    local name=$1 file=$2; shift 2
+    local name=$1 file=$2 old; shift 2
+    old=$(docker image inspect -f '{{.Id}}' "$name" 2>/dev/null || true)
     echo "building stand-in $name"
     DOCKER_BUILDKIT=0 $NICE docker build -q --force-rm --label faceapi.standin=true --build-arg BASE="$BASE" \
         --build-arg PYTHON_IMAGE="$PYTHON_IMAGE" "$@" -t "$name" -f "$file" deploy/standin >/dev/null
+    drop "$old" "$name"
+}
+drop() {  # drop OLD_ID NAME: the stand-in that NAME named before a --rebuild, unless still in use
+    [ -n "$1" ] && [ "$1" != "$(docker image inspect -f '{{.Id}}' "$2")" ] && docker rmi "$1" >/dev/null 2>&1 || true
 }
 
 if need "$BASE"; then
     command -v debootstrap >/dev/null || { echo "debootstrap is missing (apt-get install debootstrap)" >&2; exit 1; }
+    old_base=$(docker image inspect -f '{{.Id}}' "$BASE" 2>/dev/null || true)
     root=$(mktemp -d /tmp/faceapi-rootfs.XXXXXX)
     trap 'rm -rf "$root"' EXIT
     echo "debootstrap bookworm (minbase) from $MIRROR"
@@ -69,6 +75,8 @@ fi
 need "$PYTHON_IMAGE" && build "$PYTHON_IMAGE" deploy/standin/python.Dockerfile
 need "$PG_IMAGE" && build "$PG_IMAGE" deploy/standin/pgvector.Dockerfile --build-arg EMBEDDED_PG="$EMBEDDED_PG"
 need "$NGINX_IMAGE" && build "$NGINX_IMAGE" deploy/standin/nginx.Dockerfile
+
+drop "${old_base:-}" "$BASE"  # after the images built on it
 
 for name in "$BASE" "$PYTHON_IMAGE" "$PG_IMAGE" "$NGINX_IMAGE"; do
     docker image inspect -f "$name  {{.Size}} bytes  stand-in={{index .Config.Labels \"faceapi.standin\"}}" "$name"
