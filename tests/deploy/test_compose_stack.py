@@ -232,6 +232,9 @@ def test_killing_a_replica_under_load_loses_no_request(stack):
     proxy_log = stack.compose("logs", "--no-color", "proxy")
     print(f"/verify through the proxy: {len(done)} answered, {at_kill} before the kill; enrolls: "
           f"{enrolled}; proxy errors logged: {proxy_log.count('[error]')}")
+    # the proxy did meet the dead replica (a failed connection or a dropped request, logged) ...
+    assert "[error]" in proxy_log and "upstream" in proxy_log, proxy_log[-3000:]
+    # ... and every /verify was still answered, by the other replica
     failed = [d for d in done if d != (200, True)]
     assert not failed, f"{len(failed)} of {len(done)} /verify requests failed: {failed[:5]}"
     # every enroll that was answered 201 is stored; one in flight on the killed replica may have
