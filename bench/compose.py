@@ -164,8 +164,8 @@ def main() -> int:
         "## Docker Compose stack (`bench/compose.py`)",
         "",
         f"`flock /tmp/timing.lock python bench/compose.py --clients {args.clients} --duration {args.duration:g}"
-        f"{' --write-docs' if args.write_docs else ''}` on {cpus} CPU cores (the images built beforehand;",
-        "docs/operations.md#docker-compose).",
+        f"{' --write-docs' if args.write_docs else ''}` on {cpus} CPU cores, the images built beforehand",
+        "([operations.md](operations.md#docker-compose)).",
         "",
         "| image | size (MB) |", "|---|---:|",
         *[f"| {n} | {s} |" for n, s in sizes.items()],
