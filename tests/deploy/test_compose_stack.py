@@ -104,9 +104,11 @@ def stack():
     images = subprocess.run([str(REPO_ROOT / "deploy" / "local-images.sh")], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=UP_TIMEOUT_S)
     assert images.returncode == 0, images.stdout + images.stderr
-    env = {**os.environ, "PROXY_PORT": str(_free_port()),
+    project = f"faceapi-test-{os.getpid()}"
+    # its own image tag too: a user's faceapi:0.1.0 is left as it is (the layers are shared)
+    env = {**os.environ, "PROXY_PORT": str(_free_port()), "API_IMAGE": f"faceapi:{project}",
            "POSTGRES_PASSWORD": secrets.token_hex(8), "FACEAPI_DATA_DIR": str(DATA_DIR)}
-    s = Stack(f"faceapi-test-{os.getpid()}", env)
+    s = Stack(project, env)
     try:
         s.compose("up", "-d", "--build", "--scale", "api=2", "--wait", "--wait-timeout",
                   str(UP_TIMEOUT_S), timeout=UP_TIMEOUT_S + 60)
@@ -114,6 +116,7 @@ def stack():
     finally:
         logs = s.compose("logs", "--no-color", "--tail", "40", check=False)
         s.compose("down", "-v", "--remove-orphans", check=False, timeout=180)
+        subprocess.run(["docker", "rmi", env["API_IMAGE"]], capture_output=True)
         print(logs[-6000:])
     left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={s.project}"],
                           capture_output=True, text=True).stdout.split()
