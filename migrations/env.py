@@ -2,11 +2,16 @@
 or from FACEAPI_DATABASE_URL."""
 
 from alembic import context
+from sqlalchemy import text
 
 from app.core.db import make_engine
 from app.storage.models import Base
 
 config = context.config
+# PostgreSQL advisory lock key taken for the whole upgrade: replicas that start together (docker
+# compose up --scale api=N runs `migrate` in each) take turns; the later ones find the head
+# already applied and do nothing.
+MIGRATION_LOCK = 0x66616365  # "face"
 target_metadata = Base.metadata
 
 
@@ -31,6 +36,9 @@ def run_migrations_online() -> None:
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=connection.dialect.name == "sqlite")
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # released at the transaction's end; the revision is read after it is held
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             context.run_migrations()
     engine.dispose()
 

@@ -37,6 +37,11 @@ def require_data(path: Path) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(config, items):
+    """The `compose` tests (Docker builds and a whole stack) run after every other test."""
+    items.sort(key=lambda item: item.get_closest_marker("compose") is not None)
+
+
 def pytest_report_header(config):
     return f"data: {DATA_DIR} ({'found' if DATA_DIR.is_dir() else 'MISSING'})"
 

@@ -1,6 +1,7 @@
-"""docker-compose.yml and the Dockerfile, checked without Docker (no daemon here): services,
-healthchecks, ports, start-up order, env names the settings really read, the start command,
-the non-root user, the HEALTHCHECK; and hadolint, when it is installed."""
+"""docker-compose.yml, the Dockerfile and the proxy's configuration, checked without Docker:
+services, healthchecks, ports (loopback only), start-up order, env names the settings really
+read, the start command, the non-root user, the HEALTHCHECK, the proxy's limits against the
+settings'; and hadolint, when it is installed. tests/deploy/test_compose_stack.py runs them."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from app.core.config import PREFIX, REPO_ROOT, Settings
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
+NGINX_CONF = REPO_ROOT / "deploy" / "nginx" / "faceapi.conf"
 SETTINGS_ENV = {PREFIX + name.upper() for name in Settings.model_fields}
 API_SERVICES = ("api", "api-gpu", "api-tfserving")
 
@@ -52,7 +54,10 @@ def test_db_is_pinned_pgvector_with_volume_and_healthcheck(compose):
     image, _, tag = db["image"].partition(":")
     assert image == "pgvector/pgvector" and re.fullmatch(r"\d+\.\d+\.\d+-pg18", tag), db["image"]
     assert any(v.split(":")[0] in compose["volumes"] for v in db["volumes"])
-    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    # over TCP (initdb's temporary server listens on the socket only), and a first initialisation
+    # inside start_period is not counted against the retries
+    assert "pg_isready -h 127.0.0.1" in " ".join(db["healthcheck"]["test"])
+    assert db["healthcheck"]["start_period"]
     env = db["environment"]
     assert env["POSTGRES_USER"] and env["POSTGRES_DB"] and "POSTGRES_PASSWORD" in env
 
@@ -66,15 +71,77 @@ def test_api_services_wiring(compose, name):
     assert re.search(r"python -m app migrate && exec python -m app serve --host 0\.0\.0\.0 --port 8000", cmd)
     assert "/health/ready" in " ".join(svc["healthcheck"]["test"])
     assert [p.split(":")[-1] for p in svc["ports"]] == ["8000"]
+    assert all(p.startswith("127.0.0.1:") for p in svc["ports"])
     url = svc["environment"]["FACEAPI_DATABASE_URL"]
     assert url.startswith("postgresql+psycopg://") and "@db:5432/" in url
     unknown = {k for k in svc["environment"] if k.startswith(PREFIX)} - SETTINGS_ENV
     assert not unknown, f"{name}: settings do not read {unknown}"
 
 
-def test_host_ports_do_not_clash(compose):
-    host_ports = [p.split(":")[0] for s in compose["services"].values() for p in s.get("ports", [])]
+def test_host_ports_do_not_clash_and_are_loopback_only(compose):
+    published = [p for s in compose["services"].values() for p in s.get("ports", [])]
+    assert all(p.startswith("127.0.0.1:") for p in published), published
+    host_ports = [p.split(":")[1] for p in published if p.split(":")[1]]  # "" is ephemeral
     assert len(host_ports) == len(set(host_ports))
+    # api replicas take ephemeral ports (docker compose up --scale api=N cannot share one)
+    assert compose["services"]["api"]["ports"] == ["127.0.0.1::8000"]
+
+
+def test_proxy_in_front_of_the_api(compose):
+    proxy = compose["services"]["proxy"]
+    assert "profiles" not in proxy  # part of plain `docker compose up`
+    assert proxy["image"].split(":")[0] == "nginx"
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
+    assert proxy["volumes"] == ["./deploy/nginx/faceapi.conf:/etc/nginx/conf.d/default.conf:ro"]
+    assert proxy["ports"] == ["127.0.0.1:${PROXY_PORT:-8000}:80"]
+    conf = NGINX_CONF.read_text()
+    assert re.search(r"server api:8000\b", conf) and "listen 80;" in conf
+
+
+def _directive(conf: str, name: str) -> str:
+    return re.search(rf"^\s*{name}\s+([^;]+);", conf, re.M).group(1)
+
+
+def test_proxy_limits_are_the_settings_defaults():
+    conf, s = NGINX_CONF.read_text(), Settings()
+    assert _directive(conf, "client_header_timeout") == f"{s.request_head_timeout_s:g}s"
+    assert _directive(conf, "client_body_timeout") == f"{s.request_body_idle_timeout_s:g}s"
+    assert _directive(conf, "client_max_body_size") == str(s.max_body_bytes)
+    count, size = _directive(conf, "large_client_header_buffers").split()
+    assert size == f"{s.max_request_head_bytes // 1024}k"
+
+
+def test_proxy_refusals_are_the_service_problems():
+    """What nginx refuses itself is answered with the error catalogue's code, status and title."""
+    import json
+
+    from app.domain import errors
+
+    catalogue = {e.code: e for e in vars(errors).values()
+                 if isinstance(e, type) and issubclass(e, errors.DomainError) and hasattr(e, "code")}
+    bodies = [json.loads(b.replace("$uri", "/x").replace("\\'", "'"))
+              for b in re.findall(r"return \d+ '(.*)';", NGINX_CONF.read_text())]
+    assert {b["code"] for b in bodies} == {"payload_too_large", "request_header_too_large", "request_timeout"}
+    for b in bodies:
+        e = catalogue[b["code"]]
+        assert (b["status"], b["title"], b["type"]) == (e.status, e.title, f"urn:faceapi:problem:{e.code}")
+
+
+def test_proxy_resends_only_routes_that_write_nothing():
+    """nginx resends a POST to the other replica only where `non_idempotent` is given: those
+    routes must be the ones that compute and compare without storing anything."""
+    from app.api.routes import persons, verification
+
+    conf = NGINX_CONF.read_text()
+    retried = re.findall(r"location ~ \^/\(([^)]*)\)\$ \{\s*proxy_next_upstream [^;]*non_idempotent;", conf)
+    assert len(retried) == 1 and conf.count("non_idempotent") == 1
+    paths = {"/" + p for p in retried[0].split("|")}
+    assert paths == {"/verify", "/identify", "/compare", "/detect"}
+    routes = {r.path: r.methods for r in verification.router.routes}
+    assert all(routes.get(p) == {"POST"} for p in paths), routes
+    # the routes that write (enroll, add or delete a face or a person) are not among them
+    writes = {r.path for r in persons.router.routes if r.methods & {"POST", "PUT", "PATCH", "DELETE"}}
+    assert writes and not paths & writes, writes
 
 
 def test_gpu_profile_reserves_an_nvidia_gpu_and_builds_gpu_tensorflow(compose):
@@ -116,6 +183,8 @@ def test_env_example_names_are_settings():
 
 
 def test_dockerfile(dockerfile):
+    # no `# syntax=` line: BuildKit would fetch a frontend image from a registry for it
+    assert not DOCKERFILE.read_text().startswith("# syntax=")
     frm = _instr(dockerfile, "FROM")
     assert len(frm) == 1 and frm[0].split()[1].startswith("python:3.11-slim")
     # dependencies installed from the lock file before the code is copied (a cached layer)
