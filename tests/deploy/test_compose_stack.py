@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from app.core.config import REPO_ROOT
-from app.storage.persons import PersonStore
+from app.storage.search import PgvectorSearch
 from tests.conftest import DATA_DIR, YALE, require_data
 from tests.docs import walkthrough
 
@@ -177,9 +177,9 @@ def test_enrolled_through_one_replica_is_known_to_the_other(stack):
                    data={"top_k": "1"}, files={"image": ("b.png", photo, "image/png")})
     assert r.status_code == 200, r.text
     assert r.json()["match"]["person_id"] == "replica-subject05", r.text
-    # each replica re-reads the gallery's size at most PersonStore.COUNT_MAX_AGE_S old: after
+    # each replica re-reads the gallery's size at most PgvectorSearch.COUNT_MAX_AGE_S old: after
     # that both state the same N and so the same identify threshold
-    time.sleep(PersonStore.COUNT_MAX_AGE_S + 1)
+    time.sleep(PgvectorSearch.COUNT_MAX_AGE_S + 1)
     infos = [httpx.get(f"{u}/model", timeout=30).json()["identify"] for u in (one, two)]
     assert infos[0]["gallery_size"] == infos[1]["gallery_size"] >= 1, infos
     assert infos[0]["threshold"] == infos[1]["threshold"], infos
