@@ -69,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(settings)
     report_progress(app, args.host, args.port)
     raise_open_files_limit()
-    # proxy_headers=False: the client address (failed-key budget, logs) is the connecting one,
-    # as README says; uvicorn's default took X-Forwarded-For from any local client, so one
-    # could dodge the wrong-key limit with a new made-up address per request
+    # The client address (failed-key budget, body share, logs) is the connecting one unless
+    # FACEAPI_FORWARDED_ALLOW_IPS names a proxy in front: uvicorn's default took X-Forwarded-For
+    # from any local client, so one could dodge the wrong-key limit with a made-up address
+    trusted = settings.forwarded_allow_ips
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, timeout_graceful_shutdown=30,
-                http=protocol_for(settings), proxy_headers=False)
+                http=protocol_for(settings), proxy_headers=bool(trusted),
+                forwarded_allow_ips=trusted or None)
     return 0
 
 

@@ -10,6 +10,7 @@ must not silently leave the default in force.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -155,6 +156,10 @@ class Settings(BaseSettings):
     auth_failures_per_minute: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=30, description="wrong keys per client address and minute; past it a key already "
         "known to be wrong is 429 without a database lookup (a valid key is always checked)")
+    forwarded_allow_ips: str = Field(
+        default="", description="peers whose X-Forwarded-For names the client (the failed-key "
+        "budget, the per-client body share, logs): comma-separated IPs or CIDRs of a reverse proxy "
+        "in front, or * when only a proxy can reach the service; empty: the connecting address")
     cors_origins: list[str] = Field(default_factory=list, description="JSON list of allowed "
                                     "browser origins; empty: CORS off")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -169,6 +174,21 @@ class Settings(BaseSettings):
         if not (v.startswith("sqlite") or v.startswith("postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return v
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _addresses(cls, v: str) -> str:
+        entries = []
+        for entry in (e.strip() for e in v.split(",") if e.strip()):
+            try:  # uvicorn reads networks strictly: 10.1.2.3/8 is written 10.0.0.0/8
+                entries.append(entry if entry == "*" else
+                               str(ipaddress.ip_network(entry, strict=False)) if "/" in entry else
+                               str(ipaddress.ip_address(entry)))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address, a CIDR or *") from None
+        if "*" in entries and len(entries) > 1:
+            raise ValueError("* trusts every peer: give it alone")
+        return ",".join(entries)
 
     @field_validator("store_photos")
     @classmethod

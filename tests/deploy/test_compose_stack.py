@@ -106,7 +106,9 @@ def stack():
     assert images.returncode == 0, images.stdout + images.stderr
     project = f"faceapi-test-{os.getpid()}"
     # its own image tag too: a user's faceapi:0.1.0 is left as it is (the layers are shared)
-    env = {**os.environ, "PROXY_PORT": str(_free_port()), "API_IMAGE": f"faceapi:{project}",
+    # and each replica on a loopback port of its own (deploy/compose.replica-ports.yml)
+    env = {**os.environ, "COMPOSE_FILE": "docker-compose.yml:deploy/compose.replica-ports.yml",
+           "PROXY_PORT": str(_free_port()), "API_IMAGE": f"faceapi:{project}",
            "POSTGRES_PASSWORD": secrets.token_hex(8), "FACEAPI_DATA_DIR": str(DATA_DIR)}
     s = Stack(project, env)
     try:
@@ -246,3 +248,26 @@ def test_killing_a_replica_under_load_loses_no_request(stack):
               for pid, code in enrolled.items() if code == 201}
     assert stored and set(stored.values()) == {200}, stored
     assert set(enrolled.values()) <= {201, 502}, enrolled
+
+
+def test_behind_the_proxy_each_client_address_has_its_own_wrong_key_budget(stack):
+    """The replicas take the client's address from nginx (X-Forwarded-For, trusted: only the
+    proxy reaches them), which sets it to the peer it sees, whatever the client wrote there. So
+    this host's wrong keys, each with a new made-up X-Forwarded-For, use up this host's budget
+    only; a client in another container, at another address, still gets its own 401."""
+    from app.core.config import Settings
+
+    budget = Settings().auth_failures_per_minute
+    mine = [httpx.get(f"{stack.url}/persons", timeout=30,
+                      headers={"X-API-Key": "fa_wrong", "X-Forwarded-For": f"203.0.113.{i}"}).status_code
+            for i in range(budget + 3)]
+    assert set(mine[:budget]) == {401} and set(mine[budget + 1:]) == {429}, mine
+    other = subprocess.run(
+        ["docker", "run", "--rm", "--network", f"{stack.project}_default", "python:3.11-slim",
+         "python", "-c", "import urllib.request as u, urllib.error as e\n"
+         "try: u.urlopen(u.Request('http://proxy/persons', headers={'X-API-Key': 'fa_wrong'}), timeout=30)\n"
+         "except e.HTTPError as x: print(x.code)"],
+        capture_output=True, text=True, timeout=120)
+    assert other.stdout.strip() == "401", other.stdout + other.stderr
+    again = httpx.get(f"{stack.url}/persons", headers={"X-API-Key": "fa_wrong"}, timeout=30)
+    assert again.status_code == 429, again.text

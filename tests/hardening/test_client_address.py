@@ -1,7 +1,7 @@
-"""The wrong-key budget is per connecting address, as README says, against the real server
-process (`python -m app serve`): a client cannot reset it by sending a made-up
-X-Forwarded-For (or Forwarded) with each request. Uvicorn trusts X-Forwarded-For from
-loopback peers by default, so before this every local client could."""
+"""The wrong-key budget is per client address, against the real server process (`python -m app
+serve`): by default the connecting one, so a client cannot reset it by sending a made-up
+X-Forwarded-For (or Forwarded) with each request (uvicorn's own default trusted it from
+loopback peers); behind a proxy named by FACEAPI_FORWARDED_ALLOW_IPS, the one it forwards."""
 
 from __future__ import annotations
 
@@ -17,15 +17,17 @@ from tests.conftest import migrated_sqlite_url
 from tests.hardening.test_slow_clients import free_port
 
 
-def test_made_up_forwarded_addresses_do_not_reset_the_wrong_key_budget(tmp_path):
+def _wrong_key_statuses(tmp_path, forwarded: list[dict], **env: str) -> list[int]:
+    """The answers of the real server (`python -m app serve`, a budget of 5 wrong keys a
+    minute) to one wrong-key request per entry of `forwarded` (the proxy headers it carries)."""
     url = migrated_sqlite_url(tmp_path)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEAPI_")}
-    env.update(FACEAPI_DATABASE_URL=url, FACEAPI_LOG_LEVEL="WARNING", TF_CPP_MIN_LOG_LEVEL="2",
-               FACEAPI_AUTH_FAILURES_PER_MINUTE="5")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FACEAPI_")}
+    clean.update(FACEAPI_DATABASE_URL=url, FACEAPI_LOG_LEVEL="WARNING", TF_CPP_MIN_LOG_LEVEL="2",
+                 FACEAPI_AUTH_FAILURES_PER_MINUTE="5", **env)
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port)],
-                            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=REPO_ROOT, env=clean, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -36,15 +38,29 @@ def test_made_up_forwarded_addresses_do_not_reset_the_wrong_key_budget(tmp_path)
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        statuses = []
-        for i in range(20):
-            spoof = {"X-Forwarded-For": f"203.0.113.{i}", "Forwarded": f"for=198.51.100.{i}"}
-            statuses.append(httpx.get(base + "/persons", headers={"X-API-Key": "fa_wrong", **spoof}).status_code)
+        return [httpx.get(base + "/persons", headers={"X-API-Key": "fa_wrong", **h}).status_code
+                for h in forwarded]
     finally:
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+def test_made_up_forwarded_addresses_do_not_reset_the_wrong_key_budget(tmp_path):
+    statuses = _wrong_key_statuses(tmp_path, [
+        {"X-Forwarded-For": f"203.0.113.{i}", "Forwarded": f"for=198.51.100.{i}"} for i in range(20)])
     assert statuses[:5] == [401] * 5 and set(statuses[6:]) == {429}, statuses
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(tmp_path):
+    """With FACEAPI_FORWARDED_ALLOW_IPS naming the proxy (here the test, on loopback), the
+    client is the address the proxy appended last: one client's wrong keys use up its budget
+    only, and a made-up address it puts before its own changes nothing."""
+    first = [{"X-Forwarded-For": f"198.51.100.{i}, 203.0.113.7"} for i in range(8)]
+    other = [{"X-Forwarded-For": "203.0.113.8"}] * 3
+    statuses = _wrong_key_statuses(tmp_path, first + other, FACEAPI_FORWARDED_ALLOW_IPS="127.0.0.1")
+    assert statuses[:5] == [401] * 5 and set(statuses[5:8]) == {429}, statuses
+    assert statuses[8:] == [401] * 3, statuses
 
 
 def test_wrong_keys_from_an_address_never_lock_out_its_valid_keys(tmp_path):

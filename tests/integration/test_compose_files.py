@@ -70,8 +70,9 @@ def test_api_services_wiring(compose, name):
     cmd = " ".join(svc["command"])
     assert re.search(r"python -m app migrate && exec python -m app serve --host 0\.0\.0\.0 --port 8000", cmd)
     assert "/health/ready" in " ".join(svc["healthcheck"]["test"])
-    assert [p.split(":")[-1] for p in svc["ports"]] == ["8000"]
-    assert all(p.startswith("127.0.0.1:") for p in svc["ports"])
+    ports = svc.get("ports", [])  # `api` has none: it sits behind the proxy
+    assert [p.split(":")[-1] for p in ports] == ([] if name == "api" else ["8000"])
+    assert all(p.startswith("127.0.0.1:") for p in ports)
     url = svc["environment"]["FACEAPI_DATABASE_URL"]
     assert url.startswith("postgresql+psycopg://") and "@db:5432/" in url
     unknown = {k for k in svc["environment"] if k.startswith(PREFIX)} - SETTINGS_ENV
@@ -83,8 +84,18 @@ def test_host_ports_do_not_clash_and_are_loopback_only(compose):
     assert all(p.startswith("127.0.0.1:") for p in published), published
     host_ports = [p.split(":")[1] for p in published if p.split(":")[1]]  # "" is ephemeral
     assert len(host_ports) == len(set(host_ports))
-    # api replicas take ephemeral ports (docker compose up --scale api=N cannot share one)
-    assert compose["services"]["api"]["ports"] == ["127.0.0.1::8000"]
+    # only the proxy reaches the api replicas; tests publish each on an ephemeral loopback port
+    assert "ports" not in compose["services"]["api"]
+    replica_ports = yaml.safe_load((REPO_ROOT / "deploy" / "compose.replica-ports.yml").read_text())
+    assert replica_ports["services"]["api"]["ports"] == ["127.0.0.1::8000"]
+
+
+def test_the_api_takes_the_client_address_the_proxy_sees(compose):
+    """The replicas trust X-Forwarded-For from any peer, which is safe only because nginx is
+    their one way in and overwrites the header with the address it sees."""
+    assert compose["services"]["api"]["environment"]["FACEAPI_FORWARDED_ALLOW_IPS"] == "*"
+    headers = re.findall(r"proxy_set_header\s+X-Forwarded-For\s+(\S+);", NGINX_CONF.read_text())
+    assert headers == ["$remote_addr"], headers
 
 
 def test_proxy_in_front_of_the_api(compose):
