@@ -160,7 +160,9 @@ def test_gpu_profile_reserves_an_nvidia_gpu_and_builds_gpu_tensorflow(compose):
     device = svc["deploy"]["resources"]["reservations"]["devices"][0]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
     assert svc["build"]["args"]["TF_PACKAGE"].startswith("tensorflow[and-cuda]==")
-    assert compose["services"]["api"]["build"]["args"]["TF_PACKAGE"].startswith("tensorflow-cpu==")
+    assert svc["build"]["args"]["WITH_TENSORFLOW"] == "true"  # the keras runtime on the GPU
+    api = compose["services"]["api"]["build"]["args"]
+    assert api["TF_PACKAGE"].startswith("tensorflow-cpu==") and api["WITH_TENSORFLOW"] == "false"
 
 
 def test_tfserving_profile(compose):
@@ -196,8 +198,15 @@ def test_env_example_names_are_settings():
 def test_dockerfile(dockerfile):
     # no `# syntax=` line: BuildKit would fetch a frontend image from a registry for it
     assert not DOCKERFILE.read_text().startswith("# syntax=")
+    # two stages on the same base: `build` (TensorFlow) converts the nets, the final image runs them
     frm = _instr(dockerfile, "FROM")
-    assert len(frm) == 1 and frm[0].split()[1].startswith("python:3.11-slim")
+    assert len(frm) == 2 and all(f.split()[1].startswith("python:3.11-slim") for f in frm)
+    assert frm[0].split()[2:] == ["AS", "build"] and len(frm[1].split()) == 2
+    final = dockerfile[dockerfile.index(frm[1]):]
+    assert "RUN python -m app models prepare" in dockerfile[:dockerfile.index(frm[1])]
+    # the final image leaves TensorFlow and Keras out unless asked, and takes the converted files
+    assert "ARG WITH_TENSORFLOW=false" in final
+    assert any("COPY --from=build" in ln and "/srv/faceapi/var" in ln for ln in final)
     # dependencies installed from the lock file before the code is copied (a cached layer)
     install = next(i for i, ln in enumerate(dockerfile) if "pip install" in ln)
     assert "-c requirements.lock" in dockerfile[install]
