@@ -31,7 +31,16 @@ def installed_file(source: str, relative_path: str) -> Path:
     raise FileNotFoundError(f"{relative_path} not found in the installed {distribution}: {hint}")
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read a MiB at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 @cache
 def installed_sha256(source: str, relative_path: str) -> str:
     """SHA-256 of an installed weight file (read once a process): what an artefact was built on."""
-    return hashlib.sha256(installed_file(source, relative_path).read_bytes()).hexdigest()
+    return file_sha256(installed_file(source, relative_path))

@@ -33,6 +33,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from app.core.config import default_of
+from app.core.wheel_files import file_sha256
 from app.domain.vectors import l2_normalize
 from app.inference.backbones.dlib.weights import dat_sha256
 from app.inference.backbones.sface.weights import onnx_sha256
@@ -92,14 +93,6 @@ def manifest_converter(cache_dir: Path) -> str | None:
     return converter if isinstance(converter, str) and converter else None
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class NetSpec:
     """One net of an artefact to convert: its kind, cut and head, and its source file's hash."""
@@ -114,7 +107,7 @@ class NetSpec:
 
     def key(self, converter: str) -> dict:
         return {"kind": self.kind, "source_sha256": self.source_sha256(),
-                "head_sha256": _file_sha256(self.head) if self.head else None,
+                "head_sha256": file_sha256(self.head) if self.head else None,
                 "base_output": self.base_output, "converter": converter, "format": BUILD_FORMAT}
 
     def file_name(self, converter: str) -> str:
