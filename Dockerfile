@@ -16,7 +16,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /srv/faceapi
 
 # The direct dependencies come from pyproject.toml (TensorFlow swapped for TF_PACKAGE), every
-# version from requirements.lock, the tree CI tested.
+# version from requirements.lock, the tree CI tested. Unlike the final stage's line, this one
+# does not read WITH_TENSORFLOW: a build arg reaches every stage, and this stage always needs TF.
 COPY pyproject.toml requirements.lock ./
 RUN python -c "import tomllib, os; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; tf = os.environ['TF_PACKAGE']; open('/tmp/deps.txt', 'w').write('\n'.join(tf if d.startswith('tensorflow-cpu') else d for d in deps))" \
     && pip install -c requirements.lock -r /tmp/deps.txt \
