@@ -5,45 +5,19 @@ loopback peers); behind a proxy named by FACEAPI_FORWARDED_ALLOW_IPS, the one it
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-
 import httpx
 
-from app.core.config import REPO_ROOT
 from tests.conftest import migrated_sqlite_url
-from tests.hardening.test_slow_clients import free_port
+from tests.hardening.serving import serve
 
 
-def _wrong_key_statuses(tmp_path, forwarded: list[dict], **env: str) -> list[int]:
+def _wrong_key_statuses(tmp_path, forwarded: list[dict], **settings: str) -> list[int]:
     """The answers of the real server (`python -m app serve`, a budget of 5 wrong keys a
     minute) to one wrong-key request per entry of `forwarded` (the proxy headers it carries)."""
-    url = migrated_sqlite_url(tmp_path)
-    port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("FACEAPI_")}
-    clean.update(FACEAPI_DATABASE_URL=url, FACEAPI_LOG_LEVEL="WARNING", TF_CPP_MIN_LOG_LEVEL="2",
-                 FACEAPI_AUTH_FAILURES_PER_MINUTE="5", **env)
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port)],
-                            cwd=REPO_ROOT, env=clean, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:  # keys need only the database: no need to wait for the model
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            try:
-                if httpx.get(base + "/health/live", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        return [httpx.get(base + "/persons", headers={"X-API-Key": "fa_wrong", **h}).status_code
+    with serve(tmp_path, migrated_sqlite_url(tmp_path), wait_for="/health/live",  # keys need no model
+               auth_failures_per_minute="5", log_level="WARNING", **settings) as served:
+        return [httpx.get(served.base_url + "/persons", headers={"X-API-Key": "fa_wrong", **h}).status_code
                 for h in forwarded]
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
 
 
 def test_made_up_forwarded_addresses_do_not_reset_the_wrong_key_budget(tmp_path):
@@ -58,7 +32,7 @@ def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(tmp_pat
     only, and a made-up address it puts before its own changes nothing."""
     first = [{"X-Forwarded-For": f"198.51.100.{i}, 203.0.113.7"} for i in range(8)]
     other = [{"X-Forwarded-For": "203.0.113.8"}] * 3
-    statuses = _wrong_key_statuses(tmp_path, first + other, FACEAPI_FORWARDED_ALLOW_IPS="127.0.0.1")
+    statuses = _wrong_key_statuses(tmp_path, first + other, forwarded_allow_ips="127.0.0.1")
     assert statuses[:5] == [401] * 5 and set(statuses[5:8]) == {429}, statuses
     assert statuses[8:] == [401] * 3, statuses
 
@@ -67,7 +41,6 @@ def test_wrong_keys_from_an_address_never_lock_out_its_valid_keys(tmp_path):
     """Behind a proxy or NAT every client shares one address: 35 wrong keys from it (a
     scanner's, or one misconfigured client's) must not turn away the valid keys of others."""
     from tests.conftest import add_keys
-    from tests.hardening.serving import serve
 
     url = migrated_sqlite_url(tmp_path)
     admin_key, client_key = add_keys(url)
