@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.domain.vectors import l2_normalize
 from model.common import metrics
 from model.faces import data as facedata
 from model.faces.config import FaceTuneConfig
 from model.faces.dlib import dlib_features, dlib_template
 from model.faces.evaluation import evaluate_embeddings
 from model.faces.faceset import celeba_faces, yale_faces
-from model.faces.fusion import flip_average, fuse, fused_features, l2
+from model.faces.fusion import flip_average, fuse, fused_features
 from model.faces.sface import arcface_template, sface_features
 
 
@@ -87,7 +88,7 @@ def embeddings(feats: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     for base in ("sface", "dlib"):
         c, y = feats[base]["celeba"], feats[base]["yale"]
-        out[base] = (l2(c[0]), l2(y[0]))
+        out[base] = (l2_normalize(c[0]), l2_normalize(y[0]))
         out[f"{base}+flip"] = (flip_average(*c), flip_average(*y))
     return out
 

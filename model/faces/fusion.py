@@ -43,18 +43,15 @@ def part_specs() -> dict[str, tuple[dict, object]]:
 SFACE_WEIGHT = 0.3  # chosen on validation identities (python -m model faces candidates)
 
 
-l2 = l2_normalize
-
-
 def flip_average(orig: np.ndarray, flipped: np.ndarray) -> np.ndarray:
     """Flip test-time augmentation: l2(l2(face) + l2(mirror)), as app/inference/flip.py computes."""
-    return l2(l2(orig) + l2(flipped))
+    return l2_normalize(l2_normalize(orig) + l2_normalize(flipped))
 
 
 def fuse(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
     """[sqrt(w) a, sqrt(1 - w) b] of the L2-normalised parts: unit length, and its cosine
     similarity is w cos_a + (1 - w) cos_b."""
-    return np.concatenate([np.sqrt(w) * l2(a), np.sqrt(1.0 - w) * l2(b)], axis=-1)
+    return np.concatenate([np.sqrt(w) * l2_normalize(a), np.sqrt(1.0 - w) * l2_normalize(b)], axis=-1)
 
 
 def fused_features(sface_set, cache: Path | None = None) -> np.ndarray:
