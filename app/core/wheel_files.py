@@ -27,7 +27,11 @@ def installed_file(source: str, relative_path: str) -> Path:
         raise FileNotFoundError(f"{relative_path} comes from the {distribution} wheel: {hint}") from None
     for f in dist.files or ():
         if str(f) == relative_path:
-            return Path(dist.locate_file(f))
+            path = Path(dist.locate_file(f))
+            if not path.is_file():  # e.g. removed from a slim image that does not run this model
+                raise FileNotFoundError(f"{relative_path} of the installed {distribution} is missing: "
+                                        f"pip install --force-reinstall {source}")
+            return path
     raise FileNotFoundError(f"{relative_path} not found in the installed {distribution}: {hint}")
 
 
