@@ -180,7 +180,7 @@ class AllPairs(_Part):
 
 
 class SplitMetrics(_Part):
-    """A split's balanced pairs scored at `threshold` (model/common/metrics.py: VerificationReport)."""
+    """A split's balanced pairs scored at `threshold` (the trainer's VerificationReport is this model)."""
 
     pairs: int
     same_pairs: int

@@ -7,9 +7,11 @@ more alike) and a boolean label ``same``; a pair is accepted as a match when
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
+
+from app.inference.metadata import SplitMetrics
 
 
 @dataclass(frozen=True)
@@ -85,19 +87,12 @@ def tar_at_far(distances: np.ndarray, same: np.ndarray, target_far: float) -> fl
     return float(roc.tar[ok[-1]])
 
 
-@dataclass(frozen=True)
-class VerificationReport:
-    pairs: int
-    same_pairs: int
-    threshold: float
-    accuracy: float
-    roc_auc: float
-    tar_at_far_1e3: float
-    far_at_threshold: float
-    tar_at_threshold: float
+class VerificationReport(SplitMetrics):
+    """A threshold's figures on scored pairs: the fields of an artefact's `metrics` entry, which
+    the service's metadata model owns."""
 
     def to_dict(self) -> dict:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.to_json().items()}
 
 
 def evaluate_at(distances: np.ndarray, same: np.ndarray, threshold: float) -> VerificationReport:
