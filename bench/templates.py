@@ -144,33 +144,45 @@ def one_to_one(people: People, draws: int, seed: int, thresholds: dict[str, obje
     return out
 
 
-def one_to_n(people: People, n: int, galleries: int, seed: int, tail, verify_t: float, cal) -> dict:
-    """FNIR / FPIR of random galleries of n people with templates of k photos, by k."""
-    rng = np.random.default_rng([seed, n])
-    t_service = identify_threshold(tail, TARGET_FPIR, n, verify_t)
-    per_k = {k: {"mated_best": [], "mated_ok": [], "stranger_best": []} for k in KS}
-    draws = max(1, galleries // 25)  # templates re-drawn every 25 galleries
+def nearest_in_galleries(people: People, n: int, galleries: int, rng, scores) -> dict:
+    """Random galleries of n people, templates re-drawn every 25 galleries; for each probe the
+    gallery person with the highest score. `scores(templates, probe_embeddings)` gives, once per
+    draw, {key: (probes, people) scores}. Returns {key: (mated_best, mated_ok, stranger_best)}:
+    the best score of every mated probe, whether it is the probe's own person, and the best score
+    of every stranger."""
+    acc: dict = {}
+    draws = max(1, galleries // 25)
     for g in range(galleries):
         if g % (galleries // draws) == 0:
             templates, probes, owner = people.draw(rng)
-            sims = {k: people.emb[probes] @ templates[k].T for k in KS}
+            by_key = scores(templates, people.emb[probes])
         gallery = rng.choice(len(people), n, replace=False)
         inside = np.isin(owner, gallery)
         col = np.full(len(people), -1)
         col[gallery] = np.arange(n)
-        for k in KS:
-            d = 1.0 - sims[k][:, gallery]
-            nearest = d.argmin(1)
-            best = d[np.arange(len(d)), nearest]
-            per_k[k]["mated_best"].append(best[inside])
-            per_k[k]["mated_ok"].append(nearest[inside] == col[owner[inside]])
-            per_k[k]["stranger_best"].append(best[~inside])
+        for key, s in by_key.items():
+            s = s[:, gallery]
+            nearest = s.argmax(1)
+            best = s[np.arange(len(s)), nearest]
+            a = acc.setdefault(key, ([], [], []))
+            a[0].append(best[inside])
+            a[1].append(nearest[inside] == col[owner[inside]])
+            a[2].append(best[~inside])
+    return {key: tuple(map(np.concatenate, a)) for key, a in acc.items()}
+
+
+def one_to_n(people: People, n: int, galleries: int, seed: int, tail, verify_t: float, cal) -> dict:
+    """FNIR / FPIR of random galleries of n people with templates of k photos, by k."""
+    rng = np.random.default_rng([seed, n])
+    t_service = identify_threshold(tail, TARGET_FPIR, n, verify_t)
+    # scores are negated cosine distances: the nearest is the highest, and negation is exact
+    nearest = nearest_in_galleries(people, n, galleries, rng,
+                                   lambda templates, q: {k: -(1.0 - q @ templates[k].T) for k in KS})
     out = {"n": n, "galleries": galleries, "service_threshold": round(t_service.threshold, 5),
            "threshold_source": t_service.source}
     for k in KS:
-        mb = np.concatenate(per_k[k]["mated_best"])
-        ok = np.concatenate(per_k[k]["mated_ok"])
-        sb = np.sort(np.concatenate(per_k[k]["stranger_best"]))
+        mated_best, ok, stranger_best = nearest[k]
+        mb, sb = -mated_best, np.sort(-stranger_best)
         t_oracle = float(sb[int(TARGET_FPIR * len(sb))])  # measured FPIR <= 0.01 below it
         row = {"mated": int(len(mb)), "strangers": int(len(sb)), "oracle_threshold": round(t_oracle, 4),
                "fnir_at_measured_fpir_0.01": round(float(np.mean(~(ok & (mb < t_oracle)))), 4)}

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from templates import KS, TARGET_FPIR, People, _data  # noqa: E402
+from templates import KS, TARGET_FPIR, People, _data, nearest_in_galleries  # noqa: E402
 
 OUT = REPO / "var" / "bench" / "templates" / "ceiling.json"
 ROWS = (("test", 10), ("test", 50), ("test+train", 10), ("test+train", 200))
@@ -90,52 +90,42 @@ def onnx_embeddings(path: Path) -> np.ndarray:
     return emb
 
 
-def normalised(raw: np.ndarray, q: np.ndarray, t: np.ndarray, cohort: np.ndarray, top: int | None) -> dict:
-    """Z-, T- and S-norm of the (probes, templates) cosines `raw` against `cohort`."""
-    def stats(x):
-        c = x @ cohort.T
-        if top:
-            c = -np.sort(-c, axis=1)[:, :top]
-        return c.mean(1), c.std(1)
+def cohort_stats(x: np.ndarray, cohort: np.ndarray, top: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread of each row's cosine to the cohort (to its `top` nearest, if given)."""
+    c = x @ cohort.T
+    if top:
+        c = -np.sort(-c, axis=1)[:, :top]
+    return c.mean(1), c.std(1)
 
-    (mq, sq), (mt, st) = stats(q), stats(t)
-    z = (raw - mq[:, None]) / sq[:, None]
-    tn = (raw - mt[None, :]) / st[None, :]
-    return {"znorm": z, "tnorm": tn, "snorm": (z + tn) / 2}
+
+def rule_scores(cohort: np.ndarray | None):
+    """scores(templates, probes) -> {(rule, k): (probes, people) scores}: the cosine, and with a
+    cohort its Z-, T- and S-norm over the whole cohort and over each face's COHORT_TOP nearest."""
+    tops = {None: "", COHORT_TOP: f" top-{COHORT_TOP}"} if cohort is not None else {}
+
+    def scores(templates, q):
+        probe = {top: cohort_stats(q, cohort, top) for top in tops}  # once per draw, not per k
+        out = {}
+        for k in KS:
+            raw = q @ templates[k].T
+            out[("cosine", k)] = raw
+            for top, tag in tops.items():
+                (mq, sq), (mt, st) = probe[top], cohort_stats(templates[k], cohort, top)
+                z = (raw - mq[:, None]) / sq[:, None]
+                tn = (raw - mt[None, :]) / st[None, :]
+                out.update({("znorm" + tag, k): z, ("tnorm" + tag, k): tn, ("snorm" + tag, k): (z + tn) / 2})
+        return out
+
+    return scores
 
 
 def ceiling(people: People, n: int, galleries: int, seed: int, cohort: np.ndarray | None) -> dict:
-    """Oracle FNIR at measured FPIR 0.01, by score rule and k, over random galleries of n people."""
+    """Oracle FNIR at measured FPIR 0.01, by score rule and k, over random galleries of n people
+    (bench/templates.py's galleries: the same draws as its 1:N rows for the same seed)."""
     rng = np.random.default_rng([seed, n])
-    acc: dict = {}
-    draws = max(1, galleries // 25)
-    for g in range(galleries):
-        if g % (galleries // draws) == 0:
-            templates, probes, owner = people.draw(rng)
-            q = people.emb[probes]
-            scores = {}
-            for k in KS:
-                raw = q @ templates[k].T
-                scores[("cosine", k)] = raw
-                if cohort is not None:
-                    for top, tag in ((None, ""), (COHORT_TOP, f" top-{COHORT_TOP}")):
-                        for rule, s in normalised(raw, q, templates[k], cohort, top).items():
-                            scores[(rule + tag, k)] = s
-        gallery = rng.choice(len(people), n, replace=False)
-        inside = np.isin(owner, gallery)
-        col = np.full(len(people), -1)
-        col[gallery] = np.arange(n)
-        for key, s in scores.items():
-            s = s[:, gallery]
-            nearest = s.argmax(1)
-            best = s[np.arange(len(s)), nearest]
-            a = acc.setdefault(key, ([], [], []))
-            a[0].append(best[inside])
-            a[1].append(nearest[inside] == col[owner[inside]])
-            a[2].append(best[~inside])
     out: dict = {}
-    for (rule, k), (mb, ok, sb) in acc.items():
-        mb, ok, sb = np.concatenate(mb), np.concatenate(ok), -np.sort(-np.concatenate(sb))
+    for (rule, k), (mb, ok, sb) in nearest_in_galleries(people, n, galleries, rng, rule_scores(cohort)).items():
+        sb = -np.sort(-sb)
         t = sb[int(TARGET_FPIR * len(sb))]  # strangers above it: at most 1 %
         out.setdefault(rule, {})[str(k)] = round(float(np.mean(~(ok & (mb > t)))), 4)
     return out
