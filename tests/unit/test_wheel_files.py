@@ -16,9 +16,9 @@ def weights_dist(tmp_path, monkeypatch):
     (info / "RECORD").write_text("weights_demo/present.bin,,\nweights_demo/removed.bin,,\n")
     (tmp_path / "weights_demo").mkdir()
     (tmp_path / "weights_demo" / "present.bin").write_bytes(b"\x00" * 10)
-    dist = metadata.PathDistribution(info)
+    dist, installed = metadata.PathDistribution(info), metadata.distribution
     monkeypatch.setattr(wheel_files.metadata, "distribution",
-                        lambda name: dist if name == "weights-demo" else metadata.distribution(name))
+                        lambda name: dist if name == "weights-demo" else installed(name))
     return tmp_path
 
 
