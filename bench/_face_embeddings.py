@@ -34,6 +34,17 @@ def _detector():
     return detect.YuNetDetector(input_side=s.detect_max_side)
 
 
+def pipeline(settings, alignment, detector=None):
+    """The service's face pipeline for `alignment`: its detector, decode limits and enroll rules,
+    from `settings`."""
+    from app.vision.decode import DecodeLimits
+    from app.vision.pipeline import EnrollRules, FacePipeline
+
+    limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels, settings.min_image_side)
+    rules = EnrollRules(settings.min_face_size, settings.enroll_min_score, settings.enroll_dominance_ratio)
+    return FacePipeline(detector or _detector(), limits, alignment, rules)
+
+
 TRAIN_PHOTOS_PER_IDENTITY = 8  # training identities only make up gallery size: fewer photos
 
 
@@ -53,8 +64,6 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     from app.domain.errors import DomainError
     from app.inference.artifacts import load_artifact
     from app.inference.registry import build_embedder
-    from app.vision.decode import DecodeLimits
-    from app.vision.pipeline import EnrollRules, FacePipeline
     from model.common import paths
     from model.faces import data as facedata
 
@@ -74,10 +83,7 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
     cache = paths.cache_dir() / f"fpir_celeba_{type(detector).__name__}_{artifact.model_version}_{key}.npz"
     if cache.exists():
         return dict(np.load(cache))
-    pipeline = FacePipeline(detector, DecodeLimits(settings.max_upload_bytes, settings.max_pixels,
-                                                   settings.min_image_side), artifact.alignment,
-                            EnrollRules(settings.min_face_size, settings.enroll_min_score,
-                                        settings.enroll_dominance_ratio))
+    faces = pipeline(settings, artifact.alignment, detector)
     n = len(celeba.files)
     partial = cache.with_suffix(".partial.npz")  # detection is slow: resume after an interruption
     if partial.exists():
@@ -92,7 +98,7 @@ def celeba_embeddings(model: str | None = None, data_dir: str | None = None) -> 
 
     def extract(i: int) -> None:
         try:
-            s = pipeline.extract(celeba.path(i).read_bytes(), enroll=False)
+            s = faces.extract(celeba.path(i).read_bytes(), enroll=False)
         except DomainError:
             return
         aligned[i], found[i], faces[i] = s.aligned, True, s.faces_detected

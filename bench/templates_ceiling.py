@@ -47,19 +47,15 @@ COHORT_TOP = 100
 def onnx_embeddings(path: Path) -> np.ndarray:
     """(n photos, d) embeddings of the CelebA selection through an ArcFace-layout ONNX file."""
     import cv2
-    from _face_embeddings import _detector, selection
+    from _face_embeddings import pipeline, selection
 
     from app.core.config import Settings
     from app.domain.errors import DomainError
     from app.inference.artifacts import load_artifact
-    from app.vision.decode import DecodeLimits
-    from app.vision.pipeline import EnrollRules, FacePipeline
     from model.faces import data as facedata
 
     s = Settings(_env_file=None, model="sface-2021dec-base-v1")
-    pipe = FacePipeline(_detector(), DecodeLimits(s.max_upload_bytes, s.max_pixels, s.min_image_side),
-                        load_artifact(s.model_dir()).alignment,
-                        EnrollRules(s.min_face_size, s.enroll_min_score, s.enroll_dominance_ratio))
+    pipe = pipeline(s, load_artifact(s.model_dir()).alignment)
     celeba = facedata.load_celeba(None)
     todo = selection(celeba, facedata.split_identities(celeba.identities, 0))
     aligned = np.zeros((len(celeba.files), 112, 112, 3), np.uint8)
